@@ -1,0 +1,94 @@
+//! PyO3 bindings: the `phicorpus._core` extension module.
+//!
+//! Inputs are extracted while attached to the interpreter (borrowing `str` data without copying),
+//! then the batch work runs detached (`py.detach`) on the rayon pool. Long calls work in chunks and
+//! re-attach between them to call `check_signals`, so Ctrl-C interrupts them.
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PyNotImplementedError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use crate::error::Error;
+
+mod dedup;
+mod filter;
+mod tokenize;
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        let msg = err.to_string();
+        match err {
+            Error::Io { .. } => PyOSError::new_err(msg),
+            Error::Format { .. } | Error::InvalidArgument(_) => PyValueError::new_err(msg),
+            Error::Unsupported(_) => PyNotImplementedError::new_err(msg),
+            Error::Interrupted => PyKeyboardInterrupt::new_err(msg),
+        }
+    }
+}
+
+/// Documents per chunk between two signal checks in long batch calls.
+pub(crate) const SIGNAL_CHUNK: usize = 4096;
+
+/// Borrow the UTF-8 data of every `str` in `texts` (a list or any sequence of str).
+///
+/// The returned `Bound` values keep the strings alive; `as_strs` turns them into `&str` slices
+/// that can cross into `py.detach`.
+pub(crate) fn extract_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    if let Ok(list) = texts.cast::<PyList>() {
+        let mut out = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            out.push(item.cast_into::<PyString>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!("texts[{i}] is not a str"))
+            })?);
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::new();
+    for (i, item) in texts.try_iter()?.enumerate() {
+        out.push(item?.cast_into::<PyString>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!("texts[{i}] is not a str"))
+        })?);
+    }
+    Ok(out)
+}
+
+/// `&str` views of extracted strings. Fails on strings that are not valid UTF-8 (lone
+/// surrogates), naming the index.
+pub(crate) fn as_strs<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
+    strings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.to_str().map_err(|e| {
+                PyValueError::new_err(format!("texts[{i}] is not valid UTF-8 text: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// Run `f` over `items` in chunks of [`SIGNAL_CHUNK`], detached from the interpreter, checking
+/// for Ctrl-C between chunks. `f` maps one chunk to its results, in order.
+pub(crate) fn run_chunked<T, R, F>(py: Python<'_>, items: &[T], f: F) -> PyResult<Vec<R>>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&[T]) -> Vec<R> + Sync,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(SIGNAL_CHUNK.max(1)) {
+        let part = py.detach(|| f(chunk));
+        out.extend(part);
+        py.check_signals()?;
+    }
+    Ok(out)
+}
+
+/// The `phicorpus._core` module.
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    tokenize::register(m)?;
+    dedup::register(m)?;
+    filter::register(m)?;
+    Ok(())
+}
