@@ -10,6 +10,7 @@
 pub mod dedup;
 pub mod error;
 pub mod filter;
+pub mod parallel;
 pub mod tokenize;
 pub mod unicode;
 
