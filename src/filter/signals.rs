@@ -1,0 +1,577 @@
+//! The quality signals of one document, computed in one pass over its lines and words.
+//!
+//! Every signal is defined in `src/filter/mod.rs` (and the Python docstrings); ratios whose
+//! denominator is zero are 0.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use rustc_hash::FxHashSet;
+
+use super::text::{
+    char_len, count_sentences, for_each_word, line_runs, lines, lstrip, paragraphs,
+    remove_citations, rstrip, strip,
+};
+use crate::unicode::is_letter;
+
+/// Word n-gram sizes of the "top n-gram" signals.
+pub const TOP_NGRAMS: std::ops::RangeInclusive<usize> = 2..=4;
+/// Word n-gram sizes of the "duplicated n-gram" signals.
+pub const DUP_NGRAMS: std::ops::RangeInclusive<usize> = 5..=10;
+
+/// Signals of one document (see [`SIGNAL_NAMES`] for the column order and meaning).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    // Gopher repetition
+    pub dup_para_frac: f64,
+    pub dup_para_char_frac: f64,
+    pub dup_line_frac: f64,
+    pub dup_line_char_frac: f64,
+    /// Indexed by n - 2.
+    pub top_ngram_char_frac: [f64; 3],
+    /// Indexed by n - 5.
+    pub dup_ngram_char_frac: [f64; 6],
+    // Gopher quality
+    pub n_chars: u64,
+    pub n_words: u64,
+    pub n_non_symbol_words: u64,
+    pub mean_word_length: f64,
+    pub hash_word_ratio: f64,
+    pub ellipsis_word_ratio: f64,
+    pub bullet_line_frac: f64,
+    pub ellipsis_line_frac: f64,
+    pub alpha_word_frac: f64,
+    pub stop_word_count: u64,
+    // C4
+    pub c4_lines_kept_frac: f64,
+    pub c4_sentences: u64,
+    pub c4_lorem_ipsum: bool,
+    pub c4_curly_bracket: bool,
+    pub c4_too_long_word_lines: u64,
+    // FineWeb
+    pub fineweb_lines: u64,
+    pub fineweb_line_punct_ratio: f64,
+    pub fineweb_short_line_ratio: f64,
+    pub fineweb_char_dup_ratio: f64,
+    pub fineweb_newline_word_ratio: f64,
+}
+
+/// Column names, in the order the bindings return them.
+pub const SIGNAL_NAMES: [&str; 33] = [
+    "dup_para_frac",
+    "dup_para_char_frac",
+    "dup_line_frac",
+    "dup_line_char_frac",
+    "top_2_gram_char_frac",
+    "top_3_gram_char_frac",
+    "top_4_gram_char_frac",
+    "dup_5_gram_char_frac",
+    "dup_6_gram_char_frac",
+    "dup_7_gram_char_frac",
+    "dup_8_gram_char_frac",
+    "dup_9_gram_char_frac",
+    "dup_10_gram_char_frac",
+    "n_chars",
+    "n_words",
+    "n_non_symbol_words",
+    "mean_word_length",
+    "hash_word_ratio",
+    "ellipsis_word_ratio",
+    "bullet_line_frac",
+    "ellipsis_line_frac",
+    "alpha_word_frac",
+    "stop_word_count",
+    "c4_lines_kept_frac",
+    "c4_sentences",
+    "c4_lorem_ipsum",
+    "c4_curly_bracket",
+    "c4_too_long_word_lines",
+    "fineweb_lines",
+    "fineweb_line_punct_ratio",
+    "fineweb_short_line_ratio",
+    "fineweb_char_dup_ratio",
+    "fineweb_newline_word_ratio",
+];
+
+/// Gopher's stop words (matched case-sensitively against whole words).
+pub const STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
+
+/// C4: lines with a word longer than this (in characters) are dropped.
+pub const C4_MAX_WORD_CHARS: usize = 1000;
+/// C4: lines with fewer words are dropped.
+pub const C4_MIN_WORDS_PER_LINE: usize = 3;
+/// C4: lines containing one of these (lowercased) are dropped.
+pub const C4_POLICY: [&str; 6] = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
+/// FineWeb: lines of at most this many characters are short.
+pub const FINEWEB_SHORT_LINE_CHARS: usize = 30;
+
+#[inline]
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+/// Pass-through hasher for keys that carry their own 64-bit hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("IdHasher only hashes u64 keys")
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h;
+    }
+}
+
+type IdBuild = BuildHasherDefault<IdHasher>;
+
+/// An n-gram as a slice of words; equal when the words are equal (as `" ".join(words)` is, since
+/// words hold no whitespace).
+struct Tuple<'a> {
+    hash: u64,
+    words: &'a [&'a str],
+}
+
+impl Hash for Tuple<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+impl PartialEq for Tuple<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash && self.words == o.words
+    }
+}
+impl Eq for Tuple<'_> {}
+
+/// An n-gram compared as `"".join(words)` (datatrove's `find_all_duplicate`), so `("ab", "c")`
+/// equals `("a", "bc")`.
+struct Concat<'a> {
+    hash: u64,
+    bytes: usize,
+    words: &'a [&'a str],
+}
+
+impl Hash for Concat<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+impl PartialEq for Concat<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash
+            && self.bytes == o.bytes
+            && (self.words == o.words
+                || self
+                    .words
+                    .iter()
+                    .flat_map(|w| w.bytes())
+                    .eq(o.words.iter().flat_map(|w| w.bytes())))
+    }
+}
+impl Eq for Concat<'_> {}
+
+/// Polynomial hash base (odd, so powers are units mod 2^64).
+const BASE: u64 = 0x100_0000_01b3;
+
+/// Per-word polynomial hash `h = sum b_k B^(len-1-k)` and `B^len`, so that the hash of a
+/// concatenation is `h(a) * B^len(b) + h(b)`.
+#[inline]
+fn poly(word: &str) -> (u64, u64) {
+    let (mut h, mut p) = (0u64, 1u64);
+    for &b in word.as_bytes() {
+        h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+        p = p.wrapping_mul(BASE);
+    }
+    (h, p)
+}
+
+/// A strong 64-bit finaliser (the polynomial's low bits are weak).
+#[inline]
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The word list of a document with what the n-gram signals need per word.
+struct Words<'a> {
+    words: Vec<&'a str>,
+    hash: Vec<u64>,
+    pow: Vec<u64>,
+    /// `chars[i]` = characters of `words[..i]`.
+    chars: Vec<u64>,
+    /// `bytes[i]` = bytes of `words[..i]`.
+    bytes: Vec<usize>,
+}
+
+impl<'a> Words<'a> {
+    fn new(words: Vec<&'a str>, word_chars: &[u32]) -> Self {
+        let mut hash = Vec::with_capacity(words.len());
+        let mut pow = Vec::with_capacity(words.len());
+        let mut chars = Vec::with_capacity(words.len() + 1);
+        let mut bytes = Vec::with_capacity(words.len() + 1);
+        chars.push(0);
+        bytes.push(0);
+        let (mut c, mut b) = (0u64, 0usize);
+        for (w, &wc) in words.iter().zip(word_chars) {
+            let (h, p) = poly(w);
+            hash.push(h);
+            pow.push(p);
+            c += u64::from(wc);
+            b += w.len();
+            chars.push(c);
+            bytes.push(b);
+        }
+        Words {
+            words,
+            hash,
+            pow,
+            chars,
+            bytes,
+        }
+    }
+
+    /// Hash of `"".join(words[i..i + n])` (which also identifies `" ".join(...)`).
+    #[inline]
+    fn concat_hash(&self, i: usize, n: usize) -> u64 {
+        let mut h = 0u64;
+        for k in i..i + n {
+            h = h.wrapping_mul(self.pow[k]).wrapping_add(self.hash[k]);
+        }
+        fmix(h)
+    }
+
+    /// Characters of `"".join(words[i..i + n])`.
+    #[inline]
+    fn concat_chars(&self, i: usize, n: usize) -> u64 {
+        self.chars[i + n] - self.chars[i]
+    }
+
+    /// Gopher's top n-gram: characters of the most frequent `" ".join` n-gram (the first seen
+    /// among equally frequent ones, as `Counter.most_common(1)`) times its count.
+    fn top_ngram_chars(&self, n: usize) -> u64 {
+        let len = self.words.len();
+        if len < n {
+            return 0;
+        }
+        let mut counts: HashMap<Tuple<'_>, (u32, u32), IdBuild> =
+            HashMap::with_capacity_and_hasher(len - n + 1, IdBuild::default());
+        let (mut best_count, mut best_first) = (0u32, 0u32);
+        for i in 0..=len - n {
+            let key = Tuple {
+                hash: self.concat_hash(i, n),
+                words: &self.words[i..i + n],
+            };
+            let entry = counts.entry(key).or_insert((0, i as u32));
+            entry.0 += 1;
+            let (count, first) = *entry;
+            if count > best_count || (count == best_count && first < best_first) {
+                best_count = count;
+                best_first = first;
+            }
+        }
+        (self.concat_chars(best_first as usize, n) + n as u64 - 1) * u64::from(best_count)
+    }
+
+    /// datatrove's `find_all_duplicate`: walk the n-grams; a `"".join` n-gram seen before adds its
+    /// characters and jumps `n` words ahead, a new one is remembered and the walk moves one word.
+    fn dup_ngram_chars(&self, n: usize) -> u64 {
+        let len = self.words.len();
+        if len < n {
+            return 0;
+        }
+        let mut seen: HashSet<Concat<'_>, IdBuild> =
+            HashSet::with_capacity_and_hasher(len - n + 1, IdBuild::default());
+        let mut repeated = 0u64;
+        let mut i = 0usize;
+        while i + n <= len {
+            let key = Concat {
+                hash: self.concat_hash(i, n),
+                bytes: self.bytes[i + n] - self.bytes[i],
+                words: &self.words[i..i + n],
+            };
+            if seen.contains(&key) {
+                repeated += self.concat_chars(i, n);
+                i += n;
+            } else {
+                seen.insert(key);
+                i += 1;
+            }
+        }
+        repeated
+    }
+}
+
+/// Duplicate elements and the characters in them (datatrove's `find_duplicates`).
+fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (u64, u64, u64) {
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let (mut total, mut dup, mut dup_chars) = (0u64, 0u64, 0u64);
+    for item in items {
+        total += 1;
+        if !seen.insert(item) {
+            dup += 1;
+            dup_chars += char_len(item) as u64;
+        }
+    }
+    (total, dup, dup_chars)
+}
+
+/// Case-insensitive (Unicode lowercase, as Python's `str.lower()`) substring search.
+struct Lowered<'a>(std::borrow::Cow<'a, str>);
+
+impl<'a> Lowered<'a> {
+    fn new(s: &'a str) -> Self {
+        if s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+            Lowered(std::borrow::Cow::Owned(s.to_lowercase()))
+        } else {
+            Lowered(std::borrow::Cow::Borrowed(s))
+        }
+    }
+    fn contains(&self, needle: &str) -> bool {
+        memchr::memmem::find(self.0.as_bytes(), needle.as_bytes()).is_some()
+    }
+}
+
+#[inline]
+fn word_is_alpha(w: &str) -> bool {
+    if w.is_ascii() {
+        w.bytes().any(|b| b.is_ascii_alphabetic())
+    } else {
+        w.chars().any(is_letter)
+    }
+}
+
+#[inline]
+fn word_is_non_symbol(w: &str) -> bool {
+    if w.is_ascii() {
+        w.bytes().any(|b| b.is_ascii_alphanumeric())
+    } else {
+        w.chars().any(|c| !super::text::is_symbol_char(c))
+    }
+}
+
+#[inline]
+fn stop_word_bit(w: &str) -> u8 {
+    match w {
+        "the" => 1,
+        "be" => 2,
+        "to" => 4,
+        "of" => 8,
+        "and" => 16,
+        "that" => 32,
+        "have" => 64,
+        "with" => 128,
+        _ => 0,
+    }
+}
+
+/// Compute every signal of `text` in one pass over its lines and words.
+pub fn compute(text: &str) -> Signals {
+    let mut s = Signals::default();
+    let n_chars = char_len(text) as u64;
+    s.n_chars = n_chars;
+
+    // Gopher repetition: paragraphs and newline-run lines.
+    let (paras, dup_paras, dup_para_chars) = find_duplicates(paragraphs(text));
+    s.dup_para_frac = ratio(dup_paras, paras);
+    s.dup_para_char_frac = ratio(dup_para_chars, n_chars);
+    let (runs, dup_runs, dup_run_chars) = find_duplicates(line_runs(text));
+    s.dup_line_frac = ratio(dup_runs, runs);
+    s.dup_line_char_frac = ratio(dup_run_chars, n_chars);
+
+    // One pass over the lines: words, Gopher line rules, C4 line filter, FineWeb lines.
+    let mut words: Vec<&str> = Vec::with_capacity(text.len() / 6 + 1);
+    let mut word_chars: Vec<u32> = Vec::with_capacity(text.len() / 6 + 1);
+    let (mut non_symbol, mut non_symbol_chars, mut alpha) = (0u64, 0u64, 0u64);
+    let mut stop_bits = 0u8;
+    let (mut n_lines, mut bullets, mut ellipsis_lines) = (0u64, 0u64, 0u64);
+    let (mut c4_kept, mut c4_sentences, mut c4_long) = (0u64, 0u64, 0u64);
+    let (mut fw_lines, mut fw_punct, mut fw_short, mut fw_dup_chars) = (0u64, 0u64, 0u64, 0u64);
+    let mut fw_seen: FxHashSet<&str> = FxHashSet::default();
+
+    for line in lines(text) {
+        n_lines += 1;
+        let first_word = words.len();
+        let mut longest = 0u32;
+        let ascii = line.is_ascii();
+        for_each_word(line, |w| {
+            let wc = if ascii { w.len() } else { char_len(w) } as u32;
+            longest = longest.max(wc);
+            if word_is_non_symbol(w) {
+                non_symbol += 1;
+                non_symbol_chars += u64::from(wc);
+            }
+            alpha += u64::from(word_is_alpha(w));
+            if w.len() <= 4 {
+                stop_bits |= stop_word_bit(w);
+            }
+            words.push(w);
+            word_chars.push(wc);
+        });
+        let line_words = words.len() - first_word;
+
+        // Gopher quality line rules.
+        let left = lstrip(line);
+        bullets += u64::from(left.starts_with('•') || left.starts_with('-'));
+        let right = rstrip(line);
+        ellipsis_lines += u64::from(right.ends_with("...") || right.ends_with('…'));
+
+        // FineWeb: non-empty lines.
+        let stripped = strip(line);
+        if !stripped.is_empty() {
+            fw_lines += 1;
+            fw_punct += u64::from(
+                line.chars()
+                    .next_back()
+                    .is_some_and(super::text::is_sentence_terminal),
+            );
+            let chars = if ascii { line.len() } else { char_len(line) };
+            fw_short += u64::from(chars <= FINEWEB_SHORT_LINE_CHARS);
+            if !fw_seen.insert(line) {
+                fw_dup_chars += chars as u64;
+            }
+        }
+
+        // C4 line filter (datatrove's C4QualityFilter with split_paragraph=True).
+        if longest as usize > C4_MAX_WORD_CHARS {
+            c4_long += 1;
+            continue;
+        }
+        let cleaned = remove_citations(stripped);
+        if !cleaned.ends_with(['.', '?', '!', '"', '\'']) || cleaned.ends_with("...") {
+            continue;
+        }
+        if line_words < C4_MIN_WORDS_PER_LINE {
+            continue;
+        }
+        let lower = Lowered::new(&cleaned);
+        if lower.contains("lorem ipsum") {
+            s.c4_lorem_ipsum = true;
+        }
+        if lower.contains("javascript") {
+            continue;
+        }
+        if cleaned.contains('{') {
+            s.c4_curly_bracket = true;
+        }
+        if C4_POLICY.iter().any(|p| lower.contains(p)) {
+            continue;
+        }
+        c4_kept += 1;
+        c4_sentences += count_sentences(&cleaned) as u64;
+    }
+
+    let n_words = words.len() as u64;
+    s.n_words = n_words;
+    s.n_non_symbol_words = non_symbol;
+    s.mean_word_length = ratio(non_symbol_chars, non_symbol);
+    let hashes = memchr::memchr_iter(b'#', text.as_bytes()).count() as u64;
+    s.hash_word_ratio = ratio(hashes, n_words);
+    let ellipses = (memchr::memmem::find_iter(text.as_bytes(), "...").count()
+        + memchr::memmem::find_iter(text.as_bytes(), "…").count()) as u64;
+    s.ellipsis_word_ratio = ratio(ellipses, n_words);
+    s.bullet_line_frac = ratio(bullets, n_lines);
+    s.ellipsis_line_frac = ratio(ellipsis_lines, n_lines);
+    s.alpha_word_frac = ratio(alpha, n_words);
+    s.stop_word_count = u64::from(stop_bits.count_ones());
+
+    s.c4_lines_kept_frac = ratio(c4_kept, n_lines);
+    s.c4_sentences = c4_sentences;
+    s.c4_too_long_word_lines = c4_long;
+
+    let newlines = memchr::memchr_iter(b'\n', text.as_bytes()).count() as u64;
+    s.fineweb_lines = fw_lines;
+    s.fineweb_line_punct_ratio = ratio(fw_punct, fw_lines);
+    s.fineweb_short_line_ratio = ratio(fw_short, fw_lines);
+    s.fineweb_char_dup_ratio = ratio(fw_dup_chars, n_chars - newlines);
+    s.fineweb_newline_word_ratio = ratio(newlines, n_words);
+
+    // Word n-grams.
+    let w = Words::new(words, &word_chars);
+    for (k, n) in TOP_NGRAMS.enumerate() {
+        s.top_ngram_char_frac[k] = ratio(w.top_ngram_chars(n), n_chars);
+    }
+    for (k, n) in DUP_NGRAMS.enumerate() {
+        s.dup_ngram_char_frac[k] = ratio(w.dup_ngram_chars(n), n_chars);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words_of(text: &str) -> (Vec<&str>, Vec<u32>) {
+        let mut ws = Vec::new();
+        super::super::text::for_each_word(text, |w| ws.push(w));
+        let cs = ws.iter().map(|w| char_len(w) as u32).collect();
+        (ws, cs)
+    }
+
+    #[test]
+    fn dup_ngram_walk_matches_datatrove() {
+        // "a b c a b c a b c": with n = 3 the walk sees abc, bca, cab, then abc again (+3, jump
+        // to 6), abc again (+3).
+        let (ws, cs) = words_of("a b c a b c a b c");
+        let w = Words::new(ws, &cs);
+        assert_eq!(w.dup_ngram_chars(3), 6);
+        assert_eq!(w.dup_ngram_chars(10), 0);
+        // "".join makes ("ab", "c") equal ("a", "bc").
+        let (ws, cs) = words_of("ab c x a bc");
+        let w = Words::new(ws, &cs);
+        assert_eq!(w.dup_ngram_chars(2), 3);
+    }
+
+    #[test]
+    fn top_ngram_first_among_ties() {
+        // Counts: "a b" 1, "b cc" 1, "cc d" 1 -> the first, "a b", 3 chars x 1.
+        let (ws, cs) = words_of("a b cc d");
+        let w = Words::new(ws, &cs);
+        assert_eq!(w.top_ngram_chars(2), 3);
+        let (ws, cs) = words_of("x y x y x");
+        let w = Words::new(ws, &cs);
+        assert_eq!(w.top_ngram_chars(2), 6); // "x y" twice
+        assert_eq!(w.top_ngram_chars(5), 9);
+        assert_eq!(w.top_ngram_chars(6), 0);
+    }
+
+    #[test]
+    fn document_signals() {
+        let s = compute("a\n\nb\n\na\n\na");
+        assert_eq!(s.dup_para_frac, 0.5);
+        assert_eq!(s.dup_para_char_frac, 2.0 / 10.0);
+        assert_eq!(s.n_words, 4);
+        let s = compute("");
+        assert_eq!(s, Signals::default());
+        let s = compute("- one two three.\n- x\n");
+        assert_eq!(s.bullet_line_frac, 1.0);
+        assert_eq!(s.c4_sentences, 1);
+        assert_eq!(s.fineweb_newline_word_ratio, 2.0 / 6.0);
+    }
+
+    #[test]
+    fn c4_flags() {
+        let s = compute("Lorem Ipsum dolor sit.\nfunction x() { return 1; }.\n");
+        assert!(s.c4_lorem_ipsum && s.c4_curly_bracket);
+        let s = compute("Enable JavaScript { now }.");
+        assert!(!s.c4_curly_bracket);
+        assert_eq!(s.c4_lines_kept_frac, 0.0);
+    }
+}
