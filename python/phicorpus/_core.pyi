@@ -2,7 +2,7 @@
 __version__: str
 
 # filter (src/python/filter.rs)
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy.typing as npt
@@ -10,5 +10,5 @@ import numpy.typing as npt
 SIGNAL_NAMES: tuple[str, ...]
 
 def quality_signal_columns(
-    texts: Sequence[str], num_threads: int | None = None
+    texts: Iterable[str], num_threads: int | None = None
 ) -> dict[str, npt.NDArray[Any]]: ...

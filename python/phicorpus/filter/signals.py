@@ -33,7 +33,7 @@ datatrove, a threshold of 0 is a threshold, not "disabled".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -241,14 +241,14 @@ class QualitySignals:
 
 
 def quality_signals(
-    texts: Sequence[str],
+    texts: Iterable[str],
     thresholds: QualityThresholds | None = None,
     num_threads: int | None = None,
 ) -> QualitySignals:
     """Compute every quality signal of ``texts`` and the drop reason under ``thresholds``.
 
     Args:
-        texts: the documents.
+        texts: the documents (a list, or any iterable of str).
         thresholds: the rules; paper defaults when ``None``.
         num_threads: worker threads; all cores when ``None``.
 
