@@ -3,11 +3,9 @@
 //! Every signal is defined in `src/filter/mod.rs` (and the Python docstrings); ratios whose
 //! denominator is zero are 0.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
 use rustc_hash::FxHashSet;
 
+use super::ngrams::NgramScratch;
 use super::text::{
     char_len, count_sentences, for_each_word, line_runs, lines, lstrip, paragraphs,
     remove_citations, rstrip, strip,
@@ -118,204 +116,6 @@ fn ratio(num: u64, den: u64) -> f64 {
         0.0
     } else {
         num as f64 / den as f64
-    }
-}
-
-/// Pass-through hasher for keys that carry their own 64-bit hash.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("IdHasher only hashes u64 keys")
-    }
-    fn write_u64(&mut self, h: u64) {
-        self.0 = h;
-    }
-}
-
-type IdBuild = BuildHasherDefault<IdHasher>;
-
-/// An n-gram as a slice of words; equal when the words are equal (as `" ".join(words)` is, since
-/// words hold no whitespace).
-struct Tuple<'a> {
-    hash: u64,
-    words: &'a [&'a str],
-}
-
-impl Hash for Tuple<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-impl PartialEq for Tuple<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.hash == o.hash && self.words == o.words
-    }
-}
-impl Eq for Tuple<'_> {}
-
-/// An n-gram compared as `"".join(words)` (datatrove's `find_all_duplicate`), so `("ab", "c")`
-/// equals `("a", "bc")`.
-struct Concat<'a> {
-    hash: u64,
-    bytes: usize,
-    words: &'a [&'a str],
-}
-
-impl Hash for Concat<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-impl PartialEq for Concat<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.hash == o.hash
-            && self.bytes == o.bytes
-            && (self.words == o.words
-                || self
-                    .words
-                    .iter()
-                    .flat_map(|w| w.bytes())
-                    .eq(o.words.iter().flat_map(|w| w.bytes())))
-    }
-}
-impl Eq for Concat<'_> {}
-
-/// Polynomial hash base (odd, so powers are units mod 2^64).
-const BASE: u64 = 0x100_0000_01b3;
-
-/// Per-word polynomial hash `h = sum b_k B^(len-1-k)` and `B^len`, so that the hash of a
-/// concatenation is `h(a) * B^len(b) + h(b)`.
-#[inline]
-fn poly(word: &str) -> (u64, u64) {
-    let (mut h, mut p) = (0u64, 1u64);
-    for &b in word.as_bytes() {
-        h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
-        p = p.wrapping_mul(BASE);
-    }
-    (h, p)
-}
-
-/// A strong 64-bit finaliser (the polynomial's low bits are weak).
-#[inline]
-fn fmix(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
-
-/// The word list of a document with what the n-gram signals need per word.
-struct Words<'a> {
-    words: Vec<&'a str>,
-    hash: Vec<u64>,
-    pow: Vec<u64>,
-    /// `chars[i]` = characters of `words[..i]`.
-    chars: Vec<u64>,
-    /// `bytes[i]` = bytes of `words[..i]`.
-    bytes: Vec<usize>,
-}
-
-impl<'a> Words<'a> {
-    fn new(words: Vec<&'a str>, word_chars: &[u32]) -> Self {
-        let mut hash = Vec::with_capacity(words.len());
-        let mut pow = Vec::with_capacity(words.len());
-        let mut chars = Vec::with_capacity(words.len() + 1);
-        let mut bytes = Vec::with_capacity(words.len() + 1);
-        chars.push(0);
-        bytes.push(0);
-        let (mut c, mut b) = (0u64, 0usize);
-        for (w, &wc) in words.iter().zip(word_chars) {
-            let (h, p) = poly(w);
-            hash.push(h);
-            pow.push(p);
-            c += u64::from(wc);
-            b += w.len();
-            chars.push(c);
-            bytes.push(b);
-        }
-        Words {
-            words,
-            hash,
-            pow,
-            chars,
-            bytes,
-        }
-    }
-
-    /// Hash of `"".join(words[i..i + n])` (which also identifies `" ".join(...)`).
-    #[inline]
-    fn concat_hash(&self, i: usize, n: usize) -> u64 {
-        let mut h = 0u64;
-        for k in i..i + n {
-            h = h.wrapping_mul(self.pow[k]).wrapping_add(self.hash[k]);
-        }
-        fmix(h)
-    }
-
-    /// Characters of `"".join(words[i..i + n])`.
-    #[inline]
-    fn concat_chars(&self, i: usize, n: usize) -> u64 {
-        self.chars[i + n] - self.chars[i]
-    }
-
-    /// Gopher's top n-gram: characters of the most frequent `" ".join` n-gram (the first seen
-    /// among equally frequent ones, as `Counter.most_common(1)`) times its count.
-    fn top_ngram_chars(&self, n: usize) -> u64 {
-        let len = self.words.len();
-        if len < n {
-            return 0;
-        }
-        let mut counts: HashMap<Tuple<'_>, (u32, u32), IdBuild> =
-            HashMap::with_capacity_and_hasher(len - n + 1, IdBuild::default());
-        let (mut best_count, mut best_first) = (0u32, 0u32);
-        for i in 0..=len - n {
-            let key = Tuple {
-                hash: self.concat_hash(i, n),
-                words: &self.words[i..i + n],
-            };
-            let entry = counts.entry(key).or_insert((0, i as u32));
-            entry.0 += 1;
-            let (count, first) = *entry;
-            if count > best_count || (count == best_count && first < best_first) {
-                best_count = count;
-                best_first = first;
-            }
-        }
-        (self.concat_chars(best_first as usize, n) + n as u64 - 1) * u64::from(best_count)
-    }
-
-    /// datatrove's `find_all_duplicate`: walk the n-grams; a `"".join` n-gram seen before adds its
-    /// characters and jumps `n` words ahead, a new one is remembered and the walk moves one word.
-    fn dup_ngram_chars(&self, n: usize) -> u64 {
-        let len = self.words.len();
-        if len < n {
-            return 0;
-        }
-        let mut seen: HashSet<Concat<'_>, IdBuild> =
-            HashSet::with_capacity_and_hasher(len - n + 1, IdBuild::default());
-        let mut repeated = 0u64;
-        let mut i = 0usize;
-        while i + n <= len {
-            let key = Concat {
-                hash: self.concat_hash(i, n),
-                bytes: self.bytes[i + n] - self.bytes[i],
-                words: &self.words[i..i + n],
-            };
-            if seen.contains(&key) {
-                repeated += self.concat_chars(i, n);
-                i += n;
-            } else {
-                seen.insert(key);
-                i += 1;
-            }
-        }
-        repeated
     }
 }
 
@@ -504,53 +304,25 @@ pub fn compute(text: &str) -> Signals {
     s.fineweb_newline_word_ratio = ratio(newlines, n_words);
 
     // Word n-grams.
-    let w = Words::new(words, &word_chars);
-    for (k, n) in TOP_NGRAMS.enumerate() {
-        s.top_ngram_char_frac[k] = ratio(w.top_ngram_chars(n), n_chars);
-    }
-    for (k, n) in DUP_NGRAMS.enumerate() {
-        s.dup_ngram_char_frac[k] = ratio(w.dup_ngram_chars(n), n_chars);
-    }
+    NGRAM_SCRATCH.with_borrow_mut(|scratch| {
+        scratch.load(&words, &word_chars);
+        for (k, n) in TOP_NGRAMS.enumerate() {
+            s.top_ngram_char_frac[k] = ratio(scratch.top_ngram_chars(&words, n), n_chars);
+        }
+        for (k, n) in DUP_NGRAMS.enumerate() {
+            s.dup_ngram_char_frac[k] = ratio(scratch.dup_ngram_chars(&words, n), n_chars);
+        }
+    });
     s
+}
+
+thread_local! {
+    static NGRAM_SCRATCH: std::cell::RefCell<NgramScratch> = std::cell::RefCell::new(NgramScratch::default());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words_of(text: &str) -> (Vec<&str>, Vec<u32>) {
-        let mut ws = Vec::new();
-        super::super::text::for_each_word(text, |w| ws.push(w));
-        let cs = ws.iter().map(|w| char_len(w) as u32).collect();
-        (ws, cs)
-    }
-
-    #[test]
-    fn dup_ngram_walk_matches_datatrove() {
-        // "a b c a b c a b c": with n = 3 the walk sees abc, bca, cab, then abc again (+3, jump
-        // to 6), abc again (+3).
-        let (ws, cs) = words_of("a b c a b c a b c");
-        let w = Words::new(ws, &cs);
-        assert_eq!(w.dup_ngram_chars(3), 6);
-        assert_eq!(w.dup_ngram_chars(10), 0);
-        // "".join makes ("ab", "c") equal ("a", "bc").
-        let (ws, cs) = words_of("ab c x a bc");
-        let w = Words::new(ws, &cs);
-        assert_eq!(w.dup_ngram_chars(2), 3);
-    }
-
-    #[test]
-    fn top_ngram_first_among_ties() {
-        // Counts: "a b" 1, "b cc" 1, "cc d" 1 -> the first, "a b", 3 chars x 1.
-        let (ws, cs) = words_of("a b cc d");
-        let w = Words::new(ws, &cs);
-        assert_eq!(w.top_ngram_chars(2), 3);
-        let (ws, cs) = words_of("x y x y x");
-        let w = Words::new(ws, &cs);
-        assert_eq!(w.top_ngram_chars(2), 6); // "x y" twice
-        assert_eq!(w.top_ngram_chars(5), 9);
-        assert_eq!(w.top_ngram_chars(6), 0);
-    }
 
     #[test]
     fn document_signals() {
