@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def main() -> None:
     wall: dict[int, float] = {}
     for threads in (1, 2):
         cpu_start = time.process_time()
-        wall[threads] = best_time(lambda t=threads: quality_signals(corpus, num_threads=t), repeat=2)
+        wall[threads] = best_time(partial(quality_signals, corpus, num_threads=threads), repeat=2)
         cpu[threads] = (time.process_time() - cpu_start) / 2
     name = f"full corpus ({full_mb:.0f} MB), 2 threads vs 1"
     report(name, full_mb / wall[2], full_mb / wall[1], "ours, 1 thread")
