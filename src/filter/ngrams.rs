@@ -31,18 +31,18 @@ fn fmix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
+/// A table slot: 8 bytes, so that big documents' tables stay small.
 #[derive(Clone, Copy)]
 struct Slot {
-    hash: u64,
+    /// The high 32 bits of the n-gram's hash (its low bits pick the slot).
+    tag: u32,
     /// First word of the n-gram; `u32::MAX` when the slot is empty.
     first: u32,
-    count: u32,
 }
 
 const EMPTY: Slot = Slot {
-    hash: 0,
+    tag: 0,
     first: u32::MAX,
-    count: 0,
 };
 
 /// Reusable buffers for the n-gram signals of one document at a time.
@@ -57,6 +57,8 @@ pub struct NgramScratch {
     chars: Vec<u64>,
     bytes: Vec<usize>,
     table: Vec<Slot>,
+    /// `counts[first]`: occurrences of the n-gram first seen at word `first` (top n-grams).
+    counts: Vec<u32>,
 }
 
 impl NgramScratch {
@@ -120,24 +122,22 @@ impl NgramScratch {
         }
     }
 
-    /// Find the slot of the n-gram at `i` (hash `hash`) or claim an empty one for it; `eq(a, b)`
-    /// tells whether the n-grams starting at words `a` and `b` are equal.
+    /// The first word of the n-gram equal to the one at `i` (hash `hash`), claiming a slot for
+    /// it (and returning `i`) when it is new; `eq(a, b)` tells whether the n-grams starting at
+    /// words `a` and `b` are equal.
     #[inline]
-    fn slot(&mut self, hash: u64, i: u32, eq: impl Fn(usize, usize) -> bool) -> &mut Slot {
+    fn first_of(&mut self, hash: u64, i: u32, eq: impl Fn(usize, usize) -> bool) -> u32 {
         let mask = self.table.len() - 1;
+        let tag = (hash >> 32) as u32;
         let mut pos = (hash as usize) & mask;
         loop {
             let s = self.table[pos];
             if s.first == u32::MAX {
-                self.table[pos] = Slot {
-                    hash,
-                    first: i,
-                    count: 0,
-                };
-                return &mut self.table[pos];
+                self.table[pos] = Slot { tag, first: i };
+                return i;
             }
-            if s.hash == hash && eq(s.first as usize, i as usize) {
-                return &mut self.table[pos];
+            if s.tag == tag && eq(s.first as usize, i as usize) {
+                return s.first;
             }
             pos = (pos + 1) & mask;
         }
@@ -152,12 +152,14 @@ impl NgramScratch {
             return 0;
         }
         self.reset_table(len - n + 1);
+        self.counts.clear();
+        self.counts.resize(len - n + 1, 0);
         let (mut best_count, mut best_first) = (0u32, 0u32);
         for i in 0..=len - n {
             let hash = self.hash(i, n);
-            let slot = self.slot(hash, i as u32, |a, b| words[a..a + n] == words[b..b + n]);
-            slot.count += 1;
-            let (count, first) = (slot.count, slot.first);
+            let first = self.first_of(hash, i as u32, |a, b| words[a..a + n] == words[b..b + n]);
+            self.counts[first as usize] += 1;
+            let count = self.counts[first as usize];
             if count > best_count || (count == best_count && first < best_first) {
                 best_count = count;
                 best_first = first;
@@ -189,8 +191,7 @@ impl NgramScratch {
         let mut i = 0usize;
         while i + n <= len {
             let hash = self.hash(i, n);
-            let slot = self.slot(hash, i as u32, concat_eq);
-            if slot.first as usize != i {
+            if self.first_of(hash, i as u32, concat_eq) as usize != i {
                 repeated += self.chars(i, n);
                 i += n;
             } else {
