@@ -63,6 +63,7 @@ pub struct NgramScratch {
 
 impl NgramScratch {
     /// Prepare the prefix arrays for `words` (with `word_chars[i]` = characters of `words[i]`).
+    #[inline(never)]
     pub fn load(&mut self, words: &[&str], word_chars: &[u32]) {
         let len = words.len() + 1;
         for v in [
@@ -146,6 +147,7 @@ impl NgramScratch {
     /// Gopher's top n-gram: characters of the most frequent `" ".join` n-gram (the first seen
     /// among equally frequent ones, as `Counter.most_common(1)`) times its count; 0 when there
     /// are fewer than `n` words.
+    #[inline(never)]
     pub fn top_ngram_chars(&mut self, words: &[&str], n: usize) -> u64 {
         let len = words.len();
         if len < n {
@@ -171,6 +173,7 @@ impl NgramScratch {
     /// datatrove's `find_all_duplicate`: walk the n-grams; a `"".join` n-gram seen before adds
     /// its characters and jumps `n` words ahead, a new one is remembered and the walk moves on by
     /// one word.
+    #[inline(never)]
     pub fn dup_ngram_chars(&mut self, words: &[&str], n: usize) -> u64 {
         let len = words.len();
         if len < n {

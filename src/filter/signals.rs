@@ -120,6 +120,7 @@ fn ratio(num: u64, den: u64) -> f64 {
 }
 
 /// Duplicate elements and the characters in them (datatrove's `find_duplicates`).
+#[inline(never)]
 fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (u64, u64, u64) {
     let mut seen: FxHashSet<&str> = FxHashSet::default();
     let (mut total, mut dup, mut dup_chars) = (0u64, 0u64, 0u64);

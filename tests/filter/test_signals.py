@@ -155,6 +155,27 @@ NOTHING = dataclasses.replace(
 )
 
 
+def test_c4_line_rules() -> None:
+    text = "\n".join(
+        [
+            "Please enable JavaScript to view this page now.",  # javascript: dropped
+            "We use Coo\u212aies to improve the site.",  # policy, once lowercased (Kelvin sign)
+            "Read the terms of use before you start.",  # policy
+            "This sentence ends with a citation.[1]",  # kept once the citation is removed
+            "This one has a trailing citation. [2]",  # ends with a space after removal: dropped
+            "Too short.",  # fewer than 3 words
+            "w" * 1001 + " is a very long word.",  # a word over 1000 characters
+            "Dr. Smith went home. He slept well!",  # kept, 3 sentences by the simple splitter
+        ]
+    )
+    cols = quality_signals([text]).columns
+    assert cols["c4_lines_kept_frac"][0] == 2 / 8
+    assert cols["c4_sentences"][0] == 4
+    assert cols["c4_too_long_word_lines"][0] == 1
+    assert not cols["c4_curly_bracket"][0] and not cols["c4_lorem_ipsum"][0]
+    assert_matches_reference([text])
+
+
 def test_fineweb_empty() -> None:
     sig = quality_signals(["", " \n\r\n\t", "x."], ONLY_FINEWEB)
     assert sig.reason.tolist() == ["fineweb_empty", "fineweb_empty", "fineweb_short_line_ratio"]
@@ -311,7 +332,8 @@ VOCAB = [
     "。",
     "x\x1cy",
     "\x1f",
-    "K",
+    "\u212a",
+    "Coo\u212aies",
     "İ",
     "ΣΑΣ",
     "w" * 1001,
