@@ -235,6 +235,9 @@ def test_result_object() -> None:
         quality_signals(["ok", 3])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="texts\\[1\\]"):
         quality_signals(["ok", "\ud800"])
+    assert sig.reason_counts() == {"gopher_short_doc": 1}
+    empty = quality_signals([])
+    assert len(empty) == 0 and empty.columns["n_words"].shape == (0,) and empty.reason_counts() == {}
     if importlib.util.find_spec("pyarrow"):
         table = sig.to_arrow()
         assert table.num_rows == 2 and table.column_names[-1] == "reason"

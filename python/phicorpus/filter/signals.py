@@ -27,8 +27,29 @@ Definitions follow datatrove's ``GopherRepetitionFilter``, ``GopherQualityFilter
 - FineWeb: terminal punctuation is Unicode ``Sentence_Terminal`` (datatrove's 159 code points),
   checked on the line after ``"\\r"`` removal.
 
+Columns (``SIGNAL_NAMES``; "chars" are characters, n = len(text)):
+
+- Gopher repetition: ``dup_para_frac`` / ``dup_line_frac`` (duplicate paragraphs / lines over all),
+  ``dup_para_char_frac`` / ``dup_line_char_frac`` (chars in duplicates / n),
+  ``top_{2,3,4}_gram_char_frac`` (chars of the most common ``" ".join`` n-gram x its count / n;
+  counted even when it occurs once, as datatrove does), ``dup_{5..10}_gram_char_frac`` (datatrove's
+  greedy ``find_all_duplicate`` walk over ``"".join`` n-grams / n).
+- Gopher quality: ``n_chars``, ``n_words``, ``n_non_symbol_words``, ``mean_word_length`` (of
+  non-symbol words), ``hash_word_ratio`` (``count("#")`` / words), ``ellipsis_word_ratio``
+  (``count("...") + count("…")`` / words), ``bullet_line_frac`` (lines starting, after leading
+  whitespace, with "•" or "-"), ``ellipsis_line_frac`` (lines ending, before trailing whitespace,
+  with "..." or "…"), ``alpha_word_frac`` (words with a letter), ``stop_word_count``.
+- C4 (per stripped line: drop it if a word has > 1000 chars; remove citations; drop it without
+  terminal ``. ? ! " '`` or ending in "..."; drop it under 3 words; "javascript" and policy phrases
+  drop it): ``c4_lines_kept_frac``, ``c4_sentences`` (in kept lines), ``c4_lorem_ipsum``,
+  ``c4_curly_bracket`` (in a line that passed the rules before them), ``c4_too_long_word_lines``.
+- FineWeb (non-empty lines): ``fineweb_lines``, ``fineweb_line_punct_ratio``,
+  ``fineweb_short_line_ratio`` (<= 30 chars), ``fineweb_char_dup_ratio`` (chars in duplicate lines
+  / chars other than "\\n"), ``fineweb_newline_word_ratio`` (``count("\\n")`` / words).
+
 Thresholds are paper/datatrove defaults; a rule set to ``None`` (or ``False``) is disabled. Unlike
-datatrove, a threshold of 0 is a threshold, not "disabled".
+datatrove, a threshold of 0 is a threshold, not "disabled". An empty document fails
+``gopher_short_doc`` (datatrove's repetition filter says "empty").
 """
 
 from __future__ import annotations
@@ -232,6 +253,16 @@ class QualitySignals:
 
     def __len__(self) -> int:
         return len(self.reason)
+
+    def reason_counts(self) -> dict[str, int]:
+        """Dropped documents per reason (kept ones not counted), for the catalog.
+
+        Example:
+            >>> quality_signals(["", "Hello world."]).reason_counts()
+            {'gopher_short_doc': 1, 'top_2_gram': 1}
+        """
+        names, counts = np.unique(self.reason[self.reason != ""], return_counts=True)
+        return {str(k): int(v) for k, v in zip(names, counts, strict=True)}
 
     def to_arrow(self) -> Any:
         """The columns and ``reason`` as a ``pyarrow.Table`` (needs pyarrow)."""
