@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import importlib.util
 import math
 import random
@@ -404,3 +405,12 @@ def test_reference_agrees_with_datatrove_helpers() -> None:
             assert reference.top_ngram_chars(words, n) == (rep.find_top_duplicate(grams) if grams else 0)
     text_mod = pytest.importorskip("datatrove.utils.text")
     assert frozenset(text_mod.TERMINAL_PUNCTUATION) == reference.SENTENCE_TERMINAL
+
+
+def test_docstring_examples() -> None:
+    import phicorpus.filter
+    import phicorpus.filter.signals
+
+    for module in (phicorpus.filter, phicorpus.filter.signals):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
