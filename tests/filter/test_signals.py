@@ -217,6 +217,19 @@ def test_thresholds_change_and_disable_rules() -> None:
     assert quality_signals([*CASES.values(), ""], NOTHING).kept.all()
 
 
+def test_thresholds_from_config() -> None:
+    t = QualityThresholds.from_mapping(
+        {"dup_line_frac": 0.5, "min_doc_words": False, "c4_curly_bracket": False, "dup_n_grams": [[5, 0.2]]}
+    )
+    want = QualityThresholds(
+        dup_line_frac=0.5, min_doc_words=None, c4_curly_bracket=False, dup_n_grams=((5, 0.2),)
+    )
+    assert t == want
+    assert QualityThresholds.from_mapping({}) == QualityThresholds()
+    with pytest.raises(ValueError, match="unknown quality threshold 'min_words'"):
+        QualityThresholds.from_mapping({"min_words": 3})
+
+
 def test_invalid_ngram_sizes() -> None:
     with pytest.raises(ValueError, match="top_n_grams"):
         QualityThresholds(top_n_grams=((5, 0.1),))

@@ -54,6 +54,7 @@ datatrove, a threshold of 0 is a threshold, not "disabled". An empty document fa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -161,6 +162,32 @@ class QualityThresholds:
         for n, _ in self.dup_n_grams:
             if n not in DUP_NGRAM_SIZES:
                 raise ValueError(f"dup_n_grams: n={n} is not one of {DUP_NGRAM_SIZES}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> QualityThresholds:
+        """Thresholds from a config table (``[filter.thresholds]`` of ``phicorpus.toml``).
+
+        Missing keys keep their defaults; ``false`` disables a numeric rule (TOML has no null);
+        n-gram rules are lists of ``[n, frac]`` pairs. Unknown keys are an error.
+
+        Example:
+            >>> t = QualityThresholds.from_mapping({"min_doc_words": False, "top_n_grams": [[2, 0.3]]})
+            >>> t.min_doc_words, t.top_n_grams
+            (None, ((2, 0.3),))
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise ValueError(f"unknown quality threshold {key!r}; known: {', '.join(fields)}")
+            if key in ("top_n_grams", "dup_n_grams"):
+                value = tuple((int(n), float(frac)) for n, frac in value)
+            elif fields[key].default is True:
+                value = bool(value)
+            elif value is False:
+                value = None
+            kwargs[key] = value
+        return cls(**kwargs)
 
     def rules(self) -> list[tuple[str, Callable[[Columns], Mask]]]:
         """The enabled rules as ``(reason, columns -> drop mask)``, in checking order."""
