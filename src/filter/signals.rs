@@ -1,7 +1,8 @@
 //! The quality signals of one document, computed in one pass over its lines and words.
 //!
-//! Every signal is defined in `src/filter/mod.rs` (and the Python docstrings); ratios whose
-//! denominator is zero are 0.
+//! The column reference (what each signal counts) is the docstring of the Python module
+//! `phicorpus.filter.signals`; the splitting rules are in [`super::text`]. Ratios whose
+//! denominator is zero are 0. `tests/filter/reference.py` is a literal Python transcription.
 
 use rustc_hash::FxHashSet;
 
