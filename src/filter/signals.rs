@@ -314,9 +314,16 @@ pub fn compute(text: &str) -> Signals {
         for (k, n) in DUP_NGRAMS.enumerate() {
             s.dup_ngram_char_frac[k] = ratio(scratch.dup_ngram_chars(&words, n), n_chars);
         }
+        // Buffers are kept for the next document, but not the tens of MB of a huge one.
+        if words.len() > SCRATCH_KEEP_WORDS {
+            *scratch = NgramScratch::default();
+        }
     });
     s
 }
+
+/// Documents with more words than this release the n-gram buffers after use.
+const SCRATCH_KEEP_WORDS: usize = 1 << 18;
 
 thread_local! {
     static NGRAM_SCRATCH: std::cell::RefCell<NgramScratch> = std::cell::RefCell::new(NgramScratch::default());
