@@ -45,7 +45,8 @@ const EMPTY: Slot = Slot {
     first: u32::MAX,
 };
 
-/// Reusable buffers for the n-gram signals of one document at a time.
+/// Reusable buffers for the n-gram signals of one document at a time (of fewer than 2^32 - 1
+/// words: word indices are stored as `u32`).
 #[derive(Default)]
 pub struct NgramScratch {
     /// `prefix[i]`: polynomial hash of the bytes of `words[..i]`.
