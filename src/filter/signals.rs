@@ -135,20 +135,29 @@ fn find_duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (u64, u64, u64) 
     (total, dup, dup_chars)
 }
 
-/// Case-insensitive (Unicode lowercase, as Python's `str.lower()`) substring search.
-struct Lowered<'a>(std::borrow::Cow<'a, str>);
-
-impl<'a> Lowered<'a> {
-    fn new(s: &'a str) -> Self {
-        if s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-            Lowered(std::borrow::Cow::Owned(s.to_lowercase()))
-        } else {
-            Lowered(std::borrow::Cow::Borrowed(s))
-        }
-    }
-    fn contains(&self, needle: &str) -> bool {
-        memchr::memmem::find(self.0.as_bytes(), needle.as_bytes()).is_some()
-    }
+/// C4's phrases, matched in the lowercased line: bit 0 "lorem ipsum", bit 1 "javascript",
+/// bits 2.. the policy phrases.
+fn c4_phrases(line: &str) -> u32 {
+    static AUTOMATON: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            let patterns = ["lorem ipsum", "javascript"].into_iter().chain(C4_POLICY);
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(patterns)
+                .expect("C4 phrases compile")
+        });
+    // ASCII case-insensitivity is Python's `str.lower()` on ASCII text; other text is lowercased
+    // first (the Kelvin sign lowercases to "k", for one).
+    let lowered;
+    let hay = if line.is_ascii() {
+        line
+    } else {
+        lowered = line.to_lowercase();
+        &lowered
+    };
+    AUTOMATON
+        .find_overlapping_iter(hay)
+        .fold(0, |bits, m| bits | (1 << m.pattern().as_u32()))
 }
 
 #[inline]
@@ -263,17 +272,17 @@ pub fn compute(text: &str) -> Signals {
         if line_words < C4_MIN_WORDS_PER_LINE {
             continue;
         }
-        let lower = Lowered::new(&cleaned);
-        if lower.contains("lorem ipsum") {
+        let phrases = c4_phrases(&cleaned);
+        if phrases & 1 != 0 {
             s.c4_lorem_ipsum = true;
         }
-        if lower.contains("javascript") {
+        if phrases & 2 != 0 {
             continue;
         }
         if cleaned.contains('{') {
             s.c4_curly_bracket = true;
         }
-        if C4_POLICY.iter().any(|p| lower.contains(p)) {
+        if phrases >> 2 != 0 {
             continue;
         }
         c4_kept += 1;
