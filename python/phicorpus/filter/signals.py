@@ -268,6 +268,11 @@ class QualitySignals:
     Attributes:
         columns: ``SIGNAL_NAMES`` -> array of length n (float64 ratios, int64 counts, bool flags).
         reason: the first failing rule per document, "" when kept (see ``REASONS``).
+
+    Example:
+        >>> sig = quality_signals(["a b a b a b", ""])
+        >>> len(sig), sig.kept.tolist(), sig.columns["top_2_gram_char_frac"].round(3).tolist()
+        (2, [False, False], [0.818, 0.0])
     """
 
     columns: Mapping[str, npt.NDArray[Any]]
