@@ -257,6 +257,18 @@ def test_result_object() -> None:
         assert table.num_rows == 2 and table.column_names[-1] == "reason"
 
 
+def test_order_kept_across_chunks() -> None:
+    # More documents than one detached chunk (4096): results stay in input order.
+    unique = [t for k, t in CASES.items() if k != "gopher_long_doc"] + ["", "x"]
+    texts = [unique[i % len(unique)] for i in range(4096 + 333)]
+    each = quality_signals(unique, num_threads=1)
+    many = quality_signals(texts, num_threads=2)
+    idx = np.arange(len(texts)) % len(unique)
+    for name in SIGNAL_NAMES:
+        np.testing.assert_array_equal(many.columns[name], each.columns[name][idx])
+    np.testing.assert_array_equal(many.reason, each.reason[idx])
+
+
 def test_threads_agree() -> None:
     texts = list(CASES.values()) * 3
     one = quality_signals(texts, num_threads=1)
