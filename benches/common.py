@@ -104,6 +104,6 @@ def best_time(fn: Callable[[], Any], repeat: int = 3) -> float:
 def report(name: str, ours: float, peer: float, peer_name: str, unit: str = "MB/s") -> str:
     """One ``name  ours  peer  ratio`` line (throughputs: higher is better)."""
     ratio = ours / peer if peer else float("inf")
-    line = f"{name:<44} ours {ours:10.2f} {unit:<5} {peer_name:<22} {peer:10.2f} {unit:<5} ratio {ratio:7.2f}x"
+    line = f"{name:<44} ours {ours:10.2f} {unit:<5} {peer_name:<22} {peer:10.2f} {unit:<5} ratio {ratio:7.2f}x"  # noqa: E501
     print(line, flush=True)
     return line

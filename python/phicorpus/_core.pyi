@@ -2,10 +2,11 @@
 __version__: str
 
 # -- tokenize (src/python/tokenize.rs) --------------------------------------------------------
-import numpy as np
-import numpy.typing as npt
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 class BpeTokenizer:
     """Byte-level BPE tokenizer from a tokenizer.json (see phicorpus.tokenize.Tokenizer)."""

@@ -115,7 +115,11 @@ impl PyBpeTokenizer {
     }
 
     #[pyo3(signature = (ids, skip_special_tokens = true))]
-    fn decode(&self, ids: PyReadonlyArray1<'_, u32>, skip_special_tokens: bool) -> PyResult<String> {
+    fn decode(
+        &self,
+        ids: PyReadonlyArray1<'_, u32>,
+        skip_special_tokens: bool,
+    ) -> PyResult<String> {
         Ok(self.inner.decode(ids.as_slice()?, skip_special_tokens))
     }
 }

@@ -117,3 +117,8 @@ def llama3_path(corpus_dir: Path) -> Path:
 def tokenizer_path(request: pytest.FixtureRequest) -> Path:
     path: Path = request.getfixturevalue(f"{request.param}_path")
     return path
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[str]:
+    return corpus_texts()

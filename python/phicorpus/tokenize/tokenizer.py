@@ -35,10 +35,13 @@ class Tokenizer:
 
     __slots__ = ("_core", "_hf", "backend", "path", "unsupported_reason")
 
-    def __init__(self, path: str, core: Any | None, hf: Any | None, reason: str | None = None) -> None:
+    def __init__(
+        self, path: str, core: _core.BpeTokenizer | None, hf: Any = None, reason: str | None = None
+    ) -> None:
         self.path = path
         self._core = core
-        self._hf = hf
+        # The `tokenizers.Tokenizer` used when the Rust core declined the file (untyped library).
+        self._hf: Any = hf
         self.backend: Backend = "phicorpus" if core is not None else "tokenizers"
         #: Why the Rust core declined the file (when :attr:`backend` is ``"tokenizers"``).
         self.unsupported_reason = reason
