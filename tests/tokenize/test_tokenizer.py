@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HfTokenizer
-from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
 from phicorpus.tokenize import Tokenizer
 
@@ -250,3 +250,27 @@ def test_malformed_file_names_it(tmp_path: Path, content: str) -> None:
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError, match=r"broken\.json"):
         Tokenizer.from_file(path)
+
+
+def test_added_token_options_match_tokenizers(gpt2_path: Path, tmp_path: Path) -> None:
+    hf = HfTokenizer.from_file(str(gpt2_path))
+    hf.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=True)])
+    hf.add_tokens([AddedToken("cat", single_word=True), AddedToken(" dog", normalized=True)])
+    path = tmp_path / "options.json"
+    hf.save(str(path))
+    ours = Tokenizer.from_file(path)
+    assert ours.backend == "phicorpus"
+    for text in [
+        "a  <mask>  b",
+        "<mask>x<mask>",
+        "\t<mask>\n",
+        "cat cats concat cat_ cat. (cat)",
+        "my dog  dog\tdog",
+        "x<|endoftext|> <mask> cat",
+    ]:
+        assert ours.encode(text).tolist() == hf.encode(text).ids, repr(text)
+        ids = ours.encode(text)
+        for skip in (True, False):
+            assert ours.decode(ids, skip_special_tokens=skip) == hf.decode(
+                ids.tolist(), skip_special_tokens=skip
+            )
