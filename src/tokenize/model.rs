@@ -33,18 +33,75 @@ pub struct Bpe {
 }
 
 /// Per-thread memo of pre-token bytes → ids, and scratch space for merging.
-#[derive(Default)]
+///
+/// Pieces of up to 15 bytes (nearly all of them) are keyed by the piece packed into a `u128`, so
+/// a lookup touches one table slot and no separately allocated key; a piece that is one token
+/// keeps its id in the slot itself. Values are `(id, 1)` or `(start in arena, len)`.
 pub struct PieceCache {
-    map: FxHashMap<Box<[u8]>, (u32, u32)>,
+    /// Direct-mapped front of `short` for the most frequent pieces (fits in L2).
+    front: Box<[(u128, (u32, u32))]>,
+    short: FxHashMap<u128, (u32, u32)>,
+    long: FxHashMap<Box<[u8]>, (u32, u32)>,
     arena: Vec<u32>,
     syms: Vec<u32>,
     ranks: Vec<u32>,
 }
 
+const FRONT_BITS: u32 = 14;
+const FRONT_SLOTS: usize = 1 << FRONT_BITS;
+
+impl Default for PieceCache {
+    fn default() -> Self {
+        Self {
+            // Key 0 never occurs (a packed key holds its non-zero length).
+            front: vec![(0, (0, 0)); FRONT_SLOTS].into_boxed_slice(),
+            short: FxHashMap::default(),
+            long: FxHashMap::default(),
+            arena: Vec::new(),
+            syms: Vec::new(),
+            ranks: Vec::new(),
+        }
+    }
+}
+
+#[inline(always)]
+fn front_slot(key: u128) -> usize {
+    let h =
+        ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - FRONT_BITS)) as usize
+}
+
 impl PieceCache {
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.front.fill((0, (0, 0)));
+        self.short.clear();
+        self.long.clear();
         self.arena.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+}
+
+/// A piece of at most 15 bytes packed with its length (so "a" and "a\0" differ).
+#[inline(always)]
+fn short_key(piece: &[u8]) -> Option<u128> {
+    if piece.len() > 15 {
+        return None;
+    }
+    let mut buf = [0u8; 16];
+    buf[..piece.len()].copy_from_slice(piece);
+    buf[15] = piece.len() as u8;
+    Some(u128::from_le_bytes(buf))
+}
+
+#[inline(always)]
+fn emit_cached(arena: &[u32], (at, len): (u32, u32), out: &mut Vec<u32>) {
+    if len == 1 {
+        out.push(at);
+    } else {
+        out.extend_from_slice(&arena[at as usize..(at + len) as usize]);
     }
 }
 
@@ -94,25 +151,45 @@ impl Bpe {
             }
             return;
         }
-        let cacheable = piece.len() <= CACHE_MAX_PIECE;
-        if cacheable {
-            if let Some(&(start, len)) = cache.map.get(piece) {
-                out.extend_from_slice(&cache.arena[start as usize..(start + len) as usize]);
+        let short = short_key(piece);
+        if let Some(key) = short {
+            let slot = front_slot(key);
+            let (k, v) = cache.front[slot];
+            if k == key {
+                emit_cached(&cache.arena, v, out);
                 return;
             }
+            if let Some(&v) = cache.short.get(&key) {
+                cache.front[slot] = (key, v);
+                emit_cached(&cache.arena, v, out);
+                return;
+            }
+        } else if piece.len() <= CACHE_MAX_PIECE {
+            if let Some(&v) = cache.long.get(piece) {
+                emit_cached(&cache.arena, v, out);
+                return;
+            }
+        } else {
+            self.encode_uncached(piece, cache, out);
+            return;
         }
         let first = out.len();
         self.encode_uncached(piece, cache, out);
-        if cacheable {
-            if cache.map.len() >= CACHE_MAX_ENTRIES || cache.arena.len() > (u32::MAX as usize) / 2 {
-                cache.clear();
-            }
-            let start = cache.arena.len() as u32;
-            cache.arena.extend_from_slice(&out[first..]);
-            cache
-                .map
-                .insert(piece.into(), (start, (out.len() - first) as u32));
+        if cache.len() >= CACHE_MAX_ENTRIES || cache.arena.len() > (u32::MAX as usize) / 2 {
+            cache.clear();
         }
+        let ids = &out[first..];
+        let value = if ids.len() == 1 {
+            (ids[0], 1)
+        } else {
+            let at = cache.arena.len() as u32;
+            cache.arena.extend_from_slice(ids);
+            (at, ids.len() as u32)
+        };
+        match short {
+            Some(key) => cache.short.insert(key, value),
+            None => cache.long.insert(piece.into(), value),
+        };
     }
 
     fn encode_uncached(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {
@@ -268,6 +345,33 @@ mod tests {
             let mut heaped = Vec::new();
             bpe.merge_heap(&word, &mut heaped);
             assert_eq!(scanned, heaped);
+        }
+    }
+
+    #[test]
+    fn cache_hits_equal_fresh_encodes() {
+        let bpe = toy();
+        let mut cache = PieceCache::default();
+        let mut state = 99u64;
+        let words: Vec<Vec<u8>> = (0..500)
+            .map(|i| {
+                (0..(i % 70) + 2)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        b"abcx"[((state >> 33) % 4) as usize]
+                    })
+                    .collect()
+            })
+            .collect();
+        for round in 0..3 {
+            for w in &words {
+                let mut cached = Vec::new();
+                bpe.encode_piece(w, &mut cache, &mut cached);
+                assert_eq!(cached, enc(&bpe, w), "round {round}, word {w:?}");
+            }
+            if round == 1 {
+                cache.clear();
+            }
         }
     }
 

@@ -145,7 +145,7 @@ fn run_end(s: &str, mut i: usize, class: Class) -> usize {
 }
 
 #[inline(always)]
-fn scan<'a>(s: &'a str, end_of: fn(&str, usize) -> usize, mut emit: impl FnMut(&'a str)) {
+fn scan<'a>(s: &'a str, end_of: impl Fn(&str, usize) -> usize, mut emit: impl FnMut(&'a str)) {
     let mut i = 0;
     while i < s.len() {
         let j = end_of(s, i);
