@@ -1,0 +1,434 @@
+//! The byte-level BPE model: a pre-token's bytes → byte ids → merges applied lowest rank first
+//! (leftmost on ties), which is what the priority queue of `tokenizers` computes.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
+
+/// Id of a byte missing from the vocabulary (its char is dropped, as `tokenizers` does without
+/// an unknown token).
+pub const NO_ID: u32 = u32::MAX;
+
+/// Pieces up to this many bytes are cached.
+const CACHE_MAX_PIECE: usize = 64;
+/// The cache is cleared when it holds this many pieces.
+const CACHE_MAX_ENTRIES: usize = 1 << 18;
+/// Pieces longer than this merge with a heap (O(n log n)) instead of a scan (O(n²)).
+const SCAN_MAX: usize = 48;
+
+#[inline(always)]
+fn pair_key(a: u32, b: u32) -> u64 {
+    ((a as u64) << 32) | b as u64
+}
+
+/// Merge table and byte table of a byte-level BPE model.
+#[derive(Debug)]
+pub struct Bpe {
+    byte_ids: [u32; 256],
+    /// `(left, right)` → `rank << 32 | merged id`.
+    merges: FxHashMap<u64, u64>,
+    /// Byte strings of the vocabulary, for `ignore_merges`.
+    vocab_bytes: Option<FxHashMap<Box<[u8]>, u32>>,
+}
+
+/// Per-thread memo of pre-token bytes → ids, and scratch space for merging.
+///
+/// Pieces of up to 15 bytes (nearly all of them) are keyed by the piece packed into a `u128`, so
+/// a lookup touches one table slot and no separately allocated key; a piece that is one token
+/// keeps its id in the slot itself. Values are `(id, 1)` or `(start in arena, len)`.
+pub struct PieceCache {
+    /// Direct-mapped front of `short` for the most frequent pieces (fits in L2).
+    front: Box<[(u128, (u32, u32))]>,
+    short: FxHashMap<u128, (u32, u32)>,
+    long: FxHashMap<Box<[u8]>, (u32, u32)>,
+    arena: Vec<u32>,
+    syms: Vec<u32>,
+    ranks: Vec<u32>,
+}
+
+const FRONT_BITS: u32 = 14;
+const FRONT_SLOTS: usize = 1 << FRONT_BITS;
+
+impl Default for PieceCache {
+    fn default() -> Self {
+        Self {
+            // Key 0 never occurs (a packed key holds its non-zero length).
+            front: vec![(0, (0, 0)); FRONT_SLOTS].into_boxed_slice(),
+            short: FxHashMap::default(),
+            long: FxHashMap::default(),
+            arena: Vec::new(),
+            syms: Vec::new(),
+            ranks: Vec::new(),
+        }
+    }
+}
+
+#[inline(always)]
+fn front_slot(key: u128) -> usize {
+    let h =
+        ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - FRONT_BITS)) as usize
+}
+
+impl PieceCache {
+    pub fn clear(&mut self) {
+        self.front.fill((0, (0, 0)));
+        self.short.clear();
+        self.long.clear();
+        self.arena.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+}
+
+/// A piece of at most 15 bytes packed with its length: bytes little-endian in bits 0..120, the
+/// length in bits 120..128 (so "a" and "a\0" differ). Loads overlap instead of copying byte
+/// by byte.
+#[inline(always)]
+fn short_key(piece: &[u8]) -> Option<u128> {
+    let n = piece.len();
+    if n > 15 {
+        return None;
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(piece[i..i + 8].try_into().unwrap());
+    let u32_at = |i: usize| u32::from_le_bytes(piece[i..i + 4].try_into().unwrap()) as u64;
+    let packed: u128 = if n >= 8 {
+        let lo = u64_at(0);
+        // The last 8 bytes, less the (16 - n) that `lo` already holds.
+        let hi = if n > 8 {
+            u64_at(n - 8) >> (8 * (16 - n))
+        } else {
+            0
+        };
+        lo as u128 | (hi as u128) << 64
+    } else if n >= 4 {
+        let lo = u32_at(0);
+        let hi = if n > 4 {
+            u32_at(n - 4) >> (8 * (8 - n))
+        } else {
+            0
+        };
+        (lo | hi << 32) as u128
+    } else {
+        let mut v = 0u128;
+        for (k, &b) in piece.iter().enumerate() {
+            v |= (b as u128) << (8 * k);
+        }
+        v
+    };
+    Some(packed | (n as u128) << 120)
+}
+
+#[inline(always)]
+fn emit_cached(arena: &[u32], (at, len): (u32, u32), out: &mut Vec<u32>) {
+    if len == 1 {
+        out.push(at);
+    } else {
+        out.extend_from_slice(&arena[at as usize..(at + len) as usize]);
+    }
+}
+
+impl Bpe {
+    /// `byte_ids[b]`: the id of the one-byte token for `b` (or [`NO_ID`]); `merges`: pairs of ids
+    /// in rank order with the id of their concatenation; `vocab_bytes`: given when the model
+    /// ignores merges for pre-tokens that are already in the vocabulary.
+    pub fn new(
+        byte_ids: [u32; 256],
+        merges: impl IntoIterator<Item = (u32, u32, u32)>,
+        vocab_bytes: Option<FxHashMap<Box<[u8]>, u32>>,
+    ) -> Self {
+        let mut map = FxHashMap::default();
+        for (rank, (a, b, new)) in merges.into_iter().enumerate() {
+            // Later duplicates win, as in `tokenizers` (its map is built by `collect`).
+            map.insert(pair_key(a, b), ((rank as u64) << 32) | new as u64);
+        }
+        Self {
+            byte_ids,
+            merges: map,
+            vocab_bytes,
+        }
+    }
+
+    #[inline(always)]
+    fn merge_of(&self, a: u32, b: u32) -> Option<(u32, u32)> {
+        self.merges
+            .get(&pair_key(a, b))
+            .map(|&v| ((v >> 32) as u32, v as u32))
+    }
+
+    #[inline(always)]
+    fn rank(&self, a: u32, b: u32) -> u32 {
+        match self.merges.get(&pair_key(a, b)) {
+            Some(&v) => (v >> 32) as u32,
+            None => u32::MAX,
+        }
+    }
+
+    /// Append the ids of one pre-token (its raw bytes) to `out`.
+    #[inline]
+    pub fn encode_piece(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {
+        if piece.len() == 1 {
+            let id = self.byte_ids[piece[0] as usize];
+            if id != NO_ID {
+                out.push(id);
+            }
+            return;
+        }
+        let short = short_key(piece);
+        if let Some(key) = short {
+            let slot = front_slot(key);
+            let (k, v) = cache.front[slot];
+            if k == key {
+                emit_cached(&cache.arena, v, out);
+                return;
+            }
+            if let Some(&v) = cache.short.get(&key) {
+                cache.front[slot] = (key, v);
+                emit_cached(&cache.arena, v, out);
+                return;
+            }
+        } else if piece.len() <= CACHE_MAX_PIECE {
+            if let Some(&v) = cache.long.get(piece) {
+                emit_cached(&cache.arena, v, out);
+                return;
+            }
+        } else {
+            self.encode_uncached(piece, cache, out);
+            return;
+        }
+        let first = out.len();
+        self.encode_uncached(piece, cache, out);
+        if cache.len() >= CACHE_MAX_ENTRIES || cache.arena.len() > (u32::MAX as usize) / 2 {
+            cache.clear();
+        }
+        let ids = &out[first..];
+        let value = if ids.len() == 1 {
+            (ids[0], 1)
+        } else {
+            let at = cache.arena.len() as u32;
+            cache.arena.extend_from_slice(ids);
+            (at, ids.len() as u32)
+        };
+        match short {
+            Some(key) => cache.short.insert(key, value),
+            None => cache.long.insert(piece.into(), value),
+        };
+    }
+
+    fn encode_uncached(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {
+        if let Some(vocab) = &self.vocab_bytes {
+            if let Some(&id) = vocab.get(piece) {
+                out.push(id);
+                return;
+            }
+        }
+        let mut syms = std::mem::take(&mut cache.syms);
+        syms.clear();
+        syms.extend(
+            piece
+                .iter()
+                .map(|&b| self.byte_ids[b as usize])
+                .filter(|&id| id != NO_ID),
+        );
+        if syms.len() <= SCAN_MAX {
+            self.merge_scan(&mut syms, &mut cache.ranks);
+            out.extend_from_slice(&syms);
+        } else {
+            self.merge_heap(&syms, out);
+        }
+        cache.syms = syms;
+    }
+
+    /// Merge by repeated scans for the lowest-ranked adjacent pair (short pieces).
+    fn merge_scan(&self, syms: &mut Vec<u32>, ranks: &mut Vec<u32>) {
+        if syms.len() < 2 {
+            return;
+        }
+        ranks.clear();
+        ranks.extend(syms.windows(2).map(|w| self.rank(w[0], w[1])));
+        loop {
+            let mut best = u32::MAX;
+            let mut at = 0;
+            for (i, &r) in ranks.iter().enumerate() {
+                if r < best {
+                    best = r;
+                    at = i;
+                }
+            }
+            if best == u32::MAX {
+                break;
+            }
+            let (_, new) = self
+                .merge_of(syms[at], syms[at + 1])
+                .expect("ranked pair is a merge");
+            syms[at] = new;
+            syms.remove(at + 1);
+            ranks.remove(at);
+            if at > 0 {
+                ranks[at - 1] = self.rank(syms[at - 1], new);
+            }
+            if at < ranks.len() {
+                ranks[at] = self.rank(new, syms[at + 1]);
+            }
+        }
+    }
+
+    /// Merge with a priority queue of `(rank, position)` over a linked list (long pieces).
+    fn merge_heap(&self, ids: &[u32], out: &mut Vec<u32>) {
+        let n = ids.len();
+        let mut sym = ids.to_vec();
+        let mut alive = vec![true; n];
+        let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+        let mut next: Vec<usize> = (1..=n).collect();
+        let mut heap = BinaryHeap::with_capacity(n);
+        for i in 0..n.saturating_sub(1) {
+            if let Some((rank, new)) = self.merge_of(sym[i], sym[i + 1]) {
+                heap.push(Reverse((rank, i, new)));
+            }
+        }
+        while let Some(Reverse((_, pos, new))) = heap.pop() {
+            if !alive[pos] || next[pos] >= n {
+                continue;
+            }
+            let right = next[pos];
+            match self.merge_of(sym[pos], sym[right]) {
+                Some((_, id)) if id == new => {}
+                _ => continue,
+            }
+            sym[pos] = new;
+            alive[right] = false;
+            next[pos] = next[right];
+            if next[pos] < n {
+                prev[next[pos]] = pos;
+            }
+            let p = prev[pos];
+            if p < n {
+                if let Some((rank, m)) = self.merge_of(sym[p], new) {
+                    heap.push(Reverse((rank, p, m)));
+                }
+            }
+            if next[pos] < n {
+                if let Some((rank, m)) = self.merge_of(new, sym[next[pos]]) {
+                    heap.push(Reverse((rank, pos, m)));
+                }
+            }
+        }
+        out.extend((0..n).filter(|&i| alive[i]).map(|i| sym[i]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy model over bytes a, b, c (ids 0, 1, 2) with merges ab(3), bc(4), a+bc(5), ab+c(6).
+    fn toy() -> Bpe {
+        let mut byte_ids = [NO_ID; 256];
+        byte_ids[b'a' as usize] = 0;
+        byte_ids[b'b' as usize] = 1;
+        byte_ids[b'c' as usize] = 2;
+        Bpe::new(
+            byte_ids,
+            [(1, 2, 4), (0, 1, 3), (0, 4, 5), (3, 2, 6), (0, 0, 7)],
+            None,
+        )
+    }
+
+    fn enc(bpe: &Bpe, s: &[u8]) -> Vec<u32> {
+        let mut out = Vec::new();
+        bpe.encode_piece(s, &mut PieceCache::default(), &mut out);
+        out
+    }
+
+    #[test]
+    fn lowest_rank_first_leftmost_on_ties() {
+        let bpe = toy();
+        assert_eq!(enc(&bpe, b"abc"), [5]); // bc first (rank 0), then a+bc
+        assert_eq!(enc(&bpe, b"ab"), [3]);
+        assert_eq!(enc(&bpe, b"aaa"), [7, 0]);
+        assert_eq!(enc(&bpe, b"aaaa"), [7, 7]);
+        assert_eq!(enc(&bpe, b"axb"), [3]); // x is not in the vocabulary: dropped, a b merge
+    }
+
+    #[test]
+    fn scan_and_heap_agree() {
+        let bpe = toy();
+        let mut state = 12345u64;
+        for len in 2..200 {
+            let word: Vec<u32> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) % 3) as u32
+                })
+                .collect();
+            let mut scanned = word.clone();
+            bpe.merge_scan(&mut scanned, &mut Vec::new());
+            let mut heaped = Vec::new();
+            bpe.merge_heap(&word, &mut heaped);
+            assert_eq!(scanned, heaped);
+        }
+    }
+
+    #[test]
+    fn short_keys_pack_bytes_and_length() {
+        for n in 0..=15usize {
+            let piece: Vec<u8> = (1..=n as u8).collect();
+            let mut buf = [0u8; 16];
+            buf[..n].copy_from_slice(&piece);
+            buf[15] = n as u8;
+            assert_eq!(
+                short_key(&piece),
+                Some(u128::from_le_bytes(buf)),
+                "length {n}"
+            );
+        }
+        assert_ne!(short_key(b"a"), short_key(b"a\0"));
+        assert_eq!(short_key(&[7; 16]), None);
+    }
+
+    #[test]
+    fn cache_hits_equal_fresh_encodes() {
+        let bpe = toy();
+        let mut cache = PieceCache::default();
+        let mut state = 99u64;
+        let words: Vec<Vec<u8>> = (0..500)
+            .map(|i| {
+                (0..(i % 70) + 2)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        b"abcx"[((state >> 33) % 4) as usize]
+                    })
+                    .collect()
+            })
+            .collect();
+        for round in 0..3 {
+            for w in &words {
+                let mut cached = Vec::new();
+                bpe.encode_piece(w, &mut cache, &mut cached);
+                assert_eq!(cached, enc(&bpe, w), "round {round}, word {w:?}");
+            }
+            if round == 1 {
+                cache.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn ignore_merges_emits_vocab_pieces() {
+        let mut vocab = FxHashMap::default();
+        vocab.insert(b"ab".to_vec().into_boxed_slice(), 3);
+        vocab.insert(b"abc".to_vec().into_boxed_slice(), 6);
+        let toy = toy();
+        let bpe = Bpe::new(
+            toy.byte_ids,
+            [(1, 2, 4), (0, 1, 3), (0, 4, 5), (3, 2, 6)],
+            Some(vocab),
+        );
+        assert_eq!(enc(&bpe, b"abc"), [6]);
+    }
+}
