@@ -6,6 +6,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::minhash::EMPTY_SLOT;
 use super::unionfind::UnionFind;
 use crate::error::{Error, Result};
+use crate::parallel::install;
 
 // Gauss-Kronrod 21-point rule (QUADPACK qk21): Kronrod nodes, their weights, and the weights of
 // the embedded 10-point Gauss rule (whose nodes are XGK[1], XGK[3], ..., XGK[9]).
@@ -163,14 +164,16 @@ fn slot_bytes(slots: &[u32]) -> &[u8] {
 /// Each document's label is the smallest document index of its cluster. Documents whose
 /// signature is all [`EMPTY_SLOT`] (no shingles) are singletons.
 ///
-/// Memory: bands are processed a few at a time (as many as rayon threads), each with one
-/// reused buffer of `n` (key, index) pairs; `check` is called between groups and may stop the
-/// work by returning `false`.
+/// Memory: bands are processed a few at a time (as many as there are threads), each with one
+/// reused buffer of `n` (key, index) pairs. The parallel work runs on `threads` threads (see
+/// [`crate::parallel::install`]); `check` is called on the calling thread between groups of
+/// bands and may stop the work by returning `false`.
 pub fn lsh_clusters(
     signatures: &[u32],
     num_perm: usize,
     bands: usize,
     rows: usize,
+    threads: Option<usize>,
     mut check: impl FnMut() -> bool,
 ) -> Result<Vec<i64>> {
     if num_perm == 0 || signatures.len() % num_perm != 0 {
@@ -188,30 +191,35 @@ pub fn lsh_clusters(
     if n > u32::MAX as usize {
         return Err(Error::InvalidArgument(format!("too many documents: {n}")));
     }
-    let live: Vec<u32> = signatures
-        .par_chunks(num_perm)
-        .enumerate()
-        .filter(|(_, s)| !s.iter().all(|&v| v == EMPTY_SLOT))
-        .map(|(i, _)| i as u32)
-        .collect();
+    let (live, workers) = install(threads, || {
+        let live: Vec<u32> = signatures
+            .par_chunks(num_perm)
+            .enumerate()
+            .filter(|(_, s)| !s.iter().all(|&v| v == EMPTY_SLOT))
+            .map(|(i, _)| i as u32)
+            .collect();
+        (live, rayon::current_num_threads())
+    });
     let mut uf = UnionFind::new(n);
-    let group = rayon::current_num_threads().clamp(1, bands);
+    let group = workers.clamp(1, bands);
     let mut buffers: Vec<Vec<(u64, u32)>> =
         (0..group).map(|_| Vec::with_capacity(live.len())).collect();
     for first in (0..bands).step_by(group) {
         let count = group.min(bands - first);
-        buffers[..count]
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(k, keys)| {
-                let offset = (first + k) * rows;
-                keys.clear();
-                keys.extend(live.iter().map(|&i| {
-                    let start = i as usize * num_perm + offset;
-                    (xxh3_64(slot_bytes(&signatures[start..start + rows])), i)
-                }));
-                keys.sort_unstable();
-            });
+        install(threads, || {
+            buffers[..count]
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(k, keys)| {
+                    let offset = (first + k) * rows;
+                    keys.clear();
+                    keys.extend(live.iter().map(|&i| {
+                        let start = i as usize * num_perm + offset;
+                        (xxh3_64(slot_bytes(&signatures[start..start + rows])), i)
+                    }));
+                    keys.sort_unstable();
+                })
+        });
         for keys in &buffers[..count] {
             for run in keys.chunk_by(|x, y| x.0 == y.0) {
                 for &(_, i) in &run[1..] {
@@ -259,18 +267,18 @@ mod tests {
         let band: Vec<u32> = sigs[k + 4..k + 8].to_vec();
         sigs[3 * k + 4..3 * k + 8].copy_from_slice(&band);
         sigs[4 * k..5 * k].fill(EMPTY_SLOT);
-        let labels = lsh_clusters(&sigs, k, 2, 4, || true).unwrap();
+        let labels = lsh_clusters(&sigs, k, 2, 4, None, || true).unwrap();
         assert_eq!(labels, [0, 1, 2, 1, 4]);
         // Two empty documents stay apart.
         sigs[2 * k..3 * k].fill(EMPTY_SLOT);
         assert_eq!(
-            lsh_clusters(&sigs, k, 2, 4, || true).unwrap(),
+            lsh_clusters(&sigs, k, 2, 4, None, || true).unwrap(),
             [0, 1, 2, 1, 4]
         );
-        assert!(lsh_clusters(&sigs, k, 3, 3, || true).is_err());
-        assert!(lsh_clusters(&sigs[1..], k, 2, 4, || true).is_err());
+        assert!(lsh_clusters(&sigs, k, 3, 3, None, || true).is_err());
+        assert!(lsh_clusters(&sigs[1..], k, 2, 4, None, || true).is_err());
         assert!(matches!(
-            lsh_clusters(&sigs, k, 2, 4, || false),
+            lsh_clusters(&sigs, k, 2, 4, Some(2), || false),
             Err(Error::Interrupted)
         ));
     }

@@ -72,3 +72,83 @@ mod tests {
         }
     }
 }
+
+/// Component timings on the benchmark corpus (`benches/data/corpus.jsonl`, built by
+/// `python benches/bench_minhash.py`): `cargo test --release --lib dedup::perf -- --ignored --nocapture`.
+#[cfg(test)]
+mod perf {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn components() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/data/corpus.jsonl");
+        let Ok(data) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let mut docs: Vec<String> = Vec::new();
+        let mut total = 0;
+        for line in data.lines() {
+            let d: String = serde_json::from_str(line).unwrap();
+            total += d.len();
+            docs.push(d);
+            if total > 40_000_000 {
+                break;
+            }
+        }
+        let mb = total as f64 / 1e6;
+        let texts: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
+        let time = |name: &str, f: &mut dyn FnMut()| {
+            let mut best = f64::MAX;
+            for _ in 0..3 {
+                let t = Instant::now();
+                f();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{name:<24} {:8.1} MB/s {:6.2} ms/MB",
+                mb / best,
+                best * 1e3 / mb
+            );
+        };
+        let (mut buf, mut words) = (String::new(), Vec::new());
+        let mut shingle_count = 0;
+        time("baseline: byte table sum", &mut || {
+            let mut s = 0u64;
+            for t in &texts {
+                for &b in t.as_bytes() {
+                    s = s.wrapping_add(u64::from(b).wrapping_mul(s | 1));
+                }
+            }
+            std::hint::black_box(s);
+        });
+        time("normalize", &mut || {
+            for t in &texts {
+                normalize_into(t, &mut buf, &mut words);
+            }
+        });
+        time("normalize+hash shingles", &mut || {
+            shingle_count = 0;
+            let h = MinHasher::new(1, 5, 1).unwrap();
+            let mut s = 0u64;
+            for t in &texts {
+                normalize_into(t, &mut buf, &mut words);
+                let b = buf.as_bytes();
+                for (x, y) in normalize::shingle_ranges(&words, 5) {
+                    s ^= h.shingle_hash(&b[x..y]);
+                    shingle_count += 1;
+                }
+            }
+            std::hint::black_box(s);
+        });
+        println!("shingles per MB: {:.0}", shingle_count as f64 / mb);
+        for k in [1, 128] {
+            let h = MinHasher::new(k, 5, 1).unwrap();
+            let mut out = vec![0u32; texts.len() * k];
+            time(&format!("signatures k={k}"), &mut || {
+                crate::parallel::install(Some(1), || signatures_into(&h, &texts, &mut out))
+            });
+        }
+    }
+}

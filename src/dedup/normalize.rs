@@ -15,28 +15,19 @@
 use crate::unicode::{is_letter, is_number};
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
-/// What the normalization does with one ASCII byte.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ascii {
-    Keep(u8),
-    Delete,
-    Separator,
-}
-
-const fn ascii_class(b: u8) -> Ascii {
-    match b {
-        b'a'..=b'z' | b'0'..=b'9' => Ascii::Keep(b),
-        b'A'..=b'Z' => Ascii::Keep(b + 32),
-        b'\'' => Ascii::Delete,
-        _ => Ascii::Separator,
-    }
-}
-
-static ASCII: [Ascii; 128] = {
-    let mut t = [Ascii::Separator; 128];
+/// What the normalization writes for one ASCII byte: the lowercased byte for letters and
+/// digits, a space for separators, 0 for a deleted byte (the apostrophe).
+static ASCII: [u8; 128] = {
+    let mut t = [b' '; 128];
     let mut i = 0;
     while i < 128 {
-        t[i] = ascii_class(i as u8);
+        let b = i as u8;
+        t[i] = match b {
+            b'a'..=b'z' | b'0'..=b'9' => b,
+            b'A'..=b'Z' => b + 32,
+            b'\'' => 0,
+            _ => b' ',
+        };
         i += 1;
     }
     t
@@ -55,59 +46,66 @@ fn is_mark(c: char) -> bool {
 pub fn normalize_into(text: &str, out: &mut String, words: &mut Vec<(u32, u32)>) {
     out.clear();
     words.clear();
-    out.reserve(text.len());
-    // Safety of the byte pushes below: only ASCII bytes are pushed byte-wise, the rest as chars.
-    let mut in_word = false;
-    let mut start = 0usize;
     let bytes = text.as_bytes();
+    // SAFETY: only ASCII bytes are written byte-wise, other characters with `String::push`, so
+    // the first `pos` bytes are always valid UTF-8 and `out` is valid when the length is set.
+    let buf = unsafe { out.as_mut_vec() };
+    buf.reserve(bytes.len() + 1);
+    let mut pos = 0usize;
+    // Whether the last byte written is a separator (or nothing is written yet): a separator
+    // is then not written again, which collapses runs and trims the start.
+    let mut after_space = true;
     let mut i = 0usize;
+    // Hoisted so the loop does not reload it after every byte store (which might alias `buf`).
+    let mut ptr = buf.as_mut_ptr();
     while i < bytes.len() {
         let b = bytes[i];
         if b < 128 {
+            // Branch-free: write the byte's image, then advance past it unless it is deleted or
+            // a repeated separator. `capacity - pos > bytes.len() - i` holds here (see below).
+            let t = ASCII[b as usize];
+            let space = t == b' ';
+            // SAFETY: pos < capacity by the invariant above.
+            unsafe { ptr.add(pos).write(t) };
+            let advance = t != 0 && !(space && after_space);
+            pos += advance as usize;
+            after_space = if advance { space } else { after_space };
             i += 1;
-            match ASCII[b as usize] {
-                Ascii::Keep(k) => {
-                    if !in_word {
-                        if !out.is_empty() {
-                            out.push(' ');
-                        }
-                        start = out.len();
-                        in_word = true;
-                    }
-                    out.push(k as char);
-                }
-                Ascii::Delete => {}
-                Ascii::Separator => {
-                    if in_word {
-                        words.push((start as u32, out.len() as u32));
-                        in_word = false;
-                    }
-                }
-            }
             continue;
         }
-        // Non-ASCII: decode one char (text is valid UTF-8, so this cannot fail).
+        // Non-ASCII: decode one char (`text` is valid UTF-8 and `i` is a char boundary).
         let c = text[i..].chars().next().unwrap_or('\u{fffd}');
         i += c.len_utf8();
+        // SAFETY: the first `pos` bytes are initialized, valid UTF-8 (see above).
+        unsafe { buf.set_len(pos) };
         if c == '\u{2019}' {
-            continue;
-        }
-        if is_letter(c) || is_number(c) || is_mark(c) {
-            if !in_word {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                start = out.len();
-                in_word = true;
+        } else if is_letter(c) || is_number(c) || is_mark(c) {
+            for l in c.to_lowercase() {
+                let mut tmp = [0u8; 4];
+                buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
             }
-            out.extend(c.to_lowercase());
-        } else if in_word {
-            words.push((start as u32, out.len() as u32));
-            in_word = false;
+            after_space = false;
+        } else if !after_space {
+            buf.push(b' ');
+            after_space = true;
         }
+        pos = buf.len();
+        // Restore the invariant of the ASCII path: room for one byte per remaining input byte.
+        buf.reserve(bytes.len() - i + 1);
+        ptr = buf.as_mut_ptr();
     }
-    if in_word {
-        words.push((start as u32, out.len() as u32));
+    if pos > 0 && after_space {
+        pos -= 1;
+    }
+    // SAFETY: the first `pos` bytes are initialized and valid UTF-8 (see above).
+    unsafe { buf.set_len(pos) };
+    let mut start = 0u32;
+    for space in memchr::memchr_iter(b' ', buf) {
+        words.push((start, space as u32));
+        start = space as u32 + 1;
+    }
+    if !buf.is_empty() {
+        words.push((start, buf.len() as u32));
     }
 }
 
