@@ -54,7 +54,7 @@ pub fn normalize_into(text: &str, out: &mut String, words: &mut Vec<(u32, u32)>)
     let mut pos = 0usize;
     // Whether the last byte written is a separator (or nothing is written yet): a separator
     // is then not written again, which collapses runs and trims the start.
-    let mut after_space = true;
+    let mut after_space = 1u32;
     let mut i = 0usize;
     // Hoisted so the loop does not reload it after every byte store (which might alias `buf`).
     let mut ptr = buf.as_mut_ptr();
@@ -64,12 +64,15 @@ pub fn normalize_into(text: &str, out: &mut String, words: &mut Vec<(u32, u32)>)
             // Branch-free: write the byte's image, then advance past it unless it is deleted or
             // a repeated separator. `capacity - pos > bytes.len() - i` holds here (see below).
             let t = ASCII[b as usize];
-            let space = t == b' ';
+            // 0/1 flags in integers, so the compiler keeps this free of unpredictable branches.
+            let keep = u32::from(t > b' ');
+            let sep = u32::from(t == b' ');
+            let del = u32::from(t == 0);
             // SAFETY: pos < capacity by the invariant above.
             unsafe { ptr.add(pos).write(t) };
-            let advance = t != 0 && !(space && after_space);
+            let advance = keep | (sep & (after_space ^ 1));
             pos += advance as usize;
-            after_space = if advance { space } else { after_space };
+            after_space = sep | (del & after_space);
             i += 1;
             continue;
         }
@@ -84,17 +87,17 @@ pub fn normalize_into(text: &str, out: &mut String, words: &mut Vec<(u32, u32)>)
                 let mut tmp = [0u8; 4];
                 buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
             }
-            after_space = false;
-        } else if !after_space {
+            after_space = 0;
+        } else if after_space == 0 {
             buf.push(b' ');
-            after_space = true;
+            after_space = 1;
         }
         pos = buf.len();
         // Restore the invariant of the ASCII path: room for one byte per remaining input byte.
         buf.reserve(bytes.len() - i + 1);
         ptr = buf.as_mut_ptr();
     }
-    if pos > 0 && after_space {
+    if pos > 0 && after_space == 1 {
         pos -= 1;
     }
     // SAFETY: the first `pos` bytes are initialized and valid UTF-8 (see above).
