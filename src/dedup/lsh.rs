@@ -176,7 +176,7 @@ pub fn lsh_clusters(
     threads: Option<usize>,
     mut check: impl FnMut() -> bool,
 ) -> Result<Vec<i64>> {
-    if num_perm == 0 || signatures.len() % num_perm != 0 {
+    if num_perm == 0 || !signatures.len().is_multiple_of(num_perm) {
         return Err(Error::InvalidArgument(format!(
             "signatures of {} slots cannot be rows of {num_perm} permutations",
             signatures.len()
