@@ -29,8 +29,8 @@ from phicorpus.dedup import lsh_clusters, lsh_params, minhash_signatures
 NUM_PERM = 128
 NGRAM = 5
 MAIN_MB = 120.0
-RENSA_MB = 40.0
-DATASKETCH_MB = 6.0
+RENSA_MB = 80.0
+DATASKETCH_MB = 20.0
 
 
 def py_shingles(text: str, n: int = NGRAM) -> list[str]:
