@@ -79,6 +79,21 @@ def test_normalize_matches_python_reference(text: str) -> None:
     assert normalize_text(text) == reference_normalize(text)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["Word", "x", " ", "  ", "'", ", ", "ABC", "don't", "42", "\n\t", "é", "x_y", "\u2019", "..."]
+        ),
+        max_size=200,
+    )
+)
+def test_normalize_long_mostly_ascii_matches_python_reference(pieces: list[str]) -> None:
+    # Long enough for the 64-byte SIMD blocks of the Rust normalizer.
+    text = "".join(pieces)
+    assert normalize_text(text) == reference_normalize(text)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.sampled_from(["a", "B", "c.", "dd", "e,", "--", "Ff"]), max_size=20),
