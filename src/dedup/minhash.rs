@@ -299,3 +299,40 @@ mod tests {
         assert!(MinHasher::new(8, 0, 1).is_err());
     }
 }
+
+/// Kernel timings on synthetic hashes:
+/// `cargo test --release --lib dedup::minhash::perf -- --ignored --nocapture`.
+#[cfg(test)]
+mod perf {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn kernels() {
+        let h = MinHasher::new(128, 5, 1).unwrap();
+        let mut state = 1u64;
+        let hashes: Vec<u64> = (0..2000).map(|_| splitmix64(&mut state)).collect();
+        let mut out = vec![0u32; 128];
+        let reps = 500;
+        let mut run = |name: &str, f: &dyn Fn(&[u64], &mut [u32])| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                out.fill(u32::MAX);
+                f(std::hint::black_box(&hashes), &mut out);
+            }
+            let ns = t.elapsed().as_secs_f64() * 1e9 / (reps * hashes.len()) as f64;
+            println!("{name:<8} {ns:6.2} ns per shingle (128 permutations)");
+        };
+        run("generic", &|x, o| kernel(&h.a, &h.b, x, o));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                run("avx2", &|x, o| unsafe { kernel_avx2(&h.a, &h.b, x, o) });
+            }
+            if std::arch::is_x86_feature_detected!("avx512dq") {
+                run("avx512", &|x, o| unsafe { kernel_avx512(&h.a, &h.b, x, o) });
+            }
+        }
+    }
+}
