@@ -11,6 +11,9 @@
 //!
 //! The result is words joined by single spaces, so the bytes of the words `i..i+n` are one
 //! contiguous range of the normalized buffer: a shingle is hashed straight from that range.
+//!
+//! ASCII text runs through a branch-free byte loop, or 64 bytes at a time with AVX-512 VBMI2
+//! where the CPU has it (tested against the byte loop and a pure-Python reference).
 
 use crate::unicode::{is_letter, is_number};
 use unicode_general_category::{get_general_category, GeneralCategory as G};
