@@ -141,10 +141,55 @@ fn normalize_impl(text: &str, out: &mut String, words: &mut Vec<(u32, u32)>, sim
     }
     // SAFETY: the first `pos` bytes are initialized and valid UTF-8 (see above).
     unsafe { buf.set_len(pos) };
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the CPU has the features (`simd` implies AVX-512 BW).
+        unsafe { word_ranges_avx512(buf, words) };
+        return;
+    }
+    word_ranges(buf, words);
+}
+
+/// The byte ranges of the space-separated words of a normalized buffer.
+fn word_ranges(buf: &[u8], words: &mut Vec<(u32, u32)>) {
     let mut start = 0u32;
     for space in memchr::memchr_iter(b' ', buf) {
         words.push((start, space as u32));
         start = space as u32 + 1;
+    }
+    if !buf.is_empty() {
+        words.push((start, buf.len() as u32));
+    }
+}
+
+/// [`word_ranges`] from 64-byte space masks: spaces come every few bytes, where `memchr`'s
+/// per-match cost dominates.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn word_ranges_avx512(buf: &[u8], words: &mut Vec<(u32, u32)>) {
+    use std::arch::x86_64::*;
+    let mut start = 0u32;
+    let blocks = buf.chunks_exact(64);
+    let tail = blocks.remainder();
+    let mut base = 0u32;
+    for block in blocks {
+        // SAFETY: `block` holds 64 bytes; unaligned load.
+        let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+        let mut spaces = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b' ' as i8));
+        while spaces != 0 {
+            let at = base + spaces.trailing_zeros();
+            words.push((start, at));
+            start = at + 1;
+            spaces &= spaces - 1;
+        }
+        base += 64;
+    }
+    for (k, &b) in tail.iter().enumerate() {
+        if b == b' ' {
+            let at = base + k as u32;
+            words.push((start, at));
+            start = at + 1;
+        }
     }
     if !buf.is_empty() {
         words.push((start, buf.len() as u32));
