@@ -101,6 +101,10 @@ def best_time(fn: Callable[[], Any], repeat: int = 3) -> float:
     return best
 
 
+#: Every line printed by :func:`report` in this process, for ``benches/run.py --out``.
+REPORTED: list[str] = []
+
+
 def report(name: str, ours: float, peer: float, peer_name: str, unit: str = "MB/s") -> str:
     """One ``name  ours  peer  ratio`` line (throughputs: higher is better)."""
     ratio = ours / peer if peer else float("inf")
@@ -108,4 +112,5 @@ def report(name: str, ours: float, peer: float, peer_name: str, unit: str = "MB/
         f"{name:<44} ours {ours:10.2f} {unit:<5} {peer_name:<22} {peer:10.2f} {unit:<5} ratio {ratio:7.2f}x"
     )
     print(line, flush=True)
+    REPORTED.append(line)
     return line

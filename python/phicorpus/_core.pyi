@@ -1,23 +1,21 @@
 # Type stubs for the Rust extension module phicorpus._core (kept by hand, see src/python/).
-__version__: str
-
-# filter (src/python/filter.rs)
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
+
+__version__: str
+
+# -- filter (src/python/filter.rs) ----------------------------------------------------------
 
 SIGNAL_NAMES: tuple[str, ...]
 
 def quality_signal_columns(
     texts: Iterable[str], num_threads: int | None = None
 ) -> dict[str, npt.NDArray[Any]]: ...
-# -- tokenize (src/python/tokenize.rs) --------------------------------------------------------
-from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+# -- tokenize (src/python/tokenize.rs) --------------------------------------------------------
 
 class BpeTokenizer:
     """Byte-level BPE tokenizer from a tokenizer.json (see phicorpus.tokenize.Tokenizer)."""
@@ -39,3 +37,25 @@ class BpeTokenizer:
         uint16: bool = False,
     ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]: ...
     def decode(self, ids: npt.NDArray[np.uint32], skip_special_tokens: bool = True) -> str: ...
+
+# -- dedup (src/python/dedup.rs) -----------------------------------------------------------
+
+def normalize_text(text: str) -> str: ...
+def shingles(text: str, ngram: int = 5) -> list[str]: ...
+def minhash_signatures(
+    texts: Sequence[str],
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 1,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.uint32]: ...
+def lsh_clusters(
+    signatures: npt.NDArray[np.uint32], bands: int, rows: int, num_threads: int | None = None
+) -> npt.NDArray[np.int64]: ...
+def lsh_params(
+    threshold: float,
+    num_perm: int,
+    false_positive_weight: float = 0.5,
+    false_negative_weight: float = 0.5,
+) -> tuple[int, int]: ...
+def exact_hashes(texts: Sequence[str], num_threads: int | None = None) -> npt.NDArray[np.uint64]: ...
