@@ -4,7 +4,7 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArray
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{as_strs, extract_texts, run_chunked, SIGNAL_CHUNK};
+use super::{as_strs, extract_texts, run_chunked, text_chunks};
 use crate::dedup::{self, MinHasher};
 use crate::parallel::install;
 
@@ -40,10 +40,9 @@ fn minhash_signatures<'py>(
     let texts = as_strs(&strings)?;
     let n = texts.len();
     let mut out = vec![0u32; n * num_perm];
-    for (docs, rows) in texts
-        .chunks(SIGNAL_CHUNK)
-        .zip(out.chunks_mut(SIGNAL_CHUNK * num_perm))
-    {
+    for range in text_chunks(&texts) {
+        let rows = &mut out[range.start * num_perm..range.end * num_perm];
+        let docs = &texts[range];
         py.detach(|| install(num_threads, || dedup::signatures_into(&hasher, docs, rows)));
         py.check_signals()?;
     }

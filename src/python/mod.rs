@@ -26,8 +26,16 @@ impl From<Error> for PyErr {
     }
 }
 
-/// Documents per chunk between two signal checks in long batch calls.
+/// At most this many documents per chunk between two signal checks in long batch calls.
 pub(crate) const SIGNAL_CHUNK: usize = 4096;
+/// About this many bytes of text per chunk at most, so a batch of long documents still checks
+/// for Ctrl-C every few tens of milliseconds.
+pub(crate) const SIGNAL_CHUNK_BYTES: usize = 4 << 20;
+
+/// The chunks of `texts` that batch calls process between two signal checks.
+pub(crate) fn text_chunks(texts: &[&str]) -> Vec<std::ops::Range<usize>> {
+    crate::parallel::text_chunks(texts, SIGNAL_CHUNK, SIGNAL_CHUNK_BYTES)
+}
 
 /// Borrow the UTF-8 data of every `str` in `texts` (a list or any sequence of str).
 ///
@@ -66,17 +74,16 @@ pub(crate) fn as_strs<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'
         .collect()
 }
 
-/// Run `f` over `items` in chunks of [`SIGNAL_CHUNK`], detached from the interpreter, checking
-/// for Ctrl-C between chunks. `f` maps one chunk to its results, in order.
-pub(crate) fn run_chunked<T, R, F>(py: Python<'_>, items: &[T], f: F) -> PyResult<Vec<R>>
+/// Run `f` over `texts` in the chunks of [`text_chunks`], detached from the interpreter,
+/// checking for Ctrl-C between chunks. `f` maps one chunk to its results, in order.
+pub(crate) fn run_chunked<R, F>(py: Python<'_>, texts: &[&str], f: F) -> PyResult<Vec<R>>
 where
-    T: Sync,
     R: Send,
-    F: Fn(&[T]) -> Vec<R> + Sync,
+    F: Fn(&[&str]) -> Vec<R> + Sync,
 {
-    let mut out = Vec::with_capacity(items.len());
-    for chunk in items.chunks(SIGNAL_CHUNK.max(1)) {
-        let part = py.detach(|| f(chunk));
+    let mut out = Vec::with_capacity(texts.len());
+    for range in text_chunks(texts) {
+        let part = py.detach(|| f(&texts[range]));
         out.extend(part);
         py.check_signals()?;
     }
