@@ -15,6 +15,7 @@ VPY=.venv/bin/python
 
 echo "== lint"
 cargo fmt --check
+cargo clippy --locked --features python --all-targets -- -D warnings
 .venv/bin/ruff check python tests benches
 .venv/bin/mypy
 
