@@ -2,17 +2,19 @@
 //!
 //! Each shingle (a byte range of the normalized text, see [`super::normalize`]) is hashed once
 //! to 64 bits with xxh3 seeded by `seed`. The `num_perm` hash functions are multiply-add-shift
-//! hashes `h_i(x) = (a_i·x + b_i mod 2^64) >> 32` (Dietzfelbinger's multiply-add-shift scheme
-//! onto 32 bits, with 64-bit rather than 96-bit parameters: universal in practice, not proven
-//! 2-independent for 64-bit keys), with odd `a_i` and any `b_i` drawn from a splitmix64 stream
-//! started at `seed`. The tests check the estimator's bias and variance against exact Jaccard. Slot `i` of a signature
-//! is the minimum of `h_i` over the document's shingles; a document without shingles gets
-//! `u32::MAX` in every slot.
+//! hashes `h_i(x) = ((a_i·x + b_i) mod 2^52) >> 20` (Dietzfelbinger's multiply-add-shift scheme
+//! onto 32 bits, with 52-bit rather than wider parameters: universal in practice, not proven
+//! 2-independent; only the low 52 bits of `x` matter), with odd `a_i < 2^52` and `b_i < 2^52`
+//! taken as the low 52 bits of a splitmix64 stream started at `seed`. The modulus 2^52 is the
+//! width of the AVX-512 IFMA multiplier. The tests check the estimator's bias and variance
+//! against exact Jaccard. Slot `i` of a signature is the minimum of `h_i` over the document's
+//! shingles; a document without shingles gets `u32::MAX` in every slot.
 //!
 //! The kernel loops over the permutations in fixed blocks of [`LANES`] with every shingle hash
 //! of the document inner, so the block's minima stay in vector registers. It is hand-written
-//! with AVX-512 intrinsics (~16 ns per shingle for 128 permutations), auto-vectorized for AVX2
-//! (~37 ns) and baseline (~87 ns), and picked at run time.
+//! with AVX-512 IFMA (`vpmadd52luq`, ~8 ns per shingle for 128 permutations on an Intel
+//! Sapphire Rapids-class core) or AVX-512 DQ (`vpmullq`, ~16 ns), auto-vectorized for AVX2
+//! (~40 ns) and baseline (~90 ns), and picked at run time; all compute the same values.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -69,8 +71,8 @@ impl MinHasher {
         let mut a = Vec::with_capacity(padded);
         let mut b = Vec::with_capacity(padded);
         for _ in 0..num_perm {
-            a.push(splitmix64(&mut state) | 1);
-            b.push(splitmix64(&mut state));
+            a.push((splitmix64(&mut state) & MASK) | 1);
+            b.push(splitmix64(&mut state) & MASK);
         }
         a.resize(padded, 1);
         b.resize(padded, 0);
@@ -128,6 +130,17 @@ impl MinHasher {
     }
 }
 
+/// Bits of the permutations' modulus: `h_i(x) = ((a_i·x + b_i) mod 2^52) >> 20`, the width
+/// of the AVX-512 IFMA multiplier.
+const BITS: u32 = 52;
+const MASK: u64 = (1 << BITS) - 1;
+
+/// Permutation `(a, b)` applied to the shingle hash `x`.
+#[inline(always)]
+fn permute(a: u64, b: u64, x: u64) -> u32 {
+    ((a.wrapping_mul(x).wrapping_add(b) & MASK) >> (BITS - 32)) as u32
+}
+
 #[inline(always)]
 fn kernel(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
     for ((ac, bc), oc) in a
@@ -140,8 +153,7 @@ fn kernel(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
         let mut m = [u32::MAX; LANES];
         for &h in hashes {
             for j in 0..LANES {
-                let v = (ac[j].wrapping_mul(h).wrapping_add(bc[j]) >> 32) as u32;
-                m[j] = m[j].min(v);
+                m[j] = m[j].min(permute(ac[j], bc[j], h));
             }
         }
         oc.copy_from_slice(&m[..oc.len()]);
@@ -176,12 +188,13 @@ fn kernel_avx512(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
                 _mm512_loadu_si512(bc.as_ptr().add(8).cast()),
             )
         };
-        let mut m0 = _mm512_set1_epi64(-1);
-        let mut m1 = _mm512_set1_epi64(-1);
+        let mask = _mm512_set1_epi64(MASK as i64);
+        let mut m0 = mask;
+        let mut m1 = mask;
         for &h in hashes {
             let x = _mm512_set1_epi64(h as i64);
-            let v0 = _mm512_srli_epi64::<32>(_mm512_add_epi64(_mm512_mullo_epi64(a0, x), b0));
-            let v1 = _mm512_srli_epi64::<32>(_mm512_add_epi64(_mm512_mullo_epi64(a1, x), b1));
+            let v0 = _mm512_and_si512(_mm512_add_epi64(_mm512_mullo_epi64(a0, x), b0), mask);
+            let v1 = _mm512_and_si512(_mm512_add_epi64(_mm512_mullo_epi64(a1, x), b1), mask);
             m0 = _mm512_min_epu64(m0, v0);
             m1 = _mm512_min_epu64(m1, v1);
         }
@@ -192,8 +205,50 @@ fn kernel_avx512(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
             _mm512_storeu_si512(lanes.as_mut_ptr().add(8).cast(), m1);
         }
         for (o, &l) in oc.iter_mut().zip(&lanes) {
-            // Each lane is below 2^32 (a shifted value) or all ones (no hash): u32::MAX either way.
-            *o = l.min(u64::from(u32::MAX)) as u32;
+            *o = (l >> (BITS - 32)) as u32;
+        }
+    }
+}
+
+/// AVX-512 IFMA kernel: `vpmadd52luq` computes `b + (a·x mod 2^52)` in one instruction (where
+/// `vpmullq` is three on Intel cores), leaving the reduction mod 2^52 and the minimum.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn kernel_ifma(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    const _: () = assert!(LANES == 16);
+    for ((ac, bc), oc) in a
+        .chunks_exact(LANES)
+        .zip(b.chunks_exact(LANES))
+        .zip(out.chunks_mut(LANES))
+    {
+        // SAFETY: each chunk holds 16 u64 (two 512-bit vectors); unaligned loads.
+        let (a0, a1, b0, b1) = unsafe {
+            (
+                _mm512_loadu_si512(ac.as_ptr().cast()),
+                _mm512_loadu_si512(ac.as_ptr().add(8).cast()),
+                _mm512_loadu_si512(bc.as_ptr().cast()),
+                _mm512_loadu_si512(bc.as_ptr().add(8).cast()),
+            )
+        };
+        let mask = _mm512_set1_epi64(MASK as i64);
+        let mut m0 = mask;
+        let mut m1 = mask;
+        for &h in hashes {
+            let x = _mm512_set1_epi64(h as i64);
+            let v0 = _mm512_and_si512(_mm512_madd52lo_epu64(b0, a0, x), mask);
+            let v1 = _mm512_and_si512(_mm512_madd52lo_epu64(b1, a1, x), mask);
+            m0 = _mm512_min_epu64(m0, v0);
+            m1 = _mm512_min_epu64(m1, v1);
+        }
+        let mut lanes = [0u64; LANES];
+        // SAFETY: `lanes` holds 16 u64; unaligned stores.
+        unsafe {
+            _mm512_storeu_si512(lanes.as_mut_ptr().cast(), m0);
+            _mm512_storeu_si512(lanes.as_mut_ptr().add(8).cast(), m1);
+        }
+        for (o, &l) in oc.iter_mut().zip(&lanes) {
+            *o = (l >> (BITS - 32)) as u32;
         }
     }
 }
@@ -201,6 +256,12 @@ fn kernel_avx512(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
 fn dispatch(a: &[u64], b: &[u64], hashes: &[u64], out: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { kernel_ifma(a, b, hashes, out) };
+        }
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512dq")
         {
@@ -228,6 +289,10 @@ mod tests {
 
     fn scalar_signature(h: &MinHasher, text: &str) -> Vec<u32> {
         let (a, b) = h.params();
+        let (a, b): (Vec<u128>, Vec<u128>) = (
+            a.iter().map(|&v| v.into()).collect(),
+            b.iter().map(|&v| v.into()).collect(),
+        );
         let set: HashSet<u64> = super::super::normalize::shingles(text, h.ngram)
             .iter()
             .map(|s| h.shingle_hash(s.as_bytes()))
@@ -235,7 +300,7 @@ mod tests {
         (0..h.num_perm)
             .map(|i| {
                 set.iter()
-                    .map(|&x| (a[i].wrapping_mul(x).wrapping_add(b[i]) >> 32) as u32)
+                    .map(|&x| (((a[i] * u128::from(x) + b[i]) % (1 << 52)) >> 20) as u32)
                     .min()
                     .unwrap_or(EMPTY_SLOT)
             })
@@ -249,7 +314,8 @@ mod tests {
         let r = MinHasher::new(128, 5, 2).unwrap();
         assert_eq!(p.params(), q.params());
         assert_ne!(p.params().0, r.params().0);
-        assert!(p.params().0.iter().all(|a| a & 1 == 1));
+        assert!(p.params().0.iter().all(|a| a & 1 == 1 && *a < 1 << 52));
+        assert!(p.params().1.iter().all(|b| *b < 1 << 52));
         let text = "the quick brown fox jumps over the lazy dog again and again";
         assert_eq!(p.signature(text), q.signature(text));
         assert_ne!(p.signature(text), r.signature(text));
@@ -273,6 +339,27 @@ mod tests {
             h.signature_of_hashes(&hashes, &mut fast);
             kernel(a, b, &hashes, &mut base);
             assert_eq!(fast, base);
+            #[cfg(target_arch = "x86_64")]
+            for (name, ok, f) in [
+                (
+                    "avx2",
+                    is_x86_feature_detected!("avx2"),
+                    kernel_avx2 as unsafe fn(&[u64], &[u64], &[u64], &mut [u32]),
+                ),
+                (
+                    "avx512",
+                    is_x86_feature_detected!("avx512dq"),
+                    kernel_avx512,
+                ),
+                ("ifma", is_x86_feature_detected!("avx512ifma"), kernel_ifma),
+            ] {
+                if ok {
+                    fast.fill(0);
+                    // SAFETY: the CPU has the kernel's features.
+                    unsafe { f(a, b, &hashes, &mut fast) };
+                    assert_eq!(fast, base, "{name}");
+                }
+            }
         }
     }
 
@@ -335,6 +422,9 @@ mod perf {
             }
             if std::arch::is_x86_feature_detected!("avx512dq") {
                 run("avx512", &|x, o| unsafe { kernel_avx512(&h.a, &h.b, x, o) });
+            }
+            if std::arch::is_x86_feature_detected!("avx512ifma") {
+                run("ifma", &|x, o| unsafe { kernel_ifma(&h.a, &h.b, x, o) });
             }
         }
     }

@@ -102,10 +102,11 @@ def minhash_signatures(
     """MinHash signatures of the word ``ngram``-shingle sets of ``texts``.
 
     Each shingle (see :func:`shingles`) is hashed once to 64 bits (xxh3 seeded with ``seed``);
-    permutation ``i`` is ``(a_i * h + b_i mod 2**64) >> 32`` with odd ``a_i`` and ``b_i`` drawn
-    from a splitmix64 stream seeded with ``seed``, and slot ``i`` is its minimum over the
-    shingles. The fraction of equal slots of two signatures estimates the Jaccard similarity of
-    the two shingle sets, with standard error ``sqrt(J * (1 - J) / num_perm)``.
+    permutation ``i`` is ``((a_i * h + b_i) mod 2**52) >> 20`` with odd ``a_i < 2**52`` and
+    ``b_i < 2**52`` the low 52 bits of a splitmix64 stream seeded with ``seed``, and slot ``i`` is
+    its minimum over the shingles. The fraction of equal slots of two signatures estimates the
+    Jaccard similarity of the two shingle sets, with standard error
+    ``sqrt(J * (1 - J) / num_perm)``.
 
     Slots are 32-bit: half the memory of 64-bit slots (1M documents x 128 permutations is
     512 MB), while two different shingle sets collide on a slot by chance with probability
