@@ -1,7 +1,23 @@
 //! MinHash signatures over word n-gram shingles.
 //!
-//! Each shingle (a byte range of the normalized text, see [`super::normalize`]) is hashed once
-//! to 64 bits with xxh3 seeded by `seed`. The `num_perm` hash functions are multiply-add-shift
+//! Shingle hashes (64 bits) are built from word hashes, so each word is hashed once rather
+//! than once per shingle it is in:
+//!
+//! - a word (at most 16 bytes, nearly all of them) is read as two little-endian u64 `lo`, `hi`
+//!   zero-padded, and hashed as `fmix64(len + swap(x) + y + fold(x·y))` with `x = lo ⊕ s_1`,
+//!   `y = hi ⊕ s_2` (keys derived from `seed`), `swap` the byte swap and `fold` the xor of the
+//!   two halves of the 128-bit product (xxh3's mixing of 9 to 16 bytes, here without its length
+//!   classes, whose branches mispredict on words of varying length); longer words are hashed
+//!   with xxh3 seeded by `seed`;
+//! - a shingle of `k` words with hashes `w_0..w_{k-1}` (`k = ngram`, or fewer for a document
+//!   shorter than `ngram` words; the words of a normalized text, see [`super::normalize`])
+//!   hashes to `fmix64(k·L ⊕ w_0 ⊕ rotl(w_1, 13) ⊕ … ⊕ rotl(w_{k-1}, 13·(k-1) mod 64))` with
+//!   murmur3's `fmix64` finalizer and a fixed odd `L`. Equal word sequences get equal hashes;
+//!   word order matters (distinct sequences of random word hashes collide with probability at
+//!   most about 2^-60, as the rotations of distinct positions differ by amounts of low 2-adic
+//!   valuation).
+//!
+//! The `num_perm` hash functions are multiply-add-shift
 //! hashes `h_i(x) = ((a_i·x + b_i) mod 2^52) >> 20` (Dietzfelbinger's multiply-add-shift scheme
 //! onto 32 bits, with 52-bit rather than wider parameters: universal in practice, not proven
 //! 2-independent; only the low 52 bits of `x` matter), with odd `a_i < 2^52` and `b_i < 2^52`
@@ -18,7 +34,7 @@
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::normalize::{normalize_into, shingle_ranges};
+use super::normalize::normalize_into;
 use crate::error::{Error, Result};
 
 /// Permutations per kernel block.
@@ -42,8 +58,46 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 pub struct Scratch {
     text: String,
     words: Vec<(u32, u32)>,
+    word_hashes: Vec<u64>,
     hashes: Vec<u64>,
 }
+
+/// The murmur3 64-bit finalizer (`fmix64`): a bijection with full avalanche.
+#[inline(always)]
+fn fmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    z = (z ^ (z >> 33)).wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    z ^ (z >> 33)
+}
+
+/// The masks that keep the first `len` bytes of 16 read as two little-endian u64.
+static WORD_MASKS: [(u64, u64); 17] = {
+    let mut t = [(0u64, 0u64); 17];
+    let mut len = 0;
+    while len <= 16 {
+        let lo = if len >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        };
+        let hi = if len >= 16 {
+            u64::MAX
+        } else if len <= 8 {
+            0
+        } else {
+            (1u64 << (8 * (len - 8))) - 1
+        };
+        t[len] = (lo, hi);
+        len += 1;
+    }
+    t
+};
+
+/// Word `j` of a shingle is rotated left by `ROT * j` bits (mod 64).
+const ROT: u32 = 13;
+
+/// Added once per word of a shingle, so shingles of different lengths differ.
+const LENGTH_STEP: u64 = 0x2545_F491_4F6C_DD1D;
 
 /// The hash functions of one `(num_perm, ngram, seed)` configuration.
 #[derive(Debug, Clone)]
@@ -55,6 +109,8 @@ pub struct MinHasher {
     a: Vec<u64>,
     /// Offsets, padded like `a`.
     b: Vec<u64>,
+    /// Keys of the short-word hash, from the seed.
+    word_keys: (u64, u64),
 }
 
 impl MinHasher {
@@ -82,6 +138,10 @@ impl MinHasher {
             seed,
             a,
             b,
+            word_keys: (
+                fmix64(seed ^ 0x9FB2_1C65_1E98_DF25),
+                fmix64(seed ^ 0x1656_67B1_9E37_79F9).wrapping_add(0x27D4_EB2F_1656_67C5),
+            ),
         })
     }
 
@@ -94,10 +154,117 @@ impl MinHasher {
         (&self.a[..self.num_perm], &self.b[..self.num_perm])
     }
 
-    /// The 64-bit hash of one shingle's bytes.
-    #[inline]
+    /// The 64-bit hash of one word (the bytes of a normalized word).
+    pub fn word_hash(&self, word: &[u8]) -> u64 {
+        self.hash_word(word, 0, word.len())
+    }
+
+    /// The 64-bit hash of the word `bytes[s..e]`. Words of up to 16 bytes (nearly all) are read
+    /// as two little-endian u64 `lo`, `hi`, zero-padded, and mixed as xxh3 mixes 9 to 16 bytes:
+    /// `fmix64(k + swap(lo ^ s1) + (hi ^ s2) + fold(lo ^ s1, hi ^ s2))` with `k` the length and
+    /// `fold` the xor of the halves of the 128-bit product, `s1`, `s2` derived from the seed.
+    /// Branch-free in the length, where xxh3's length classes mispredict on words. Longer
+    /// words: xxh3 with the seed.
+    #[inline(always)]
+    fn hash_word(&self, bytes: &[u8], s: usize, e: usize) -> u64 {
+        let len = e - s;
+        if len > 16 {
+            return xxh3_64_with_seed(&bytes[s..e], self.seed);
+        }
+        let (lo, hi) = if s + 16 <= bytes.len() {
+            let lo = u64::from_le_bytes(bytes[s..s + 8].try_into().expect("8 bytes"));
+            let hi = u64::from_le_bytes(bytes[s + 8..s + 16].try_into().expect("8 bytes"));
+            let (mlo, mhi) = WORD_MASKS[len];
+            (lo & mlo, hi & mhi)
+        } else {
+            let mut tmp = [0u8; 16];
+            tmp[..len].copy_from_slice(&bytes[s..e]);
+            (
+                u64::from_le_bytes(tmp[..8].try_into().expect("8 bytes")),
+                u64::from_le_bytes(tmp[8..].try_into().expect("8 bytes")),
+            )
+        };
+        let (x, y) = (lo ^ self.word_keys.0, hi ^ self.word_keys.1);
+        let p = u128::from(x) * u128::from(y);
+        let fold = (p as u64) ^ ((p >> 64) as u64);
+        fmix64(
+            (len as u64)
+                .wrapping_add(x.swap_bytes())
+                .wrapping_add(y)
+                .wrapping_add(fold),
+        )
+    }
+
+    /// The 64-bit hash of a shingle from the hashes `w_0..w_{k-1}` of its `k` words, in order:
+    /// `fmix64(k·L mod 2^64 ⊕ rotl(w_0, 0) ⊕ rotl(w_1, 13) ⊕ … ⊕ rotl(w_j, 13·j mod 64))`.
+    #[inline(always)]
+    fn combine(&self, word_hashes: &[u64]) -> u64 {
+        let mut acc = (word_hashes.len() as u64).wrapping_mul(LENGTH_STEP);
+        for (j, w) in word_hashes.iter().enumerate() {
+            acc ^= w.rotate_left(ROT * j as u32);
+        }
+        fmix64(acc)
+    }
+
+    /// The 64-bit hash of one shingle given as its normalized text (words joined by single
+    /// spaces, at most `ngram` of them), as [`Self::signature_into`] computes it.
     pub fn shingle_hash(&self, shingle: &[u8]) -> u64 {
-        xxh3_64_with_seed(shingle, self.seed)
+        let words: Vec<u64> = shingle
+            .split(|&b| b == b' ')
+            .map(|w| self.word_hash(w))
+            .collect();
+        self.combine(&words)
+    }
+
+    /// The shingle hashes of a document from its word hashes, in document order.
+    fn shingle_hashes(&self, words: &[u64], out: &mut Vec<u64>) {
+        let n = self.ngram;
+        if words.is_empty() {
+        } else if words.len() < n {
+            out.push(self.combine(words));
+        } else {
+            match n {
+                1 => self.windows_fixed::<1>(words, out),
+                2 => self.windows_fixed::<2>(words, out),
+                3 => self.windows_fixed::<3>(words, out),
+                4 => self.windows_fixed::<4>(words, out),
+                5 => self.windows_fixed::<5>(words, out),
+                6 => self.windows_fixed::<6>(words, out),
+                7 => self.windows_fixed::<7>(words, out),
+                8 => self.windows_fixed::<8>(words, out),
+                _ => out.extend(words.windows(n).map(|w| self.combine(w))),
+            }
+        }
+    }
+
+    /// [`Self::combine`] of every window of `N` word hashes, unrolled for `N`.
+    #[inline(always)]
+    fn windows_fixed<const N: usize>(&self, words: &[u64], out: &mut Vec<u64>) {
+        let init = (N as u64).wrapping_mul(LENGTH_STEP);
+        out.extend(words.windows(N).map(|w| {
+            let w: &[u64; N] = w.try_into().expect("window of N");
+            let mut acc = init;
+            for (j, x) in w.iter().enumerate() {
+                acc ^= x.rotate_left(ROT * j as u32);
+            }
+            fmix64(acc)
+        }));
+    }
+
+    /// The shingle hashes of `text` in document order, duplicates kept (in `scratch`).
+    pub fn shingle_hashes_of<'s>(&self, text: &str, scratch: &'s mut Scratch) -> &'s [u64] {
+        normalize_into(text, &mut scratch.text, &mut scratch.words);
+        let bytes = scratch.text.as_bytes();
+        scratch.word_hashes.clear();
+        scratch.word_hashes.extend(
+            scratch
+                .words
+                .iter()
+                .map(|&(s, e)| self.hash_word(bytes, s as usize, e as usize)),
+        );
+        scratch.hashes.clear();
+        self.shingle_hashes(&scratch.word_hashes, &mut scratch.hashes);
+        &scratch.hashes
     }
 
     /// Write the signature of `text` into `out` (`out.len() == num_perm`).
@@ -107,14 +274,8 @@ impl MinHasher {
             self.num_perm,
             "signature buffer has the wrong length"
         );
-        normalize_into(text, &mut scratch.text, &mut scratch.words);
-        scratch.hashes.clear();
-        let bytes = scratch.text.as_bytes();
-        scratch.hashes.extend(
-            shingle_ranges(&scratch.words, self.ngram)
-                .map(|(s, e)| self.shingle_hash(&bytes[s..e])),
-        );
-        self.signature_of_hashes(&scratch.hashes, out);
+        let hashes = self.shingle_hashes_of(text, scratch);
+        dispatch(&self.a, &self.b, hashes, out);
     }
 
     /// The signature of a set of shingle hashes (`u32::MAX` everywhere when it is empty).
@@ -358,6 +519,37 @@ mod tests {
                     // SAFETY: the CPU has the kernel's features.
                     unsafe { f(a, b, &hashes, &mut fast) };
                     assert_eq!(fast, base, "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn word_and_shingle_hashes() {
+        let h = MinHasher::new(8, 3, 5).unwrap();
+        // A word inside a longer buffer (the masked 16-byte read) hashes as the word alone.
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz";
+        for s in 0..8 {
+            for len in 0..=40 {
+                let word = &text.as_bytes()[s..s + len];
+                assert_eq!(h.hash_word(text.as_bytes(), s, s + len), h.word_hash(word));
+            }
+        }
+        // Zero padding does not make a word equal to a shorter one, nor to its seed's neighbor.
+        assert_ne!(h.word_hash(b"a"), h.word_hash(b"a\0"));
+        let other = MinHasher::new(8, 3, 6).unwrap();
+        assert_ne!(h.word_hash(b"word"), other.word_hash(b"word"));
+        // Order and length matter; no collisions among many distinct shingles.
+        assert_ne!(h.shingle_hash(b"a b c"), h.shingle_hash(b"b a c"));
+        assert_ne!(h.shingle_hash(b"a b c"), h.shingle_hash(b"c b a"));
+        assert_ne!(h.shingle_hash(b"a b"), h.shingle_hash(b"a b a"));
+        assert_ne!(h.shingle_hash(b"x x"), h.shingle_hash(b"x x x"));
+        let mut seen = HashSet::new();
+        for i in 0..60 {
+            for j in 0..60 {
+                for k in 0..60 {
+                    let s = format!("w{i} w{j} w{k}");
+                    assert!(seen.insert(h.shingle_hash(s.as_bytes())), "{s}");
                 }
             }
         }
