@@ -166,7 +166,7 @@ impl MinHasher {
     /// Branch-free in the length, where xxh3's length classes mispredict on words. Longer
     /// words: xxh3 with the seed.
     #[inline(always)]
-    fn hash_word(&self, bytes: &[u8], s: usize, e: usize) -> u64 {
+    pub fn hash_word(&self, bytes: &[u8], s: usize, e: usize) -> u64 {
         let len = e - s;
         if len > 16 {
             return xxh3_64_with_seed(&bytes[s..e], self.seed);

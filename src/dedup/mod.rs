@@ -141,6 +141,17 @@ mod perf {
                 normalize_into(t, &mut buf, &mut words);
             }
         });
+        time("normalize+hash words", &mut || {
+            let h = MinHasher::new(1, 5, 1).unwrap();
+            let mut s = 0u64;
+            for t in &texts {
+                normalize_into(t, &mut buf, &mut words);
+                for &(x, y) in &words {
+                    s ^= h.hash_word(buf.as_bytes(), x as usize, y as usize);
+                }
+            }
+            std::hint::black_box(s);
+        });
         time("normalize+hash shingles", &mut || {
             shingle_count = 0;
             let h = MinHasher::new(1, 5, 1).unwrap();
