@@ -201,7 +201,7 @@ impl MinHasher {
     fn combine(&self, word_hashes: &[u64]) -> u64 {
         let mut acc = (word_hashes.len() as u64).wrapping_mul(LENGTH_STEP);
         for (j, w) in word_hashes.iter().enumerate() {
-            acc ^= w.rotate_left(ROT * j as u32);
+            acc ^= w.rotate_left(ROT.wrapping_mul(j as u32));
         }
         fmix64(acc)
     }
@@ -223,32 +223,21 @@ impl MinHasher {
         } else if words.len() < n {
             out.push(self.combine(words));
         } else {
-            match n {
-                1 => self.windows_fixed::<1>(words, out),
-                2 => self.windows_fixed::<2>(words, out),
-                3 => self.windows_fixed::<3>(words, out),
-                4 => self.windows_fixed::<4>(words, out),
-                5 => self.windows_fixed::<5>(words, out),
-                6 => self.windows_fixed::<6>(words, out),
-                7 => self.windows_fixed::<7>(words, out),
-                8 => self.windows_fixed::<8>(words, out),
-                _ => out.extend(words.windows(n).map(|w| self.combine(w))),
+            // Rolling: drop the first word's term, rotate the rest one position down, add the
+            // new last word.
+            let init = (n as u64).wrapping_mul(LENGTH_STEP);
+            let last = ROT.wrapping_mul(n as u32 - 1);
+            let mut acc = 0u64;
+            for (j, w) in words[..n].iter().enumerate() {
+                acc ^= w.rotate_left(ROT.wrapping_mul(j as u32));
+            }
+            out.reserve(words.len() - n + 1);
+            out.push(fmix64(acc ^ init));
+            for (old, new) in words.iter().zip(&words[n..]) {
+                acc = (acc ^ old).rotate_right(ROT) ^ new.rotate_left(last);
+                out.push(fmix64(acc ^ init));
             }
         }
-    }
-
-    /// [`Self::combine`] of every window of `N` word hashes, unrolled for `N`.
-    #[inline(always)]
-    fn windows_fixed<const N: usize>(&self, words: &[u64], out: &mut Vec<u64>) {
-        let init = (N as u64).wrapping_mul(LENGTH_STEP);
-        out.extend(words.windows(N).map(|w| {
-            let w: &[u64; N] = w.try_into().expect("window of N");
-            let mut acc = init;
-            for (j, x) in w.iter().enumerate() {
-                acc ^= x.rotate_left(ROT * j as u32);
-            }
-            fmix64(acc)
-        }));
     }
 
     /// The shingle hashes of `text` in document order, duplicates kept (in `scratch`).
@@ -521,6 +510,30 @@ mod tests {
                     assert_eq!(fast, base, "{name}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn rolling_shingle_hashes_match_reference() {
+        // Rotation amounts past 64 (ngram 9: 13·8 = 104) and short documents.
+        let text: String = (0..40).map(|i| format!("w{} ", i % 17)).collect();
+        for ngram in [1, 2, 5, 9, 39, 40, 41, 60] {
+            let h = MinHasher::new(16, ngram, 3).unwrap();
+            let expected: Vec<u64> = super::super::normalize::shingles(&text, ngram)
+                .iter()
+                .map(|s| h.shingle_hash(s.as_bytes()))
+                .collect();
+            let mut scratch = Scratch::default();
+            assert_eq!(
+                h.shingle_hashes_of(&text, &mut scratch),
+                expected,
+                "ngram {ngram}"
+            );
+            assert_eq!(
+                h.signature(&text),
+                scalar_signature(&h, &text),
+                "ngram {ngram}"
+            );
         }
     }
 
