@@ -141,17 +141,26 @@ mod perf {
                 normalize_into(t, &mut buf, &mut words);
             }
         });
-        time("normalize+hash shingles", &mut || {
-            shingle_count = 0;
+        time("normalize+hash words", &mut || {
             let h = MinHasher::new(1, 5, 1).unwrap();
             let mut s = 0u64;
             for t in &texts {
                 normalize_into(t, &mut buf, &mut words);
-                let b = buf.as_bytes();
-                for (x, y) in normalize::shingle_ranges(&words, 5) {
-                    s ^= h.shingle_hash(&b[x..y]);
-                    shingle_count += 1;
+                for &(x, y) in &words {
+                    s ^= h.hash_word(buf.as_bytes(), x as usize, y as usize);
                 }
+            }
+            std::hint::black_box(s);
+        });
+        time("normalize+hash shingles", &mut || {
+            shingle_count = 0;
+            let h = MinHasher::new(1, 5, 1).unwrap();
+            let mut scratch = Scratch::default();
+            let mut s = 0u64;
+            for t in &texts {
+                let hashes = h.shingle_hashes_of(t, &mut scratch);
+                s ^= hashes.iter().fold(0, |x, &y| x ^ y);
+                shingle_count += hashes.len();
             }
             std::hint::black_box(s);
         });

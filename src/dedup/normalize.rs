@@ -10,7 +10,8 @@
 //!    separator: runs of separators become one ASCII space, and the text is trimmed.
 //!
 //! The result is words joined by single spaces, so the bytes of the words `i..i+n` are one
-//! contiguous range of the normalized buffer: a shingle is hashed straight from that range.
+//! contiguous range of the normalized buffer (what [`shingles`] returns). MinHash hashes each
+//! word's range once and combines the word hashes of a shingle (see [`super::minhash`]).
 //!
 //! ASCII text runs through a branch-free byte loop, or 64 bytes at a time with AVX-512 VBMI2
 //! where the CPU has it (tested against the byte loop and a pure-Python reference).

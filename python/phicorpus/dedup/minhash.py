@@ -101,11 +101,16 @@ def minhash_signatures(
 ) -> npt.NDArray[np.uint32]:
     """MinHash signatures of the word ``ngram``-shingle sets of ``texts``.
 
-    Each shingle (see :func:`shingles`) is hashed once to 64 bits (xxh3 seeded with ``seed``);
-    permutation ``i`` is ``(a_i * h + b_i mod 2**64) >> 32`` with odd ``a_i`` and ``b_i`` drawn
-    from a splitmix64 stream seeded with ``seed``, and slot ``i`` is its minimum over the
-    shingles. The fraction of equal slots of two signatures estimates the Jaccard similarity of
-    the two shingle sets, with standard error ``sqrt(J * (1 - J) / num_perm)``.
+    Each word is hashed once to 64 bits (keyed by ``seed``: an xxh3-style mix of its bytes, xxh3
+    itself for words over 16 bytes), and each shingle (see :func:`shingles`) hashes to
+    ``fmix64(k*L ^ w_0 ^ rotl(w_1, 13) ^ ... ^ rotl(w_(k-1), 13*(k-1) % 64))`` of the hashes of its
+    ``k`` words, in order (murmur3's 64-bit finalizer); the exact scheme is documented in the
+    Rust module ``phicorpus::dedup::minhash``. Permutation ``i`` is
+    ``((a_i * h + b_i) mod 2**52) >> 20`` with odd ``a_i < 2**52`` and ``b_i < 2**52`` the low
+    52 bits of a splitmix64 stream seeded with ``seed``, and slot ``i`` is its minimum over the
+    shingles. The fraction of equal slots of two signatures estimates the
+    Jaccard similarity of the two shingle sets, with standard error
+    ``sqrt(J * (1 - J) / num_perm)``.
 
     Slots are 32-bit: half the memory of 64-bit slots (1M documents x 128 permutations is
     512 MB), while two different shingle sets collide on a slot by chance with probability
