@@ -73,8 +73,10 @@ def test_normalize_documented_cases() -> None:
     assert normalize_text("?!") == ""
 
 
+# Code points unassigned in Python's Unicode database ("Cn") are left out: the Rust tables are a
+# newer Unicode version (U+1C8A is a letter there, unassigned in Python 3.11's Unicode 14).
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(max_codepoint=0x2FFF, exclude_categories=["Cs"]), max_size=60))
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FFF, exclude_categories=["Cs", "Cn"]), max_size=60))
 def test_normalize_matches_python_reference(text: str) -> None:
     assert normalize_text(text) == reference_normalize(text)
 
