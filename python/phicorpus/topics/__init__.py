@@ -1,4 +1,4 @@
-"""Topic seeds: load, validate and sample the subject › course › unit › leaf hierarchy.
+"""Topic seeds: load, validate and sample the subject > course > unit > leaf hierarchy.
 
 The seeds are Markdown files in ``topics/`` (shipped inside the package as
 ``phicorpus/topics/data``), one per subject::
@@ -15,7 +15,7 @@ rules (size, subject balance, no near-duplicate leaves, checked with the Rust Mi
 Example:
     >>> topics = load_topics()
     >>> topics[0].path_str  # doctest: +SKIP
-    'Algebra › Expressions › ... › Combining like terms'
+    'Algebra > Expressions > ... > Combining like terms'
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
     "parse_topic_file",
 ]
 
-SEPARATOR = " › "
+SEPARATOR = " \u203a "
 _LEAF_WORDS = (3, 16)
 _UNIT_LEAVES = (4, 15)
 _COURSE_UNITS = (3, 20)
@@ -272,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for t in topics:
         first = seen.setdefault(t.leaf.casefold(), t)
         if first is not t:
-            problems.append(f"{t.file}:{t.line}: duplicate leaf {t.leaf!r} (first at {first.file}:{first.line})")
+            where = f"(first at {first.file}:{first.line})"
+            problems.append(f"{t.file}:{t.line}: duplicate leaf {t.leaf!r} {where}")
     unique = [t for t in topics if seen[t.leaf.casefold()] is t]
     problems.extend(check_topics(unique))
     for slug, count in sorted(Counter(t.slug for t in topics).items()):
