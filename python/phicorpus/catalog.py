@@ -1,0 +1,344 @@
+"""The DuckDB catalog: every source, document, published file, stage run and drop decision.
+
+One file, ``catalog.duckdb`` in the corpus directory, with one writer (the running pipeline).
+The schema is versioned: :data:`MIGRATIONS` lists the SQL of each version in order, and opening
+a catalog for writing applies the missing ones in a transaction. Every query the tool makes is
+here or in a stage's own module, and every value goes in as a parameter, never into the SQL text.
+
+Tables (version 1):
+
+``sources``
+    one row per document source (``code``, ``textbook``, ``bios``, ...) and its kind.
+``documents``
+    one row per document: id, source, kind, the Parquet file and row holding its text, sizes,
+    provenance, topic/prompt metadata, and what each stage decided (quality drop reason, edu
+    score, exact hash, duplicate cluster, decontamination hits, final drop stage/reason, tokens).
+``shards``
+    every published file (document Parquet, prompts, token shards, manifests): path relative to
+    the corpus, kind, sha256, bytes, rows, tokens. ``phicorpus verify`` re-checks each one.
+``stage_runs``
+    each run of a stage with its parameters, status and statistics (JSON).
+``drop_counts``
+    documents dropped per stage, source and reason.
+
+Example:
+    >>> with Catalog.open(Corpus.create("corpus/")) as catalog:  # doctest: +SKIP
+    ...     catalog.exec("SELECT source, count(*) FROM documents GROUP BY ALL")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from phicorpus.corpus import Corpus, CorpusError
+
+__all__ = ["MIGRATIONS", "Catalog", "CatalogError", "ShardRecord", "params_hash"]
+
+
+class CatalogError(Exception):
+    """The catalog cannot be opened or is newer than this phicorpus."""
+
+
+# Version N's statements turn a version N-1 catalog into a version N one. Append, never edit.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE sources (
+            name VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,          -- code | synthetic | offline | web | benchmark
+            origin VARCHAR,                 -- where the documents come from, for the plan and stats
+            created_at TIMESTAMP DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE documents (
+            id VARCHAR PRIMARY KEY,         -- '<source>/<16 hex>', deterministic from provenance
+            source VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,          -- code | textbook | exercises | stories | bios | rewrite | ...
+            file VARCHAR NOT NULL,          -- Parquet shard holding the text, relative to the corpus
+            "row" BIGINT NOT NULL,          -- row of the document in that shard
+            provenance VARCHAR,             -- JSON: path/repo/license, request key, generator params
+            chars BIGINT,
+            bytes BIGINT,
+            lines BIGINT,
+            language VARCHAR,
+            license VARCHAR,
+            topic_id VARCHAR,
+            subject VARCHAR,
+            format VARCHAR,
+            audience VARCHAR,
+            prompt_id VARCHAR,
+            quality_reason VARCHAR,         -- filter: first failing rule, NULL = passed
+            edu_score DOUBLE,               -- educational-value classifier score (0-5)
+            exact_hash UBIGINT,
+            dup_cluster VARCHAR,            -- id of the kept document of its near-duplicate cluster
+            decontam_hits INTEGER,
+            drop_stage VARCHAR,             -- first stage that dropped it (NULL = kept)
+            drop_reason VARCHAR,
+            tokens BIGINT
+        )""",
+        "CREATE INDEX documents_source ON documents (source)",
+        """CREATE TABLE shards (
+            path VARCHAR PRIMARY KEY,       -- relative to the corpus root
+            kind VARCHAR NOT NULL,          -- docs | prompts | requests | tokens-bin | tokens-idx | ...
+            source VARCHAR,
+            stage VARCHAR,
+            sha256 VARCHAR NOT NULL,
+            bytes BIGINT NOT NULL,
+            rows BIGINT,
+            tokens BIGINT,
+            created_at TIMESTAMP DEFAULT current_timestamp
+        )""",
+        "CREATE SEQUENCE stage_run_ids START 1",
+        """CREATE TABLE stage_runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('stage_run_ids'),
+            stage VARCHAR NOT NULL,
+            params VARCHAR NOT NULL,        -- JSON of the parameters that define the output
+            params_hash VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,        -- running | done | failed
+            started_at TIMESTAMP DEFAULT current_timestamp,
+            finished_at TIMESTAMP,
+            stats VARCHAR                   -- JSON
+        )""",
+        """CREATE TABLE drop_counts (
+            stage VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (stage, source, reason)
+        )""",
+    ],
+}
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """A stable hash of stage parameters (sorted-key JSON)."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRecord:
+    path: str
+    kind: str
+    source: str | None
+    stage: str | None
+    sha256: str
+    bytes: int
+    rows: int | None
+    tokens: int | None
+
+
+class Catalog:
+    """A connection to a corpus catalog. Use :meth:`open`; close it (or use ``with``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, corpus: Corpus, read_only: bool) -> None:
+        self.con = con
+        self.corpus = corpus
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, corpus: Corpus, *, read_only: bool = False) -> Catalog:
+        """Open (and for writing, create or migrate) the catalog of ``corpus``.
+
+        Raises:
+            CatalogError: the file is locked by another writer, corrupt, or from a newer phicorpus.
+        """
+        path = corpus.catalog_path
+        if read_only and not path.is_file():
+            raise CatalogError(f"{path}: no catalog (run a stage that creates the corpus first)")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CatalogError(f"{path}: cannot open catalog: {first}") from exc
+        catalog = cls(con, corpus, read_only)
+        try:
+            catalog._migrate()
+        except BaseException:
+            con.close()
+            raise
+        return catalog
+
+    def close(self) -> None:
+        self.con.close()
+
+    def exec(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run one parameterised statement and fetch its rows.
+
+        DuckDB >= 2.0 refuses the next statement on a connection while a result is unread, so
+        every statement whose rows are not wanted still goes through here.
+        """
+        return self.con.execute(sql, params).fetchall()
+
+    def exec_one(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+        """The first row of a statement (all rows are fetched; see :meth:`exec`)."""
+        rows = self.exec(sql, params)
+        return rows[0] if rows else None
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        exists = self.exec_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        )
+        if not exists or not exists[0]:
+            return 0
+        row = self.exec_one("SELECT max(version) FROM schema_version")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _migrate(self) -> None:
+        current = self.version
+        if current > SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.corpus.catalog_path}: schema version {current} is newer than this phicorpus "
+                f"({SCHEMA_VERSION}); upgrade phicorpus"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise CatalogError(
+                f"{self.corpus.catalog_path}: schema version {current}, expected {SCHEMA_VERSION}; "
+                "open it once for writing (any stage) to migrate"
+            )
+        with self.transaction():
+            self.exec(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
+            )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    self.exec(statement)
+                self.exec("INSERT INTO schema_version (version) VALUES (?)", [version])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN ... COMMIT, or ROLLBACK if the block raises."""
+        self.exec("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.exec("ROLLBACK")
+            raise
+        self.exec("COMMIT")
+
+    # -- sources and documents --------------------------------------------------------------------
+
+    def ensure_source(self, name: str, kind: str, origin: str | None = None) -> None:
+        self.exec(
+            "INSERT INTO sources (name, kind, origin) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, origin = excluded.origin",
+            [name, kind, origin],
+        )
+
+    def insert_documents(self, rows: Any) -> int:
+        """Insert document rows (an Arrow table or anything DuckDB can scan) by column name.
+
+        Columns not given stay NULL. Call inside :meth:`transaction` together with
+        :meth:`register_shard` of the Parquet file that holds their text.
+        """
+        self.con.register("_phicorpus_new_documents", rows)
+        try:
+            self.exec("INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents")
+            n = self.exec_one("SELECT count(*) FROM _phicorpus_new_documents")
+        finally:
+            self.con.unregister("_phicorpus_new_documents")
+        return int(n[0]) if n else 0
+
+    # -- published files ----------------------------------------------------------------------
+
+    def register_shard(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        sha256: str,
+        size: int,
+        rows: int | None = None,
+        tokens: int | None = None,
+        source: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        """Record a file that is already in place (published with ``corpus.atomic_path``)."""
+        rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
+        self.exec(
+            "INSERT OR REPLACE INTO shards (path, kind, source, stage, sha256, bytes, rows, tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [rel, kind, source, stage, sha256, size, rows, tokens],
+        )
+
+    def shards(self, kind: str | None = None, source: str | None = None) -> list[ShardRecord]:
+        rows = self.exec(
+            "SELECT path, kind, source, stage, sha256, bytes, rows, tokens FROM shards "
+            "WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR source = ?) ORDER BY path",
+            [kind, kind, source, source],
+        )
+        return [ShardRecord(*row) for row in rows]
+
+    def is_registered(self, path: str | Path) -> bool:
+        rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
+        row = self.exec_one("SELECT count(*) FROM shards WHERE path = ?", [rel])
+        return bool(row and row[0])
+
+    # -- stage runs and drops ---------------------------------------------------------------------
+
+    def start_stage(self, stage: str, params: Mapping[str, Any]) -> int:
+        row = self.exec_one(
+            "INSERT INTO stage_runs (stage, params, params_hash, status) VALUES (?, ?, ?, 'running') "
+            "RETURNING id",
+            [stage, json.dumps(params, sort_keys=True, default=str), params_hash(params)],
+        )
+        assert row is not None
+        return int(row[0])
+
+    def finish_stage(self, run_id: int, stats: Mapping[str, Any], status: str = "done") -> None:
+        self.exec(
+            "UPDATE stage_runs SET status = ?, finished_at = current_timestamp, stats = ? WHERE id = ?",
+            [status, json.dumps(stats, sort_keys=True, default=str), run_id],
+        )
+
+    def stage_done(self, stage: str, params: Mapping[str, Any]) -> bool:
+        """Whether ``stage`` has finished with exactly these parameters."""
+        row = self.exec_one(
+            "SELECT count(*) FROM stage_runs WHERE stage = ? AND params_hash = ? AND status = 'done'",
+            [stage, params_hash(params)],
+        )
+        return bool(row and row[0])
+
+    def add_drop_counts(self, stage: str, source: str, counts: Mapping[str, int]) -> None:
+        """Add to the drop counts of ``stage`` for ``source`` (one row per reason)."""
+        for reason, count in counts.items():
+            if count:
+                self.exec(
+                    "INSERT INTO drop_counts (stage, source, reason, count) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (stage, source, reason) DO UPDATE SET count = drop_counts.count + ?",
+                    [stage, source, reason, int(count), int(count)],
+                )
+
+    def set_drop_counts(self, stage: str, source: str, counts: Mapping[str, int]) -> None:
+        """Replace the drop counts of ``stage`` for ``source`` (a stage that recomputes them all)."""
+        self.exec("DELETE FROM drop_counts WHERE stage = ? AND source = ?", [stage, source])
+        self.add_drop_counts(stage, source, counts)
+
+
+def open_catalog(root: str | Path, *, read_only: bool = False, create: bool = False) -> Catalog:
+    """Open the catalog of the corpus at ``root`` (creating the corpus when ``create``)."""
+    try:
+        corpus = Corpus.create(root) if create else Corpus.open(root)
+    except CorpusError as exc:
+        raise CatalogError(str(exc)) from exc
+    return Catalog.open(corpus, read_only=read_only)
