@@ -144,16 +144,13 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
                 "reason": pa.array([r or None for r in reason.tolist()], pa.string()),
             }
         )
-        hist_sizes, hist_counts = np.unique(sizes[sizes > 0], return_counts=True)
-        histogram = pa.table(
-            {"size": pa.array(hist_sizes, pa.int64()), "clusters": pa.array(hist_counts, pa.int64())}
-        )
         with catalog.transaction():
             catalog.con.register("_dedup", decisions)
-            catalog.con.register("_dedup_hist", histogram)
             try:
                 catalog.exec(
-                    "UPDATE documents SET exact_hash = d.exact_hash, dup_cluster = d.dup_cluster "
+                    "UPDATE documents SET exact_hash = d.exact_hash, "
+                    # A re-run sees only the kept documents: keep the clusters found before.
+                    "dup_cluster = coalesce(d.dup_cluster, documents.dup_cluster) "
                     "FROM _dedup d "
                     "WHERE documents.id = d.id"
                 )
@@ -182,10 +179,13 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
                         [grouping, column],
                     )
                 catalog.exec("DELETE FROM dup_cluster_sizes")
-                catalog.exec("INSERT INTO dup_cluster_sizes SELECT size, clusters FROM _dedup_hist")
+                catalog.exec(
+                    "INSERT INTO dup_cluster_sizes SELECT size, count(*) FROM ("
+                    "SELECT coalesce(dup_cluster, id) AS c, count(*) AS size FROM documents "
+                    "WHERE drop_stage IS NULL OR drop_stage = 'dedup' GROUP BY c) GROUP BY size"
+                )
             finally:
                 catalog.con.unregister("_dedup")
-                catalog.con.unregister("_dedup_hist")
         stats = {
             "documents": int(n),
             "exact_duplicates": int(exact_dup.sum()),
