@@ -248,6 +248,7 @@ def ingest_code(
     *,
     config: IngestConfig,
     source: str = "code",
+    kind: str = "code",
 ) -> dict[str, Any]:
     """Ingest code files and datasets into ``docs/<source>/`` and the catalog (resumable).
 
@@ -257,13 +258,20 @@ def ingest_code(
             ``None`` or empty: the running Python's standard library.
         config: the ``[ingest]`` section.
         source: the source name of the documents.
+        kind: their ``documents.kind``; ``code`` gets the filter's code rules, anything else
+            (``text`` for documentation) the prose rules.
 
     Returns:
         Statistics: ``documents`` (new), ``shards_written``, ``shards_resumed``, ``bytes``,
         ``skipped`` (per reason), ``bad`` (a few ``file:line: reason`` strings).
     """
     inputs = [Path(p).resolve() for p in paths] if paths else default_code_paths()
-    params = {"inputs": [str(p) for p in inputs], "config": _config_dict(config), "source": source}
+    params = {
+        "inputs": [str(p) for p in inputs],
+        "config": _config_dict(config),
+        "source": source,
+        "kind": kind,
+    }
     key = params_hash(params)[:8]
     out_dir = corpus.docs_dir(source)
     remove_stale_temporaries(out_dir)
@@ -279,14 +287,14 @@ def ingest_code(
     with Catalog.open(corpus) as catalog:
         _mark_interrupted(catalog, "ingest")
         run = catalog.start_stage("ingest", params)
-        catalog.ensure_source(source, "code", ", ".join(str(p) for p in inputs))
+        catalog.ensure_source(source, "code" if kind == "code" else "web", ", ".join(str(p) for p in inputs))
         for index, chunk in enumerate(_chunks(inputs, config)):
             shard = out_dir / f"part-{key}-{index:05d}.parquet"
             if catalog.is_registered(shard):
                 stats["shards_resumed"] += 1
                 continue
             docs, skips = _resolve(chunk, config)
-            written = _write_chunk(catalog, corpus, shard, docs, skips, source)
+            written = _write_chunk(catalog, corpus, shard, docs, skips, source, kind)
             stats["documents"] += written
             stats["shards_written"] += 1
             stats["input_bytes"] += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs)
@@ -337,7 +345,13 @@ def _resolve(
 
 
 def _write_chunk(
-    catalog: Catalog, corpus: Corpus, shard: Path, docs: list[_Doc], skips: list[_Skip], source: str
+    catalog: Catalog,
+    corpus: Corpus,
+    shard: Path,
+    docs: list[_Doc],
+    skips: list[_Skip],
+    source: str,
+    kind: str,
 ) -> int:
     """Publish one shard, then register it with its documents and skips in one transaction."""
     ids = [document_id(source, d.key, d.text) for d in docs]
@@ -366,7 +380,7 @@ def _write_chunk(
         values = (
             doc_id,
             source,
-            "code",
+            kind,
             rel,
             row,
             json.dumps(provenance),
