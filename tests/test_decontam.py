@@ -17,13 +17,14 @@ from phicorpus.corpus import Corpus
 from phicorpus.decontam import run_decontam
 
 sys.path.insert(0, str(Path(__file__).parent / "filter"))
-from test_stage import add_docs  # noqa: E402
+from test_stage import add_docs
 
 QUESTION = "Write a function that returns the sum of the squares of the first n positive odd integers given n"
 
 
 def _reference_hits(doc: str, bench: list[str], n: int) -> int:
     """Slow reference: n-grams of the normalized words, as sets of tuples."""
+
     def grams(t: str) -> list[tuple[str, ...]]:
         w = _core.normalize_text(t).split()
         return [tuple(w[i : i + n]) for i in range(len(w) - n + 1)] if len(w) >= n else [tuple(w)]
@@ -34,7 +35,11 @@ def _reference_hits(doc: str, bench: list[str], n: int) -> int:
 
 def test_index_matches_a_reference() -> None:
     bench = [QUESTION, "a short one"]
-    docs = [f"Intro. {QUESTION.upper()}! Then more text here.", "nothing in common at all here", "A short one"]
+    docs = [
+        f"Intro. {QUESTION.upper()}! Then more text here.",
+        "nothing in common at all here",
+        "A short one",
+    ]
     hits, labels = _core.NgramIndex(bench, [0, 1], 13).query(docs)
     assert hits.tolist() == [_reference_hits(d, bench, 13) for d in docs]
     assert labels.tolist() == [0, -1, 1]
@@ -54,7 +59,9 @@ def test_run_decontam(tmp_path: Path, mode: str) -> None:
     ])  # fmt: skip
     stats = run_decontam(corpus, [humaneval, mbpp], DecontamConfig(mode=mode))
     assert stats["contaminated"] == 2
-    assert stats["benchmarks"]["humaneval"]["documents"] == 1 and stats["benchmarks"]["mbpp"]["documents"] == 1
+    assert (
+        stats["benchmarks"]["humaneval"]["documents"] == 1 and stats["benchmarks"]["mbpp"]["documents"] == 1
+    )
     with Catalog.open(corpus, read_only=True) as cat:
         rows = cat.exec("SELECT id, decontam_hits, drop_reason FROM documents ORDER BY id")
         table = cat.exec("SELECT benchmark, documents FROM decontam_hits ORDER BY 1")

@@ -17,7 +17,7 @@ def _corpus(tmp_path: Path) -> Path:
         body = "\n".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}\n" for j in range(20))
         (src / f"m{i}.py").write_text(f'"""Module {i}: arithmetic helpers for the lesson."""\n{body}')
     (src / "copy.py").write_text((src / "m0.py").read_text())
-    (src / "sql.py").write_text("q = \"'; DROP TABLE documents; --\"\n")
+    (src / "sql.py").write_text('q = "\'; DROP TABLE documents; --"\n')
     out = tmp_path / "c"
     result = CliRunner().invoke(main, ["ingest", "code", str(src), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -32,14 +32,21 @@ def test_pipeline_sql_and_verify(tmp_path: Path) -> None:
     result = runner.invoke(main, ["dedup", str(out)])
     assert result.exit_code == 0 and json.loads(result.output)["exact_duplicates"] == 1
     bench = tmp_path / "bench.jsonl"
-    bench.write_text(json.dumps({"question": "def f3_4(x): return x * 4 + 3 def f3_5(x): return x * 5 + 3"}) + "\n")
+    bench.write_text(
+        json.dumps({"question": "def f3_4(x): return x * 4 + 3 def f3_5(x): return x * 5 + 3"}) + "\n"
+    )
     result = runner.invoke(main, ["decontam", str(out), "--benchmarks", str(bench), "--ngram", "8"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["benchmarks"]["bench"]["documents"] == 1
 
     q = "SELECT drop_stage, count(*) AS n FROM documents GROUP BY ALL ORDER BY 1 NULLS FIRST"
     result = runner.invoke(main, ["sql", str(out), q, "--format", "csv"])
-    assert result.exit_code == 0 and result.output.splitlines() == ["drop_stage,n", ",6", "decontam,1", "dedup,1"]
+    assert result.exit_code == 0 and result.output.splitlines() == [
+        "drop_stage,n",
+        ",6",
+        "decontam,1",
+        "dedup,1",
+    ]
     result = runner.invoke(main, ["sql", str(out), "SELECT count(*) AS n FROM kept_text", "--format", "json"])
     assert json.loads(result.output) == {"n": 6}
     result = runner.invoke(main, ["sql", str(out), "SELECT text FROM document_text WHERE text LIKE '%DROP%'"])

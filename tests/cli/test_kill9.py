@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from phicorpus.catalog import open_catalog
 
 
@@ -72,7 +70,8 @@ def test_kill9_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     assert state == reference
     with open_catalog(corpus, read_only=True) as cat:
         interrupted = cat.exec("SELECT DISTINCT stage FROM stage_runs WHERE status = 'interrupted'")
-    # Most kills land inside a stage (the rest during start-up, or after it finished).
-    assert len(interrupted) >= 2, interrupted
+    # Kills land inside the stages (some, for the short ones, during start-up or after the end);
+    # ingest, the longest, is always cut.
+    assert ("ingest",) in interrupted, interrupted
     verify = subprocess.run(_cli("verify", str(corpus)), capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0, verify.stderr

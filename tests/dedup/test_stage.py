@@ -14,7 +14,7 @@ from phicorpus.corpus import Corpus
 from phicorpus.dedup.stage import cluster_keepers, run_dedup
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "filter"))
-from test_stage import add_docs  # noqa: E402
+from test_stage import add_docs
 
 
 def _text(rng: random.Random, n: int = 80) -> str:
@@ -46,7 +46,9 @@ def test_dedup_across_sources(tmp_path: Path) -> None:
     with Catalog.open(corpus, read_only=True) as cat:
         dropped = dict(cat.exec("SELECT id, drop_reason FROM documents WHERE drop_stage = 'dedup'"))
         clusters = dict(cat.exec("SELECT id, dup_cluster FROM documents WHERE dup_cluster IS NOT NULL"))
-        per_source = dict(cat.exec("SELECT key, near_dups + exact_dups FROM dup_stats WHERE grouping = 'source'"))
+        per_source = dict(
+            cat.exec("SELECT key, near_dups + exact_dups FROM dup_stats WHERE grouping = 'source'")
+        )
         per_topic = cat.exec("SELECT key, documents FROM dup_stats WHERE grouping = 'topic'")
         sizes = dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes"))
     # The earliest (shard a before b) is kept: the original in b of a's upper-cased copy is an

@@ -10,9 +10,20 @@ import pytest
 
 from phicorpus.filter.classifier import EduModel, evaluate, load_labels, train_classifier
 
-GOOD = "theorem proof lemma definition example exercise explain derive because therefore".split()
-BAD = "click buy now cheap offer free shipping login subscribe deal".split()
-FILLER = "the a of and to in is it that this with for on as".split()
+GOOD = [
+    "theorem",
+    "proof",
+    "lemma",
+    "definition",
+    "example",
+    "exercise",
+    "explain",
+    "derive",
+    "because",
+    "therefore",
+]
+BAD = ["click", "buy", "now", "cheap", "offer", "free", "shipping", "login", "subscribe", "deal"]
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "it", "that", "this", "with", "for", "on", "as"]
 
 
 def _docs(n: int, seed: int) -> tuple[list[str], list[float]]:

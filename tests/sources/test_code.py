@@ -13,7 +13,7 @@ from phicorpus.config import IngestConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.sources.code import document_id, ingest_code
 
-EVIL = "x'); DROP TABLE documents; --\n$(rm -rf ~) `ls` && echo \"$HOME\" \\\\ %s ? $1 é\U0001f600\r\n\t"
+EVIL = 'x\'); DROP TABLE documents; --\n$(rm -rf ~) `ls` && echo "$HOME" \\\\ %s ? $1 é\U0001f600\r\n\t'
 
 
 def _tree(root: Path) -> None:
