@@ -59,3 +59,42 @@ def lsh_params(
     false_negative_weight: float = 0.5,
 ) -> tuple[int, int]: ...
 def exact_hashes(texts: Sequence[str], num_threads: int | None = None) -> npt.NDArray[np.uint64]: ...
+
+# -- corpus stages (src/python/corpus.rs) -----------------------------------------------------
+
+CODE_SIGNAL_NAMES: tuple[str, ...]
+
+def code_signal_columns(
+    texts: Iterable[str], num_threads: int | None = None
+) -> dict[str, npt.NDArray[Any]]: ...
+def edu_train(
+    texts: Sequence[str],
+    labels: npt.NDArray[np.float32],
+    bits: int = 18,
+    ngram: int = 2,
+    epochs: int = 8,
+    lr: float = 0.5,
+    l2: float = 1e-6,
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float32], float]: ...
+def edu_score(
+    texts: Sequence[str],
+    weights: npt.NDArray[np.float32],
+    bias: float,
+    ngram: int = 2,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+
+class NgramIndex:
+    """Hashed word n-grams of benchmark texts, each with its benchmark label."""
+
+    def __init__(
+        self, texts: Sequence[str], labels: Sequence[int], ngram: int = 13, num_threads: int | None = None
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def ngram(self) -> int: ...
+    def query(
+        self, texts: Sequence[str], num_threads: int | None = None
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ __all__ = [
     "atomic_path",
     "fsync_dir",
     "publish_bytes",
+    "read_texts",
     "sha256_file",
 ]
 
@@ -153,3 +154,20 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> list[str]:
+    """The ``text`` of rows ``rows`` (all when ``None``) of a document shard, in that order.
+
+    Args:
+        corpus: the corpus.
+        file: the shard, relative to the corpus (``documents.file``).
+        rows: row indexes (``documents.row``).
+    """
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
+    if rows is not None:
+        column = column.take(list(rows))
+    texts: list[str] = column.to_pylist()
+    return texts

@@ -3,6 +3,7 @@
 
 pub mod lsh;
 pub mod minhash;
+pub mod ngram_index;
 pub mod normalize;
 pub mod unionfind;
 

@@ -8,6 +8,8 @@
 //! [`signals::compute`] returns the raw signals; thresholds and drop reasons are applied by the
 //! caller (the Python front applies them vectorised over columns).
 
+pub mod classifier;
+pub mod code;
 pub mod ngrams;
 pub mod signals;
 pub mod text;

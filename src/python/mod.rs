@@ -10,6 +10,7 @@ use pyo3::types::{PyList, PyString};
 
 use crate::error::Error;
 
+mod corpus;
 mod dedup;
 mod filter;
 mod tokenize;
@@ -97,5 +98,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tokenize::register(m)?;
     dedup::register(m)?;
     filter::register(m)?;
+    corpus::register(m)?;
     Ok(())
 }

@@ -1,0 +1,216 @@
+"""Pipeline benchmark: ingest + filter + dedup of real text, and dedup of 1M synthetic documents.
+
+Part 1 ingests the Python standard library (directory ingest, code rules) and Debian's
+``/usr/share/doc`` text (gzip files decompressed into a JSONL dataset with a ``content``
+column, ingested as kind ``text``: prose rules), then runs the filter and dedup stages, and
+prints the MB of input per second and per core of each stage.
+
+Part 2 writes 1,000,000 short synthetic documents (60 words from a 20k-word vocabulary, in
+groups of 10 near-duplicates with 0-2 words changed) into a corpus, runs the dedup stage in a
+child process (time and peak RSS of that process), and compares the clusters with exact Jaccard
+similarity of the word 5-gram sets on a sample of groups: precision = pairs put in one cluster
+whose Jaccard >= the threshold / pairs put in one cluster; recall = pairs with Jaccard >= the
+threshold put in one cluster / pairs with Jaccard >= the threshold.
+
+    python benches/bench_pipeline.py [--docs 1000000] [--skip-real] [--skip-synthetic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from phicorpus.catalog import Catalog
+from phicorpus.config import DedupConfig, FilterConfig, IngestConfig
+from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.dedup import shingles
+from phicorpus.dedup.stage import run_dedup
+from phicorpus.filter.stage import run_filter
+from phicorpus.sources.code import ingest_code
+
+CORES = os.cpu_count() or 1
+
+
+def _line(name: str, mb: float, seconds: float) -> None:
+    rate = mb / seconds if seconds else float("inf")
+    common.REPORTED.append(
+        f"{name}  {rate:.1f} MB/s  {rate / CORES:.1f} MB/s/core  ({mb:.1f} MB, {seconds:.2f} s)"
+    )
+    print(common.REPORTED[-1], flush=True)
+
+
+def real_pipeline(work: Path) -> None:
+    docs_jsonl = work / "usr_share_doc.jsonl"
+    with docs_jsonl.open("w", encoding="utf-8") as out:
+        for path in common._doc_files():
+            text = common._read_text(path)
+            if text and text.strip():
+                out.write(json.dumps({"content": text, "path": str(path)}) + "\n")
+    corpus = Corpus.create(work / "real")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    t = time.perf_counter()
+    a = ingest_code(corpus, [stdlib], config=IngestConfig(), source="code")
+    b = ingest_code(corpus, [docs_jsonl], config=IngestConfig(), source="debian_doc", kind="text")
+    ingest_s = time.perf_counter() - t
+    mb = (a["bytes"] + b["bytes"]) / 1e6
+    print(f"# input: stdlib {a['total_documents']} docs {a['bytes'] / 1e6:.1f} MB; /usr/share/doc "
+          f"{b['total_documents']} docs {b['bytes'] / 1e6:.1f} MB; cores={CORES}")  # fmt: skip
+    _line("pipeline ingest", mb, ingest_s)
+    t = time.perf_counter()
+    f = run_filter(corpus, FilterConfig())
+    _line("pipeline filter", mb, time.perf_counter() - t)
+    print(f"# filter kept {f['kept_total']}, dropped {sum(f['dropped'].values())}")
+    with Catalog.open(corpus, read_only=True) as cat:
+        kept = cat.exec_one("SELECT sum(bytes) FROM documents WHERE drop_stage IS NULL")
+    kept_mb = float(kept[0] or 0) / 1e6 if kept else 0.0
+    t = time.perf_counter()
+    d = run_dedup(corpus, DedupConfig())
+    _line("pipeline dedup (kept input)", kept_mb, time.perf_counter() - t)
+    print(
+        f"# dedup: {d['exact_duplicates']} exact, {d['near_duplicates']} near duplicates of {d['documents']}"
+    )
+
+
+def synthetic_corpus(root: Path, n_docs: int, words: int = 60, group: int = 10, seed: int = 0) -> Path:
+    """Write ``n_docs`` near-duplicate documents as registered docs shards."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i:x}" for i in range(20_000)], dtype=object)
+    corpus = Corpus.create(root)
+    shard_docs = 100_000
+    with Catalog.open(corpus) as cat:
+        cat.ensure_source("synth", "offline")
+        for start in range(0, n_docs, shard_docs):
+            n = min(shard_docs, n_docs - start)
+            base = rng.integers(0, len(vocab), size=((n + group - 1) // group, words))
+            ids = np.repeat(base, group, axis=0)[:n].copy()
+            edits = rng.choice([0, 1, 2], size=n, p=[0.3, 0.4, 0.3])
+            for k in (1, 2):
+                rows = np.flatnonzero(edits >= k)
+                ids[rows, rng.integers(0, words, size=len(rows))] = rng.integers(
+                    0, len(vocab), size=len(rows)
+                )
+            texts = [" ".join(r) for r in vocab[ids]]
+            doc_ids = [f"synth/{start + i:016x}" for i in range(n)]
+            path = corpus.docs_dir("synth") / f"part-{start // shard_docs:05d}.parquet"
+            with atomic_path(path) as tmp:
+                pq.write_table(pa.table({"id": doc_ids, "text": texts}), tmp)
+            rel = corpus.relative(path)
+            with cat.transaction():
+                cat.register_shard(path, "docs", sha256=sha256_file(path), size=path.stat().st_size, rows=n,
+                                   source="synth")  # fmt: skip
+                cat.insert_documents(
+                    pa.table(
+                        {"id": doc_ids, "source": ["synth"] * n, "kind": ["synthetic"] * n, "file": [rel] * n,
+                         "row": np.arange(n)}
+                    )
+                )  # fmt: skip
+    return corpus.root
+
+
+def synthetic_dedup(work: Path, n_docs: int, threshold: float = 0.8) -> None:
+    t = time.perf_counter()
+    root = synthetic_corpus(work / "synth", n_docs)
+    print(f"# wrote {n_docs} synthetic documents in {time.perf_counter() - t:.1f} s", flush=True)
+    code = (
+        "import json, resource, time, sys\n"
+        "from phicorpus.corpus import Corpus\nfrom phicorpus.config import DedupConfig\n"
+        "from phicorpus.dedup.stage import run_dedup\n"
+        "t = time.perf_counter()\n"
+        f"stats = run_dedup(Corpus.open({str(root)!r}), DedupConfig(threshold={threshold}))\n"
+        "stats['seconds'] = time.perf_counter() - t\n"
+        "stats['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps(stats))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    line = (f"dedup 1M synthetic  {stats['documents']} docs  {stats['seconds']:.1f} s  "
+            f"peak RSS {stats['peak_rss_mb']:.0f} MB  exact {stats['exact_duplicates']}  "
+            f"near {stats['near_duplicates']}")  # fmt: skip
+    common.REPORTED.append(line)
+    print(line, flush=True)
+    # Precision / recall on a sample of 500 groups of 10 (22,500 pairs) against exact Jaccard.
+    corpus = Corpus.open(root)
+    with Catalog.open(corpus, read_only=True) as cat:
+        sample_groups = sorted(random.Random(1).sample(range(n_docs // 10), 500))
+        wanted = [f"synth/{g * 10 + j:016x}" for g in sample_groups for j in range(10)]
+        cat.con.register("_wanted", pa.table({"id": wanted}))
+        rows = cat.exec(
+            "SELECT d.id, coalesce(d.dup_cluster, d.id), d.file, d.row "
+            "FROM documents d JOIN _wanted USING (id)"
+        )
+    info = {r[0]: r for r in rows}
+    texts: dict[str, str] = {}
+    by_file: dict[str, list[str]] = {}
+    for doc_id in wanted:
+        by_file.setdefault(info[doc_id][2], []).append(doc_id)
+    for file, ids in by_file.items():
+        table = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
+        for doc_id, text in zip(ids, table.take([info[i][3] for i in ids]).to_pylist(), strict=True):
+            texts[doc_id] = text
+    tp = fp = fn = 0
+    kept_ok = kept_bad = 0
+    for g in sample_groups:
+        members = [f"synth/{g * 10 + j:016x}" for j in range(10)]
+        sets = {m: set(shingles(texts[m], 5)) for m in members}
+        for i, x in enumerate(members):
+            for y in members[i + 1 :]:
+                jac = len(sets[x] & sets[y]) / len(sets[x] | sets[y])
+                same = info[x][1] == info[y][1]
+                tp += same and jac >= threshold
+                fp += same and jac < threshold
+                fn += (not same) and jac >= threshold
+        for x in members:  # a dropped document: is it a near-duplicate of the one kept?
+            keeper = info[x][1]
+            if keeper != x:
+                jac = len(sets[x] & sets[keeper]) / len(sets[x] | sets[keeper])
+                kept_ok += jac >= threshold
+                kept_bad += jac < threshold
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    line = (
+        f"dedup 1M synthetic  pair precision {precision:.3f}  recall {recall:.3f}  "
+        f"(500 groups, {tp + fp} same-cluster pairs, {tp + fn} pairs with J >= {threshold})"
+    )
+    common.REPORTED.append(line)
+    print(line, flush=True)
+    line = (
+        f"dedup 1M synthetic  dropped docs with J >= {threshold} to their kept doc: "
+        f"{kept_ok / max(kept_ok + kept_bad, 1):.3f} ({kept_ok + kept_bad} dropped in the sample)"
+    )
+    common.REPORTED.append(line)
+    print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        if not args.skip_real:
+            real_pipeline(work)
+        if not args.skip_synthetic:
+            synthetic_dedup(work, args.docs)
+    print(f"# bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m phicorpus.cli``."""
+
+from phicorpus.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Document sources: code ingestion (:mod:`phicorpus.sources.code`) and offline generators."""
