@@ -10,6 +10,7 @@ import struct
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -155,3 +156,9 @@ def corpus_factory() -> Callable[..., Corpus]:
 @pytest.fixture()
 def documents() -> Callable[[Corpus], dict[str, str]]:
     return kept_texts
+
+
+@pytest.fixture()
+def helpers() -> SimpleNamespace:
+    """The document writers above, for tests that fill a corpus themselves."""
+    return SimpleNamespace(add_source=add_source, bios_texts=bios_texts, code_texts=code_texts)

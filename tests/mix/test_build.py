@@ -42,11 +42,7 @@ CONFIG = BuildConfig(
 
 def file_hashes(corpus: Corpus, name: str = "main") -> dict[str, str]:
     root = corpus.build_dir(name)
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def assert_catalog_matches_disk(corpus: Corpus) -> None:
@@ -242,7 +238,7 @@ def test_full_disk_real_tmpfs(corpus: Corpus) -> None:
         with pytest.raises(OSError) as info:
             build_shards(corpus, CONFIG)
         assert info.value.errno == errno.ENOSPC
-        with pytest.raises(click.ClickException, match="^disk full"):
+        with pytest.raises(click.ClickException, match=r"^disk full"):
             one_line_errors(build_shards)(corpus, CONFIG)
         assert not (corpus.build_dir("main") / "manifest.json").exists()
         assert_catalog_matches_disk(corpus)
