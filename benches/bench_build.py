@@ -152,7 +152,7 @@ def main() -> None:
         hf = HfTokenizer.from_file(str(tokenizer))
         start = time.perf_counter()
         enc = hf.encode_batch(docs, add_special_tokens=False)
-        flat = np.fromiter((i for e in enc for i in e.ids), dtype=np.uint16)
+        flat = np.concatenate([np.asarray([*e.ids, 0], dtype=np.uint16) for e in enc])
         flat.tofile(Path(tmp) / "peer.bin")
         t_peer = time.perf_counter() - start
         report("build: tokenize + mix + shard (1 core)", ours, mb / t_peer, "tokenizers+np.tofile")

@@ -27,6 +27,7 @@ import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,7 @@ def tokenize_sources(
     name: str,
     sources: Sequence[str],
     tokenizer_path: Path,
+    tokenizer: Tokenizer | None = None,
     threads: int = 0,
     echo: Echo = _quiet,
 ) -> dict[str, SourcePool]:
@@ -255,20 +257,25 @@ def tokenize_sources(
     The cache is a Megatron shard (one sequence per document, end-of-text appended) plus
     ``<source>.ids.parquet`` (the document ids in the same order). ``documents.tokens`` is set
     for every document. A source whose kept documents and tokenizer are unchanged is not
-    tokenized again.
+    tokenized again. Texts are read one Parquet file at a time, the next file while the Rust
+    core tokenizes the current one.
+
+    Args:
+        tokenizer: ``tokenizer_path`` already loaded (else it is loaded here).
+        threads: Rust threads (0: all cores).
 
     Returns:
         Source -> its document ids and token counts (end-of-text included).
     """
-    tok = _load_tokenizer(tokenizer_path)
+    tok = tokenizer or _load_tokenizer(tokenizer_path)
     tok_sha = sha256_file(tokenizer_path)
     eos = tok.eos_id
     dtype = dtype_for_vocab(tok.max_id)
     pools: dict[str, SourcePool] = {}
-    for source in sorted(sources):
-        prefix = _cache_prefix(corpus, name, source)
-        ids_path = prefix.with_name(source + ".ids.parquet")
-        with Catalog.open(corpus) as catalog:
+    with Catalog.open(corpus) as catalog, ThreadPoolExecutor(1, "phicorpus-read") as reader:
+        for source in sorted(sources):
+            prefix = _cache_prefix(corpus, name, source)
+            ids_path = prefix.with_name(source + ".ids.parquet")
             docs = kept_documents(catalog, source)
             ids = [d[0] for d in docs]
             params = {
@@ -279,58 +286,62 @@ def tokenize_sources(
                 "ids": _ids_digest(ids),
             }
             stage = f"tokenize:{name}:{source}"
-            done = catalog.stage_done(stage, params) and ids_path.is_file()
-            if not done:
-                run = catalog.start_stage(stage, params)
-        if done:
-            pools[source] = SourcePool(ids, IndexedDataset(prefix).sequence_lengths.astype(np.int64))
-            continue
-        echo(f"tokenizing {len(ids)} documents of {source}")
-        remove_stale_temporaries(prefix.parent)
+            cached = all(p.is_file() for p in (ids_path, *_pair(prefix)))
+            if cached and catalog.stage_done(stage, params):
+                pools[source] = SourcePool(ids, IndexedDataset(prefix).sequence_lengths.astype(np.int64))
+                continue
+            run = catalog.start_stage(stage, params)
+            echo(f"tokenizing {len(ids)} documents of {source}")
+            remove_stale_temporaries(prefix.parent)
+            files: list[list[tuple[str, int]]] = []
+            for _, file, row in docs:
+                if not files or files[-1][0][0] != file:
+                    files.append([])
+                files[-1].append((file, row))
 
-        def fill(writer: Any, docs: list[tuple[str, str, int]] = docs) -> None:
-            at = 0
-            while at < len(docs):
-                file = docs[at][1]
-                end = at
-                while end < len(docs) and docs[end][1] == file:
-                    end += 1
-                texts = read_texts(corpus, [(f, r) for _, f, r in docs[at:end]])
-                if tok.core is not None:
-                    writer.add_texts(texts, tok.core, False, threads or None)
-                else:
-                    flat, offsets = tok.encode_batch(texts, add_special_tokens=False)
-                    writer.add_ids(flat.astype(np.uint32), offsets)
-                at = end
+            def fill(writer: Any, files: list[list[tuple[str, int]]] = files) -> None:
+                pending = reader.submit(read_texts, corpus, files[0]) if files else None
+                for k in range(len(files)):
+                    assert pending is not None
+                    texts = pending.result()
+                    pending = reader.submit(read_texts, corpus, files[k + 1]) if k + 1 < len(files) else None
+                    if tok.core is not None:
+                        writer.add_texts(texts, tok.core, False, threads or None)
+                    else:
+                        flat, offsets = tok.encode_batch(texts, add_special_tokens=False)
+                        writer.add_ids(flat.astype(np.uint32), offsets)
 
-        info = write_shard(prefix, fill, dtype, eos)
-        table = pa.table({"id": pa.array(ids, pa.string())})
-        with atomic_path(ids_path) as tmp:
-            pq.write_table(table, tmp)
-        lengths = IndexedDataset(prefix).sequence_lengths.astype(np.int64)
-        with Catalog.open(corpus) as catalog, catalog.transaction():
-            _register_pair(catalog, info, "token-cache", source=source)
-            catalog.register_shard(
-                ids_path,
-                "token-cache-ids",
-                sha256=sha256_file(ids_path),
-                size=ids_path.stat().st_size,
-                rows=len(ids),
-                source=source,
-                stage="build",
-            )
-            update = pa.table({"id": pa.array(ids, pa.string()), "tokens": pa.array(lengths, pa.int64())})
-            catalog.con.register("_phicorpus_tokens", update)
-            try:
-                catalog.exec(
-                    "UPDATE documents SET tokens = u.tokens FROM _phicorpus_tokens u "
-                    "WHERE documents.id = u.id"
+            info = write_shard(prefix, fill, dtype, eos)
+            with atomic_path(ids_path) as tmp:
+                pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), tmp)
+            lengths = IndexedDataset(prefix).sequence_lengths.astype(np.int64)
+            with catalog.transaction():
+                _register_pair(catalog, info, "token-cache", source=source)
+                catalog.register_shard(
+                    ids_path,
+                    "token-cache-ids",
+                    sha256=sha256_file(ids_path),
+                    size=ids_path.stat().st_size,
+                    rows=len(ids),
+                    source=source,
+                    stage="build",
                 )
-            finally:
-                catalog.con.unregister("_phicorpus_tokens")
-            catalog.finish_stage(run, {"documents": info.documents, "tokens": info.tokens})
-        pools[source] = SourcePool(ids, lengths)
+                update = pa.table({"id": pa.array(ids, pa.string()), "tokens": pa.array(lengths, pa.int64())})
+                catalog.con.register("_phicorpus_tokens", update)
+                try:
+                    catalog.exec(
+                        "UPDATE documents SET tokens = u.tokens FROM _phicorpus_tokens u "
+                        "WHERE documents.id = u.id"
+                    )
+                finally:
+                    catalog.con.unregister("_phicorpus_tokens")
+                catalog.finish_stage(run, {"documents": info.documents, "tokens": info.tokens})
+            pools[source] = SourcePool(ids, lengths)
     return pools
+
+
+def _pair(prefix: Path) -> tuple[Path, Path]:
+    return prefix.with_name(prefix.name + ".bin"), prefix.with_name(prefix.name + ".idx")
 
 
 def _register_pair(catalog: Catalog, info: ShardInfo, kind: str, source: str | None = None) -> None:
@@ -388,6 +399,7 @@ def write_build(
     mix: str,
     tokenizer_path: Path,
     shard_tokens: int,
+    tokenizer: Tokenizer | None = None,
     echo: Echo = _quiet,
 ) -> dict[str, Any]:
     """Write the train/valid shards of ``plan`` from the token caches, then ``manifest.json``.
@@ -396,8 +408,23 @@ def write_build(
     the manifest is written last and the stage marked done after it, so a finished build is one
     whose manifest is registered. Returns the manifest.
     """
+    with Catalog.open(corpus) as catalog:
+        return _write_build(corpus, catalog, plan, name, mix, tokenizer_path, shard_tokens, tokenizer, echo)
+
+
+def _write_build(
+    corpus: Corpus,
+    catalog: Catalog,
+    plan: MixPlan,
+    name: str,
+    mix: str,
+    tokenizer_path: Path,
+    shard_tokens: int,
+    tokenizer: Tokenizer | None,
+    echo: Echo,
+) -> dict[str, Any]:
     build_dir = corpus.build_dir(name)
-    tok = _load_tokenizer(tokenizer_path)
+    tok = tokenizer or _load_tokenizer(tokenizer_path)
     tok_sha = sha256_file(tokenizer_path)
     dtype = dtype_for_vocab(tok.max_id)
     readers = []
@@ -416,18 +443,17 @@ def write_build(
     }
     stage = f"shards:{name}"
     manifest_path = build_dir / "manifest.json"
-    with Catalog.open(corpus) as catalog:
-        if catalog.stage_done(stage, params) and manifest_path.is_file():
-            done: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-            return done
-        last = catalog.exec_one(
-            "SELECT params_hash FROM stage_runs WHERE stage = ? ORDER BY id DESC LIMIT 1", [stage]
-        )
-        if last is not None and last[0] != params_hash(params):
-            _clear_build_outputs(corpus, catalog, build_dir)
-        remove_stale_temporaries(build_dir)
-        run = catalog.start_stage(stage, params)
-        registered = {r.path: r for r in catalog.shards() if r.kind in ("tokens-bin", "tokens-idx")}
+    if catalog.stage_done(stage, params) and manifest_path.is_file():
+        done: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
+        return done
+    last = catalog.exec_one(
+        "SELECT params_hash FROM stage_runs WHERE stage = ? ORDER BY id DESC LIMIT 1", [stage]
+    )
+    if last is not None and last[0] != params_hash(params):
+        _clear_build_outputs(corpus, catalog, build_dir)
+    remove_stale_temporaries(build_dir)
+    run = catalog.start_stage(stage, params)
+    registered = {r.path: r for r in catalog.shards() if r.kind in ("tokens-bin", "tokens-idx")}
 
     lengths_by_source = [np.asarray(r.lengths(), dtype=np.int64) for r in readers]
     base = np.cumsum([0, *[x.size for x in lengths_by_source]])
@@ -467,7 +493,7 @@ def write_build(
                     w.add_from(readers, s, d)
 
                 info = write_shard(prefix, fill, dtype, None)
-                with Catalog.open(corpus) as catalog, catalog.transaction():
+                with catalog.transaction():
                     _register_pair(catalog, info, "tokens")
                 entry = {
                     "bin": info.bin_path.name,
@@ -507,7 +533,7 @@ def write_build(
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     publish_bytes(manifest_path, data)
-    with Catalog.open(corpus) as catalog, catalog.transaction():
+    with catalog.transaction():
         catalog.register_shard(
             manifest_path,
             "manifest",
@@ -585,11 +611,13 @@ def build_shards(
         seed=config.seed,
         echo=echo,
     )
+    tok = _load_tokenizer(tokenizer_path)
     pools = tokenize_sources(
         corpus,
         name=config.name,
         sources=sources,
         tokenizer_path=tokenizer_path,
+        tokenizer=tok,
         threads=config.threads,
         echo=echo,
     )
@@ -611,6 +639,7 @@ def build_shards(
         mix=str(spec),
         tokenizer_path=tokenizer_path,
         shard_tokens=config.shard_tokens,
+        tokenizer=tok,
         echo=echo,
     )
 
