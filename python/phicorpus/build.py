@@ -98,12 +98,13 @@ def kept_documents(catalog: Catalog, source: str) -> list[tuple[str, str, int]]:
 
 
 def kept_counts(catalog: Catalog) -> dict[str, tuple[int, int]]:
-    """Source -> (kept documents, their characters; 0 where unknown)."""
+    """Source -> (kept documents, their tokens): counted tokens once every kept document of the
+    source is tokenized, else characters / 4 (0 where unknown)."""
     rows = catalog.exec(
-        "SELECT source, count(*), coalesce(sum(chars), 0) FROM documents WHERE drop_stage IS NULL "
-        "GROUP BY source ORDER BY source"
+        "SELECT source, count(*), count(tokens), coalesce(sum(tokens), 0), coalesce(sum(chars), 0) "
+        "FROM documents WHERE drop_stage IS NULL GROUP BY source ORDER BY source"
     )
-    return {str(s): (int(n), int(c)) for s, n, c in rows}
+    return {str(s): (int(n), int(t) if k == n else int(c) // 4) for s, n, k, t, c in rows}
 
 
 def read_texts(corpus: Corpus, rows: Sequence[tuple[str, int]]) -> list[str]:
@@ -598,7 +599,7 @@ def build_shards(
     """
     with Catalog.open(corpus) as catalog:
         spec, groups, counts = resolve_mix(config.mix, catalog, llm=llm)
-        tokens_guess = {s: max(c, n) for s, (n, c) in counts.items()}
+        tokens_guess = {s: max(t, n) for s, (n, t) in counts.items()}
         shares_guess = spec.shares(groups, tokens_guess)  # fails early on an empty source
     sources = sorted(shares_guess)
     tokenizer_path = prepare_tokenizer(
@@ -704,8 +705,7 @@ def describe_plan(corpus: Corpus, config: BuildConfig, inputs: BuildInputs) -> l
     est: dict[str, int] = {}
     for name, _ in spec.entries:
         for member in groups.get(name, (name,)):
-            n, chars = counts.get(member, (0, 0))
-            est[member] = chars // 4 if chars else 0
+            est[member] = counts.get(member, (0, 0))[1]
     # Shares before documents exist: split a group's weight evenly over its members.
     shares: dict[str, float] = {}
     for name, weight in spec.entries:
@@ -722,14 +722,16 @@ def describe_plan(corpus: Corpus, config: BuildConfig, inputs: BuildInputs) -> l
         else 0
     )
     lines.append(
-        f"{'source':<10} {'share':>7} {'target tokens':>14} {'documents':>10} {'est. epochs':>11}  from"
+        f"{'source':<10} {'share':>7} {'target tokens':>14} {'documents':>10} {'est. epochs':>11}  from "
+        "(tokens estimated as characters / 4 until tokenized)"
     )
     for source, share in sorted(shares.items()):
         n = counts.get(source, (0, 0))[0]
         target = int(share * total_tokens) if total_tokens else 0
         epochs = f"{target / est[source]:.2f}" if est.get(source) and target else "-"
         lines.append(
-            f"{source:<10} {share:>7.2%} {target or 'from data':>14} {n if n else 'to make':>10} "
+            f"{source:<10} {share:>7.2%} {f'{target:,}' if target else 'from data':>14} "
+            f"{f'{n:,}' if n else 'to make':>10} "
             f"{epochs:>11}  {_origin(source, inputs, config)}"
         )
     if llm:
@@ -766,6 +768,8 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
         raise BuildError(f"{config.build.tokenizer}: cannot read tokenizer: no such file")
     for line in describe_plan(corpus, config.build, inputs):
         echo(line)
+    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
+    publish_bytes(corpus.config_path, config.to_toml().encode())
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:
         spec, groups, _ = resolve_mix(config.build.mix, catalog, llm=llm)
