@@ -271,3 +271,25 @@ def test_given_tokenizer_is_copied_and_used(corpus: Corpus, tmp_path: Path) -> N
     assert manifest["tokenizer"]["sha256"] == hashlib.sha256(mine.read_bytes()).hexdigest()
     saved = json.loads((corpus.build_dir("given") / "manifest.json").read_text())
     assert saved == manifest
+
+
+def test_loader_reads_the_build(corpus: Corpus, megatron_reader: Callable[[Path], list[np.ndarray]]) -> None:
+    from phicorpus.loader import TokenDataset
+
+    manifest = build_shards(corpus, CONFIG)
+    build_dir = corpus.build_dir("main")
+    stream = np.concatenate(
+        [
+            np.concatenate(megatron_reader(build_dir / e["bin"].removesuffix(".bin")))
+            for e in manifest["splits"]["train"]["shards"]
+        ]
+    )
+    ds = TokenDataset(build_dir, 128, seed=4, rank=1, world_size=2)
+    assert ds.num_tokens == stream.size == manifest["splits"]["train"]["tokens"]
+    for index in ds.order(0)[:50]:
+        sample = ds.sample(int(index))
+        start = int(index) * 128
+        assert np.array_equal(sample["input_ids"], stream[start : start + 128])
+        assert np.array_equal(sample["labels"], stream[start + 1 : start + 129])
+    valid = TokenDataset(build_dir, 16, split="valid")
+    assert valid.num_tokens == manifest["splits"]["valid"]["tokens"]
