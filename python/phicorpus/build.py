@@ -221,7 +221,14 @@ def prepare_tokenizer(
         }
         stage = f"tokenizer:{name}"
         if catalog.stage_done(stage, params) and out.is_file():
-            return out
+            # Done, and the file is still the one trained (not a --tokenizer copied over it since).
+            row = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = ? AND params_hash = ? AND status = 'done' "
+                "ORDER BY id DESC LIMIT 1",
+                [stage, params_hash(params)],
+            )
+            if row and json.loads(row[0]).get("sha256") == sha256_file(out):
+                return out
         if not picked:
             raise BuildError(f"no kept documents in {', '.join(sources)} to train a tokenizer on")
         run = catalog.start_stage(stage, params)
@@ -229,10 +236,11 @@ def prepare_tokenizer(
     echo(f"training a {vocab_size}-token byte-level BPE on {len(picked)} sampled documents")
     texts = read_texts(corpus, picked)
     train_tokenizer(texts, vocab_size, out)
-    size = out.stat().st_size
+    size, sha = out.stat().st_size, sha256_file(out)
+    stats = {"documents": len(picked), "bytes": sum(len(t.encode()) for t in texts), "sha256": sha}
     with Catalog.open(corpus) as catalog, catalog.transaction():
-        catalog.register_shard(out, "tokenizer", sha256=sha256_file(out), size=size, stage="build")
-        catalog.finish_stage(run, {"documents": len(picked), "bytes": sum(len(t.encode()) for t in texts)})
+        catalog.register_shard(out, "tokenizer", sha256=sha, size=size, stage="build")
+        catalog.finish_stage(run, stats)
     return out
 
 

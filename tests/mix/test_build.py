@@ -293,3 +293,16 @@ def test_loader_reads_the_build(corpus: Corpus, megatron_reader: Callable[[Path]
         assert np.array_equal(sample["labels"], stream[start + 1 : start + 129])
     valid = TokenDataset(build_dir, 16, split="valid")
     assert valid.num_tokens == manifest["splits"]["valid"]["tokens"]
+
+
+def test_switching_back_from_a_given_tokenizer_retrains(corpus: Corpus, tmp_path: Path) -> None:
+    build_shards(corpus, CONFIG)
+    trained = (corpus.build_dir("main") / "tokenizer.json").read_bytes()
+    other = tmp_path / "other.json"
+    from phicorpus.tokenize import train_tokenizer
+
+    train_tokenizer(["some other text entirely"] * 50, 300, other)
+    build_shards(corpus, BuildConfig(**{**_fields(CONFIG), "tokenizer": str(other)}))
+    assert (corpus.build_dir("main") / "tokenizer.json").read_bytes() == other.read_bytes()
+    build_shards(corpus, CONFIG)
+    assert (corpus.build_dir("main") / "tokenizer.json").read_bytes() == trained
