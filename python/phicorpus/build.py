@@ -772,8 +772,8 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
     for path in inputs.code:
         if not Path(path).exists():
             raise BuildError(f"{path}: no such file or directory (--code)")
-    if config.build.tokenizer and not Path(config.build.tokenizer).is_file():
-        raise BuildError(f"{config.build.tokenizer}: cannot read tokenizer: no such file")
+    if config.build.tokenizer:
+        _load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
     for line in describe_plan(corpus, config.build, inputs):
         echo(line)
     # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").

@@ -24,10 +24,13 @@ from phicorpus.corpus import Corpus
         (["--mix", "synthetic,code:1"], "'synthetic' has no weight"),
         (["--code", "/no/such/dir"], "/no/such/dir: no such file or directory (--code)"),
         (["--tokenizer", "/no/such/tokenizer.json"], "cannot read tokenizer"),
+        (["--tokenizer", "{bad}"], "bad.json: cannot read tokenizer"),
     ],
 )
 def test_build_errors_are_one_line_and_write_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "corpus"
+    (tmp_path / "bad.json").write_text('{"model": ', encoding="utf-8")
+    args = [a.replace("{bad}", str(tmp_path / "bad.json")) for a in args]
     result = CliRunner().invoke(main, ["build", "--out", str(out), *args])
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
