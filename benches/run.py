@@ -3,13 +3,13 @@
 Usage::
 
     .venv/bin/pip install '.[bench]'
-    .venv/bin/python benches/run.py [--only tokenize,minhash,filter] [--out benches/results.txt]
+    .venv/bin/python benches/run.py [--only tokenize,minhash,filter,build] [--out benches/results.txt]
 
 The corpus is the Python standard library's source plus Debian's /usr/share/doc text, gathered
 once into ``benches/data/corpus.jsonl`` (see ``benches/common.py``); every benchmark reads that
 same file. The peers are those DESIGN.md names. Figures are throughputs in MB of UTF-8 input per
 second; a ratio above 1 means phicorpus is faster. Each benchmark also runs alone:
-``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``).
+``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``, ``bench_build.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ BENCHES = {
     "minhash": "bench_minhash",
     "filter": "bench_filter",
     "pipeline": "bench_pipeline",
+    "build": "bench_build",
 }
 
 

@@ -179,6 +179,40 @@ class GenerateConfig:
 class BuildConfig:
     """``[build]``: mixing, tokenization and shards (issue 6)."""
 
+    #: Build name: shards go to ``build/<name>/``.
+    name: str = "main"
+    #: ``name:weight,...`` over groups (``synthetic``, ``code``) and sources; weights sum to 1.
+    mix: str = "synthetic:0.8,code:0.2"
+    #: Training tokens; 0: as many as the sources give with none repeated.
+    tokens: int = 0
+    seed: int = 0
+    #: Share of each source's target held out (by document) for the validation split.
+    valid_fraction: float = 0.01
+    #: The most times a source may be repeated to reach its share.
+    max_epochs: float = 16.0
+    #: Tokens per shard file (documents are never split, so shards run a little over).
+    shard_tokens: int = 100_000_000
+    #: ``tokenizer.json`` to use; empty: train a byte-level BPE on a sample of the corpus.
+    tokenizer: str = ""
+    #: Vocabulary size of a trained tokenizer (below 65,500 the shards are uint16).
+    vocab_size: int = 32_000
+    #: Bytes of text the tokenizer is trained on (a seeded sample of the kept documents).
+    tokenizer_sample_bytes: int = 20_000_000
+    #: People in the offline bioS corpus (the ``synthetic`` group without an LLM).
+    bios_people: int = 2_000
+    #: Rust threads for tokenization (0: all cores).
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.shard_tokens <= 0:
+            raise ValueError(f"shard_tokens must be positive, got {self.shard_tokens}")
+        if self.max_epochs <= 0:
+            raise ValueError(f"max_epochs must be positive, got {self.max_epochs}")
+        if self.tokens < 0:
+            raise ValueError(f"tokens must be >= 0, got {self.tokens}")
+
 
 @dataclass(frozen=True, slots=True)
 class Config:

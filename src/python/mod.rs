@@ -13,13 +13,20 @@ use crate::error::Error;
 mod corpus;
 mod dedup;
 mod filter;
+mod shard;
 mod tokenize;
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
         let msg = err.to_string();
         match err {
-            Error::Io { .. } => PyOSError::new_err(msg),
+            // Keep errno (ENOSPC must read as "disk full" in the CLI) and the file name.
+            Error::Io { path, source } => match source.raw_os_error() {
+                Some(code) => {
+                    PyOSError::new_err((code, source.to_string(), path.display().to_string()))
+                }
+                None => PyOSError::new_err(msg),
+            },
             Error::Format { .. } | Error::InvalidArgument(_) => PyValueError::new_err(msg),
             Error::Unsupported(_) => PyNotImplementedError::new_err(msg),
             Error::Interrupted => PyKeyboardInterrupt::new_err(msg),
@@ -99,5 +106,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dedup::register(m)?;
     filter::register(m)?;
     corpus::register(m)?;
+    shard::register(m)?;
     Ok(())
 }

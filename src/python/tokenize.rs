@@ -13,8 +13,8 @@ use crate::tokenize::Tokenizer;
 
 /// A byte-level BPE tokenizer loaded from a `tokenizer.json` (see `phicorpus.tokenize`).
 #[pyclass(frozen, name = "BpeTokenizer", module = "phicorpus._core")]
-struct PyBpeTokenizer {
-    inner: Arc<Tokenizer>,
+pub(crate) struct PyBpeTokenizer {
+    pub(crate) inner: Arc<Tokenizer>,
 }
 
 #[pymethods]

@@ -77,6 +77,12 @@ class Tokenizer:
                 raise ValueError(f"{path}: tokenizers cannot load it either: {hf_err}") from hf_err
             return cls(path, None, hf, str(err))
 
+    @property
+    def core(self) -> _core.BpeTokenizer | None:
+        """The Rust encoder (None when :attr:`backend` is ``"tokenizers"``), for batch calls that
+        take it directly, such as ``ShardWriter.add_texts``."""
+        return self._core
+
     # -- vocabulary -----------------------------------------------------------------------------
 
     @property

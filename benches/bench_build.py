@@ -1,0 +1,184 @@
+"""End-to-end build throughput on the offline benchmark corpus, and the dataloader's speed.
+
+Run: ``python benches/bench_build.py`` (uses the 50k-token tokenizer ``bench_tokenize.py``
+trains and caches, training it if missing). The ~50 MB slice of the benchmark corpus is written
+as documents of two sources (``code``: the stdlib ``.py`` files; ``textbook``: the rest), then timed
+per stage with one Rust thread (so the figures are per core):
+
+- tokenize: every kept document tokenized once into the per-source cache shards;
+- mix: the token-exact plan (no I/O);
+- shards: train/valid ``.bin``/``.idx`` written from the caches, sha256 included;
+- tokenize + mix + shard: the three together, in MB of input text per second per core
+  (goal: 50 MB/s per core). Peer: ``tokenizers`` ``encode_batch`` (one thread) plus NumPy
+  ``tofile`` of the ids, i.e. the bare tokenize-and-dump a build does at the least.
+
+The dataloader line compares :class:`phicorpus.loader.TokenDataset` (shuffled packed 2048-token
+samples, int64 inputs and labels) with a bare ``np.memmap`` read of the same windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common import DATA_DIR, load_corpus, mbytes, report
+from phicorpus.build import tokenize_sources, write_build
+from phicorpus.catalog import Catalog
+from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.loader import TokenDataset
+from phicorpus.mix import MixPlan
+from phicorpus.tokenize import train_tokenizer
+
+TOKENIZER_PATH = DATA_DIR / "tokenizer-50k.json"
+BENCH_MB = 50.0
+PER_FILE = 2_000
+
+
+def _write_sources(corpus: Corpus, docs: list[str]) -> None:
+    by_source: dict[str, list[str]] = {"code": [], "textbook": []}
+    for d in docs:
+        looks_python = d.lstrip().startswith(('"""', "#", "import ", "from ", "'''"))
+        by_source["code" if looks_python else "textbook"].append(d)
+    with Catalog.open(corpus) as catalog:
+        for source, texts in by_source.items():
+            catalog.ensure_source(source, "bench", "benches/common.py corpus")
+            for part, start in enumerate(range(0, len(texts), PER_FILE)):
+                chunk = texts[start : start + PER_FILE]
+                ids = [
+                    f"{source}/{hashlib.sha256(f'{start + i}'.encode() + t.encode()).hexdigest()[:16]}"
+                    for i, t in enumerate(chunk)
+                ]
+                path = corpus.docs_dir(source) / f"part-{part:05d}.parquet"
+                with atomic_path(path) as tmp:
+                    pq.write_table(pa.table({"id": ids, "text": chunk}), tmp)
+                n = len(chunk)
+                rows = pa.table(
+                    {
+                        "id": ids,
+                        "source": [source] * n,
+                        "kind": [source] * n,
+                        "file": [corpus.relative(path)] * n,
+                        "row": list(range(n)),
+                        "chars": [len(t) for t in chunk],
+                    }
+                )
+                with catalog.transaction():
+                    catalog.register_shard(
+                        path,
+                        "docs",
+                        sha256=sha256_file(path),
+                        size=path.stat().st_size,
+                        rows=n,
+                        source=source,
+                    )
+                    catalog.insert_documents(rows)
+
+
+def main() -> None:
+    tokenizer = TOKENIZER_PATH
+    if not tokenizer.exists():  # what bench_tokenize.py trains: 50k BPE on ~30 MB, every 3rd doc
+        sample, size = [], 0
+        for d in load_corpus()[::3]:
+            sample.append(d)
+            size += len(d.encode())
+            if size > 30e6:
+                break
+        train_tokenizer(sample, 50_000, tokenizer)
+    docs, total = [], 0
+    for d in load_corpus():
+        total += len(d.encode())
+        if total > BENCH_MB * 1e6:
+            break
+        docs.append(d)
+    mb = mbytes(docs)
+    print(f"build: {len(docs)} documents, {mb:.1f} MB, tokenizer {tokenizer.name}, 1 thread", flush=True)
+    with tempfile.TemporaryDirectory(prefix="phicorpus-bench-") as tmp:
+        corpus = Corpus.create(Path(tmp) / "corpus")
+        start = time.perf_counter()
+        _write_sources(corpus, docs)
+        t_docs = time.perf_counter() - start
+        build = corpus.build_dir("bench")
+        build.mkdir(parents=True)
+        (build / "tokenizer.json").write_bytes(tokenizer.read_bytes())
+
+        start = time.perf_counter()
+        pools = tokenize_sources(
+            corpus,
+            name="bench",
+            sources=["code", "textbook"],
+            tokenizer_path=build / "tokenizer.json",
+            threads=1,
+        )
+        t_tok = time.perf_counter() - start
+        start = time.perf_counter()
+        plan = MixPlan.create({"code": 0.2, "textbook": 0.8}, pools, seed=0, valid_fraction=0.005)
+        t_mix = time.perf_counter() - start
+        start = time.perf_counter()
+        manifest = write_build(
+            corpus,
+            plan,
+            name="bench",
+            mix="code:0.2,textbook:0.8",
+            tokenizer_path=build / "tokenizer.json",
+            shard_tokens=4_000_000,
+        )
+        t_shard = time.perf_counter() - start
+        # The mix uses part of the input: shard MB/s is over the text those documents came from.
+        used = manifest["splits"]["train"]["tokens"] + manifest["splits"]["valid"]["tokens"]
+        cached = sum(int(p.lengths.sum()) for p in pools.values())
+        shard_mb = mb * used / cached
+        print(f"  write documents (Parquet + catalog, not timed below): {mb / t_docs:8.1f} MB/s")
+        print(f"  tokenize  {mb / t_tok:8.1f} MB/s   ({t_tok:.2f} s)")
+        print(f"  mix plan  {mb / t_mix:8.1f} MB/s   ({t_mix:.3f} s)")
+        print(f"  shards    {shard_mb / t_shard:8.1f} MB/s   ({t_shard:.2f} s, {used:,} tokens)")
+        ours = mb / (t_tok + t_mix + t_shard * mb / shard_mb)  # shards scaled to all the input
+
+        # Peer: tokenizers encode_batch (one thread) + dump the ids with NumPy.
+        from tokenizers import Tokenizer as HfTokenizer
+
+        hf = HfTokenizer.from_file(str(tokenizer))
+        start = time.perf_counter()
+        enc = hf.encode_batch(docs, add_special_tokens=False)
+        flat = np.concatenate([np.asarray([*e.ids, 0], dtype=np.uint16) for e in enc])
+        flat.tofile(Path(tmp) / "peer.bin")
+        t_peer = time.perf_counter() - start
+        report("build: tokenize + mix + shard (1 core)", ours, mb / t_peer, "tokenizers+np.tofile")
+
+        # Dataloader: shuffled packed samples vs a bare np.memmap read of the same windows.
+        seq = 2048
+        ds = TokenDataset(build, seq, seed=0)
+        order = ds.order(0)[:20_000]
+        start = time.perf_counter()
+        n_tok = 0
+        for i in order:
+            n_tok += ds.sample(int(i))["input_ids"].size
+        t_ds = time.perf_counter() - start
+        shard0 = build / manifest["splits"]["train"]["shards"][0]["bin"]
+        flat_mm = np.memmap(shard0, dtype=np.uint16, mode="r")
+        limit = (flat_mm.size - 1) // seq
+        start = time.perf_counter()
+        for i in order:
+            j = int(i) % limit
+            window = flat_mm[j * seq : j * seq + seq + 1].astype(np.int64)
+            _ = window[:-1], window[1:]
+        t_mm = time.perf_counter() - start
+        report(
+            "loader: TokenDataset samples", n_tok / t_ds / 1e6, n_tok / t_mm / 1e6, "bare np.memmap", "Mtok/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
