@@ -1,0 +1,1 @@
+"""Document sources: code ingestion (``sources.code``) and the offline generators (``sources.bios``)."""
