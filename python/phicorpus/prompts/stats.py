@@ -75,9 +75,12 @@ def prompt_stats(
             possible = len(ft.audiences) * len(ft.styles)
         combos[fmt] = {"used": len(pairs), "possible": possible}
     users = table.column("user").to_pylist()
-    if n > max_near_dup_rows:
-        step = n / max_near_dup_rows
-        users = [users[int(i * step)] for i in range(max_near_dup_rows)]
+    step = max(1.0, n / max_near_dup_rows)
+    sample = [int(i * step) for i in range(min(n, max_near_dup_rows))]
+    by_format: dict[str, list[str]] = {}
+    for i in sample:
+        by_format.setdefault(formats[i], []).append(users[i])
+    sampled = [users[i] for i in sample]
     web = table.column("web_id").to_pylist()
     return {
         "prompts": n,
@@ -88,6 +91,10 @@ def prompt_stats(
         "combinations": combos,
         "web_share": (sum(w is not None for w in web) / n) if n else 0.0,
         "answer_formats": dict(sorted(Counter(table.column("answer_format").to_pylist()).items())),
-        "near_duplicate_rate": near_duplicate_rate(users, threshold=near_dup_threshold),
+        "near_duplicate_rate": near_duplicate_rate(sampled, threshold=near_dup_threshold),
+        "near_duplicate_rate_by_format": {
+            fmt: near_duplicate_rate(texts, threshold=near_dup_threshold)
+            for fmt, texts in sorted(by_format.items())
+        },
         "near_duplicate_threshold": near_dup_threshold,
     }
