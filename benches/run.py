@@ -9,7 +9,8 @@ The corpus is the Python standard library's source plus Debian's /usr/share/doc 
 once into ``benches/data/corpus.jsonl`` (see ``benches/common.py``); every benchmark reads that
 same file. The peers are those DESIGN.md names. Figures are throughputs in MB of UTF-8 input per
 second; a ratio above 1 means phicorpus is faster. Each benchmark also runs alone:
-``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``).
+``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``,
+``bench_prompts.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-BENCHES = {"tokenize": "bench_tokenize", "minhash": "bench_minhash", "filter": "bench_filter"}
+BENCHES = {
+    "tokenize": "bench_tokenize",
+    "minhash": "bench_minhash",
+    "filter": "bench_filter",
+    "prompts": "bench_prompts",
+}
 
 
 def main() -> int:

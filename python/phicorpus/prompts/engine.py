@@ -367,15 +367,19 @@ def _rewrite_rows(
 
 def _to_table(rows: Sequence[_Row | None], templates: Templates, seed: int) -> pa.Table:
     cols: dict[str, list[object]] = {name: [] for name in PROMPT_SCHEMA.names}
+    topic_keys: dict[Topic, tuple[str, str]] = {}
     for i, row in enumerate(rows):
         assert row is not None
         ft = templates.formats[row.format]
         is_code = row.answer_format == ANSWER_PYTHON_TESTS
         template = (ft.user_programming if is_code else ft.user)[row.template]
-        user = _BLANK_LINES.sub("\n\n", template.render(row.values)).strip()
-        system = _BLANK_LINES.sub("\n\n", ft.system.render(row.values)).strip()
+        user = _tidy(template.render(row.values))
+        system = _tidy(ft.system.render(row.values))
         topic = row.topic
-        key = "\x1f".join((str(seed), str(i), row.format, topic.id if topic else "", system, user))
+        topic_id, topic_path = topic_keys.get(topic, (None, None)) if topic else (None, None)
+        if topic is not None and topic_id is None:
+            topic_id, topic_path = topic_keys[topic] = (topic.id, topic.path_str)
+        key = "\x1f".join((str(seed), str(i), row.format, topic_id or "", system, user))
         cols["id"].append(hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest())
         cols["format"].append(row.format)
         cols["system"].append(system)
@@ -385,8 +389,8 @@ def _to_table(rows: Sequence[_Row | None], templates: Templates, seed: int) -> p
                 [{"role": "system", "content": system}, {"role": "user", "content": user}], ensure_ascii=False
             )
         )
-        cols["topic_id"].append(topic.id if topic else None)
-        cols["topic_path"].append(topic.path_str if topic else None)
+        cols["topic_id"].append(topic_id)
+        cols["topic_path"].append(topic_path)
         cols["subject"].append(topic.slug if topic else None)
         cols["audience"].append(row.audience)
         cols["style"].append(row.style)
@@ -400,6 +404,11 @@ def _to_table(rows: Sequence[_Row | None], templates: Templates, seed: int) -> p
         cols["index"].append(i)
         cols["expected_tokens"].append(ft.expected_tokens)
     return pa.table(cols, schema=PROMPT_SCHEMA)
+
+
+def _tidy(text: str) -> str:
+    """Collapse the blank-line runs an empty placeholder leaves, and trim."""
+    return (_BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
 
 def write_prompts(corpus: Corpus, table: pa.Table) -> Path:
