@@ -5,8 +5,8 @@ seeds, with web excerpts drawn from the benchmark corpus's ``/usr/share/doc``-st
 documents (25% of topic prompts carry one). There is no peer library for this, so the "peer"
 column is the requirement: 100,000 prompts in 60 s (1,667 prompts/s); a ratio above 1 means
 faster than required. Also printed: the time of ``prompt_stats`` and the near-duplicate rate
-among the prompts (MinHash-LSH over word 5-grams of the user message, Jaccard >= 0.8), overall
-and per format.
+among the prompts (MinHash-LSH candidates over word 5-grams of the user message, confirmed by
+exact Jaccard >= 0.8), overall and per format.
 
     python benches/bench_prompts.py [--n 100000] [--topics DIR]
 

@@ -219,8 +219,11 @@ def prompts_stats(file: str, config_path: str | None, as_json: bool) -> None:
     click.echo("answer formats     " + ", ".join(f"{k} {v}" for k, v in stats["answer_formats"].items()))
     click.echo(
         f"near-duplicates    {stats['near_duplicate_rate']:.2%} "
-        f"(MinHash-LSH, Jaccard >= {stats['near_duplicate_threshold']}, word 5-grams of the user message)"
+        f"(MinHash-LSH candidates with exact Jaccard >= {stats['near_duplicate_threshold']}, "
+        "word 5-grams of the user message)"
     )
+    per_format = stats["near_duplicate_rate_by_format"]
+    click.echo("  within format    " + ", ".join(f"{k} {v:.2%}" for k, v in per_format.items()))
 
 
 # -- bioS ------------------------------------------------------------------------------------------

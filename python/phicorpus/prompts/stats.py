@@ -19,21 +19,38 @@ __all__ = ["near_duplicate_rate", "prompt_stats"]
 
 
 def near_duplicate_rate(
-    texts: list[str], *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5
+    texts: list[str], *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, compare: int = 16
 ) -> float:
-    """Share of texts that fall in a MinHash-LSH cluster of another, earlier text.
+    """Share of texts that are near-duplicates of an earlier text.
 
-    Word ``ngram`` shingles, ``num_perm`` permutations (the Rust core), LSH bands and rows tuned
-    for Jaccard ``threshold``; each cluster keeps one member, the others count as duplicates.
+    Candidates come from MinHash-LSH over word ``ngram`` shingles (``num_perm`` permutations,
+    the Rust core, bands and rows tuned for ``threshold``); a candidate counts only when the
+    exact Jaccard similarity of its shingle set with one of the ``compare`` members before it
+    in its LSH cluster is at least ``threshold`` (LSH alone over-counts: banding has false
+    positives and union-find chains clusters).
     """
-    from phicorpus.dedup import lsh_clusters, lsh_params, minhash_signatures
+    from phicorpus.dedup import lsh_clusters, lsh_params, minhash_signatures, shingles
 
     if len(texts) < 2:
         return 0.0
     signatures = minhash_signatures(texts, num_perm=num_perm, ngram=ngram)
     bands, rows = lsh_params(threshold, num_perm)
     labels = lsh_clusters(signatures, bands, rows)
-    return float((labels != np.arange(len(labels))).mean())
+    clustered = np.flatnonzero(labels != np.arange(len(labels)))
+    clusters: dict[int, list[int]] = {}
+    for i in clustered.tolist():
+        clusters.setdefault(int(labels[i]), [int(labels[i])]).append(i)
+    duplicates = 0
+    for members in clusters.values():
+        members.sort()
+        sets = [set(shingles(texts[m], ngram)) for m in members]
+        for j in range(1, len(sets)):
+            for k in range(max(0, j - compare), j):
+                union = len(sets[j] | sets[k])
+                if union and len(sets[j] & sets[k]) / union >= threshold:
+                    duplicates += 1
+                    break
+    return duplicates / len(texts)
 
 
 def prompt_stats(
