@@ -76,7 +76,7 @@ class PromptsConfig:
     """Share of the prompts of each format (among the formats asked for; renormalised)."""
     subject_weights: dict[str, float] = field(default_factory=dict)
     """Per subject slug: a topic's share of prompts is proportional to it (default 1, 0 = none)."""
-    programming_subjects: tuple[str, ...] = ("python-*", "*programming*")
+    programming_subjects: tuple[str, ...] = ("python-*", "*programming*", "algorithms", "data-structures")
     """Glob patterns of subject slugs whose exercises are Python functions with tests."""
     web_fraction: float = 0.25
     """Share of textbook and exercises prompts that carry a web excerpt (when --web is given)."""

@@ -210,4 +210,6 @@ def test_write_prompts_registers_once(config: PromptsConfig, tmp_path: Path) -> 
     assert write_prompts(corpus, table) == path
     with Catalog.open(corpus, read_only=True) as catalog:
         shards = catalog.shards("prompts")
+        runs = catalog.exec("SELECT stage, status FROM stage_runs")
     assert [(s.path, s.rows) for s in shards] == [(corpus.relative(path), 50)]
+    assert runs == [("prompts", "done")]

@@ -426,11 +426,14 @@ def write_prompts(corpus: Corpus, table: pa.Table) -> Path:
     for value in table.column("id").to_pylist():
         digest.update(value.encode("ascii") + b"\n")
     path = corpus.prompts_dir / f"prompts-{digest.hexdigest()[:16]}.parquet"
+    params = {"file": corpus.relative(path), "rows": table.num_rows}
     with Catalog.open(corpus) as catalog:
         if catalog.is_registered(corpus.relative(path)) and path.is_file():
             return path
+        run_id = catalog.start_stage("prompts", params)
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp, compression="zstd")
+        formats = table.column("format").to_pylist()
         with catalog.transaction():
             catalog.register_shard(
                 corpus.relative(path),
@@ -440,4 +443,5 @@ def write_prompts(corpus: Corpus, table: pa.Table) -> Path:
                 rows=table.num_rows,
                 stage="prompts",
             )
+            catalog.finish_stage(run_id, {f: formats.count(f) for f in sorted(set(formats))})
     return path
