@@ -189,7 +189,8 @@ def _topic_rows(
         if web is not None and with_web[k]:
             sample = web.pick(f"{topic.leaf} {topic.unit}", rng)
             web_id = web.samples[sample].id
-            web_text = templates.web.render({"excerpt": web.excerpt(sample)})
+            # blank lines around the block; runs of them collapse when the template has its own
+            web_text = "\n" + templates.web.render({"excerpt": web.excerpt(sample)}) + "\n"
         values = {
             "topic": topic.path_str,
             "subject": topic.subject,
