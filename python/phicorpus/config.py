@@ -71,7 +71,7 @@ class PromptsConfig:
     """A ``word<TAB>pos`` word list for stories; empty: the packaged list."""
     formats: tuple[str, ...] = ("textbook", "exercises", "stories")
     format_weights: dict[str, float] = field(
-        default_factory=lambda: {"textbook": 0.6, "exercises": 0.25, "stories": 0.15, "rewrite": 0.0}
+        default_factory=lambda: {"textbook": 0.6, "exercises": 0.25, "stories": 0.15, "rewrite": 0.2}
     )
     """Share of the prompts of each format (among the formats asked for; renormalised)."""
     subject_weights: dict[str, float] = field(default_factory=dict)

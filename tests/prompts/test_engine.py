@@ -213,3 +213,16 @@ def test_write_prompts_registers_once(config: PromptsConfig, tmp_path: Path) -> 
         runs = catalog.exec("SELECT stage, status FROM stage_runs")
     assert [(s.path, s.rows) for s in shards] == [(corpus.relative(path), 50)]
     assert runs == [("prompts", "done")]
+
+
+def test_format_shares_follow_weights(config: PromptsConfig) -> None:
+    docs = [(f"d{i}", f"Fact {i} is stated here. Another fact {i} follows.") for i in range(10)]
+    table = render_prompts(
+        1000, formats=("textbook", "stories", "rewrite"), seed=1, config=config, documents=docs
+    )
+    counts = Counter(table.column("format").to_pylist())
+    # default weights 0.6 : 0.15 : 0.2, renormalised over the formats asked for
+    assert counts == {"textbook": 632, "stories": 158, "rewrite": 210}
+    per_doc = Counter(r["source_id"] for r in table.to_pylist() if r["format"] == "rewrite")
+    assert set(per_doc) == {d for d, _ in docs}
+    assert max(per_doc.values()) - min(per_doc.values()) <= config.rewrite_m

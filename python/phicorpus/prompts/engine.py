@@ -96,7 +96,9 @@ def render_prompts(
     """Render ``n`` prompts (columns: :data:`PROMPT_SCHEMA`).
 
     Args:
-        n: how many prompts, split over ``formats`` by ``config.format_weights``.
+        n: how many prompts, split over ``formats`` by ``config.format_weights`` (renormalised
+            over the formats asked for; a format of weight 0 gets none unless all are 0). Rewrite
+            prompts take the documents in order, ``config.rewrite_m`` each, wrapping around.
         formats: any of ``textbook``, ``exercises``, ``stories``, ``rewrite`` (default: the config's).
         seed: the same seed and inputs give the same prompts, ids included.
         web: JSONL/Parquet files with a ``text`` column (or loaded samples); a
