@@ -9,7 +9,8 @@ The corpus is the Python standard library's source plus Debian's /usr/share/doc 
 once into ``benches/data/corpus.jsonl`` (see ``benches/common.py``); every benchmark reads that
 same file. The peers are those DESIGN.md names. Figures are throughputs in MB of UTF-8 input per
 second; a ratio above 1 means phicorpus is faster. Each benchmark also runs alone:
-``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``, ``bench_build.py``).
+``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``,
+``bench_pipeline.py``, ``bench_build.py``, ``bench_prompts.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ BENCHES = {
     "filter": "bench_filter",
     "pipeline": "bench_pipeline",
     "build": "bench_build",
+    "prompts": "bench_prompts",
 }
 
 

@@ -169,6 +169,39 @@ class DecontamConfig:
 class PromptsConfig:
     """``[prompts]``: the prompt engine (issue 4)."""
 
+    topics_dir: str = ""
+    """Directory of topic seed files; empty: the packaged seeds."""
+    templates: str = ""
+    """A template TOML file replacing the packaged one; empty: the packaged templates."""
+    words: str = ""
+    """A ``word<TAB>pos`` word list for stories; empty: the packaged list."""
+    formats: tuple[str, ...] = ("textbook", "exercises", "stories")
+    format_weights: dict[str, float] = field(
+        default_factory=lambda: {"textbook": 0.6, "exercises": 0.25, "stories": 0.15, "rewrite": 0.2}
+    )
+    """Share of the prompts of each format (among the formats asked for; renormalised)."""
+    subject_weights: dict[str, float] = field(default_factory=dict)
+    """Per subject slug: a topic's share of prompts is proportional to it (default 1, 0 = none)."""
+    programming_subjects: tuple[str, ...] = ("python-*", "*programming*", "algorithms", "data-structures")
+    """Glob patterns of subject slugs whose exercises are Python functions with tests."""
+    web_fraction: float = 0.25
+    """Share of textbook and exercises prompts that carry a web excerpt (when --web is given)."""
+    web_excerpt_chars: int = 800
+    story_words: int = 3
+    """Required words per story: a verb, a noun and an adjective, then random tags."""
+    rewrite_m: int = 4
+    """Rewrites per document (knowledge augmentation), each in a different style."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.web_fraction <= 1.0:
+            raise ValueError(f"web_fraction must be in [0, 1], got {self.web_fraction}")
+        if self.web_excerpt_chars < 100:
+            raise ValueError(f"web_excerpt_chars must be >= 100, got {self.web_excerpt_chars}")
+        if self.story_words < 1 or self.rewrite_m < 1:
+            raise ValueError("story_words and rewrite_m must be >= 1")
+        if any(w < 0 for w in (*self.format_weights.values(), *self.subject_weights.values())):
+            raise ValueError("format_weights and subject_weights must be >= 0")
+
 
 @dataclass(frozen=True, slots=True)
 class GenerateConfig:

@@ -1,1 +1,1 @@
-"""Document sources: code ingestion (:mod:`phicorpus.sources.code`) and offline generators."""
+"""Document sources: code ingestion (``sources.code``) and the offline generators (``sources.bios``)."""

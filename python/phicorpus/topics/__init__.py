@@ -144,9 +144,13 @@ def _heading(line: str, skip: int, fail: object) -> str:
 
 
 def topic_files(directory: str | Path | None = None) -> list[Path]:
-    """The subject files of a directory, sorted by name (``README.md`` is not one)."""
+    """The subject files of a directory, sorted by name.
+
+    Only ``<slug>.md`` names are subject files (lowercase, hyphens), so ``README.md`` or a
+    ``FORMAT.md`` beside the seeds is not read as one.
+    """
     directory = Path(directory) if directory is not None else default_topics_dir()
-    return sorted(p for p in directory.glob("*.md") if p.name != "README.md")
+    return sorted(p for p in directory.glob("*.md") if _SLUG.match(p.stem))
 
 
 def load_topics(directory: str | Path | None = None) -> list[Topic]:
