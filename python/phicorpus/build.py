@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
-from phicorpus.config import BuildConfig, Config
+from phicorpus.config import BuildConfig, Config, IngestConfig
 from phicorpus.corpus import Corpus, atomic_path, publish_bytes, remove_stale_temporaries, sha256_file
 from phicorpus.mix import (
     LLM_SOURCES,
@@ -687,11 +688,57 @@ def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
             return "code ingested from " + ", ".join(str(p) for p in inputs.code)
         return f"code: the Python standard library of {sys.executable}"
     if source in OFFLINE_SOURCES:
-        return f"offline bioS generator ({config.bios_people} people, seed {config.seed}); not LLM output"
+        opts = f"multi={config.bios_multi}{', permute' if config.bios_permute else ''}"
+        opts += ", fullname" if config.bios_fullname else ""
+        people = f"{config.bios_people:,} people"
+        return f"offline bioS generator ({people}, {opts}, seed {config.seed}); not LLM output"
     return f"LLM generation ({inputs.model or 'model?'} at {inputs.llm})"
 
 
-def describe_plan(corpus: Corpus, config: BuildConfig, inputs: BuildInputs) -> list[str]:
+def _estimate_source(
+    source: str, inputs: BuildInputs, config: BuildConfig, ingest: IngestConfig | None
+) -> tuple[int, int] | None:
+    """(documents, tokens) a source not made yet will give, tokens as characters / 4.
+
+    bioS: a 200-person sample of the same generator; code: the sizes of the files ingestion would
+    read (before its skips, filter and dedup). ``None`` where nothing cheap can tell (LLM sources:
+    the generation stage prints its own estimate).
+    """
+    if source in OFFLINE_SOURCES:
+        from phicorpus.sources.bios import generate_bios
+
+        sample = min(config.bios_people, 200)
+        docs, _ = generate_bios(
+            sample, config.seed, config.bios_multi, config.bios_permute, config.bios_fullname
+        )
+        chars = sum(len(t) for t in docs.column("text").to_pylist())
+        n_docs = config.bios_people * config.bios_multi
+        return n_docs, int(chars / max(docs.num_rows, 1) * n_docs / 4)
+    if source == "code" and ingest is not None:
+        from phicorpus.sources.code import VENDORED_DIRS, default_code_paths
+
+        roots = [Path(p) for p in inputs.code] or default_code_paths()
+        if any(p.suffix in (".jsonl", ".parquet", ".json") for p in roots):
+            return None
+        skip = {*ingest.skip_dirs, *VENDORED_DIRS}
+        n_files = n_bytes = 0
+        for root in roots:
+            walk = [(str(root.parent), [], [root.name])] if root.is_file() else os.walk(root)
+            for folder, dirs, names in walk:
+                dirs[:] = [d for d in dirs if d not in skip]
+                for name in names:
+                    if name.endswith(ingest.extensions):
+                        size = os.path.getsize(os.path.join(folder, name))
+                        if size <= ingest.max_file_bytes:
+                            n_files += 1
+                            n_bytes += size
+        return n_files, n_bytes // 4
+    return None
+
+
+def describe_plan(
+    corpus: Corpus, config: BuildConfig, inputs: BuildInputs, ingest: IngestConfig | None = None
+) -> list[str]:
     """The plan printed before any work: each source, share, token target, origin, documents and
     epochs (estimated from characters / 4 until tokenized), and the LLM cost.
 
@@ -705,6 +752,10 @@ def describe_plan(corpus: Corpus, config: BuildConfig, inputs: BuildInputs) -> l
         with Catalog.open(corpus) as catalog:
             counts = kept_counts(catalog)
     spec = MixSpec.parse(config.mix, sorted({*groups, *KNOWN_SOURCES, *counts}))
+    for name, _ in spec.entries:
+        for member in groups.get(name, (name,)):
+            if member not in counts and (guess := _estimate_source(member, inputs, config, ingest)):
+                counts[member] = guess
     lines = [f"build {config.name!r} in {corpus.root}: mix {spec}, seed {config.seed}"]
     if not llm:
         lines.append(
@@ -774,7 +825,7 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
             raise BuildError(f"{path}: no such file or directory (--code)")
     if config.build.tokenizer:
         _load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
-    for line in describe_plan(corpus, config.build, inputs):
+    for line in describe_plan(corpus, config.build, inputs, config.ingest):
         echo(line)
     # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
     publish_bytes(corpus.config_path, config.to_toml().encode())
@@ -784,7 +835,12 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
     wanted = {m for name, w in spec.entries if w > 0 for m in groups.get(name, (name,))}
     if wanted & set(OFFLINE_SOURCES):
         _stage("phicorpus.sources.bios", "write_bios")(
-            corpus, config.build.bios_people, seed=config.build.seed
+            corpus,
+            config.build.bios_people,
+            seed=config.build.seed,
+            multi=config.build.bios_multi,
+            permute=config.build.bios_permute,
+            fullname=config.build.bios_fullname,
         )
     if wanted & set(LLM_SOURCES):
         raise BuildError("LLM generation is wired into build at integration (run `phicorpus generate`)")

@@ -108,6 +108,9 @@ class FilterConfig:
         min_edu: drop documents the edu classifier scores below this (0 = no edu filter).
         edu_model: the classifier, relative to the corpus (``classifier train`` writes it).
         batch_docs: documents scored per batch.
+        exempt_kinds: document kinds the heuristic rules do not apply to: text made from templates
+            whose length and wording are by design (a bioS biography is ~50 words, under Gopher's
+            minimum). The edu filter, dedup and decontamination still apply.
     """
 
     thresholds: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +122,7 @@ class FilterConfig:
     min_edu: float = 0.0
     edu_model: str = "models/edu.npz"
     batch_docs: int = 20_000
+    exempt_kinds: tuple[str, ...] = ("bios",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +236,13 @@ class BuildConfig:
     #: Bytes of text the tokenizer is trained on (a seeded sample of the kept documents).
     tokenizer_sample_bytes: int = 20_000_000
     #: People in the offline bioS corpus (the ``synthetic`` group without an LLM).
-    bios_people: int = 2_000
+    bios_people: int = 20_000
+    #: Biographies per person (Physics of LMs 3.1 "multiM": M phrasings of the same facts).
+    bios_multi: int = 5
+    #: Shuffle the sentence order of each biography ("permute").
+    bios_permute: bool = True
+    #: Full name in every sentence instead of pronouns ("fullname").
+    bios_fullname: bool = False
     #: Rust threads for tokenization (0: all cores).
     threads: int = 0
 

@@ -76,6 +76,7 @@ def _params(config: FilterConfig) -> dict[str, Any]:
         ],
         "min_edu": config.min_edu,
         "edu_model": config.edu_model,
+        "exempt_kinds": sorted(config.exempt_kinds),
     }
 
 
@@ -110,7 +111,9 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
             if not todo:
                 stats["shards_resumed"] += 1
                 continue
-            counts = _filter_shard(catalog, corpus, file, todo, prose, code, model, num_threads)
+            counts = _filter_shard(
+                catalog, corpus, file, todo, prose, code, model, num_threads, frozenset(config.exempt_kinds)
+            )
             for (_source, reason), count in counts.items():
                 dropped[reason] += count
             stats["shards"] += 1
@@ -148,18 +151,21 @@ def _filter_shard(
     code: CodeThresholds,
     model: EduModel | None,
     num_threads: int | None,
+    exempt_kinds: frozenset[str] = frozenset(),
 ) -> Counter[tuple[str, str]]:
     ids = [t[0] for t in todo]
     sources = np.array([t[1] for t in todo], dtype=object)
     is_code = np.array([t[2] in CODE_KINDS for t in todo], dtype=bool)
+    exempt = np.array([t[2] in exempt_kinds for t in todo], dtype=bool)
     new_doc = np.array([bool(t[4]) for t in todo], dtype=bool)
     texts = read_texts(corpus, file, [int(t[3]) for t in todo])
     n = len(texts)
     reason = np.full(n, "", dtype=object)
     cols: dict[str, Any] = {name: pa.nulls(n, _QS_SCHEMA.field(name).type) for name in _QS_SCHEMA.names}
     cols["id"] = pa.array(ids, pa.string())
-    cols["rule_set"] = pa.array(np.where(is_code, "code", "prose").tolist(), pa.string())
-    prose_idx = np.flatnonzero(~is_code & new_doc)
+    rule_set = np.where(is_code, "code", np.where(exempt, "none", "prose"))
+    cols["rule_set"] = pa.array(rule_set.tolist(), pa.string())
+    prose_idx = np.flatnonzero(~is_code & ~exempt & new_doc)
     code_idx = np.flatnonzero(is_code & new_doc)
     fill: dict[str, np.ndarray[Any, Any]] = {}
     if len(prose_idx):
