@@ -98,3 +98,25 @@ def test_edu_filter_drops_low_scores_and_first_drop_wins(tmp_path: Path) -> None
     assert (scores[:3] > 2.5).all() and (scores[3:] < 2.5).all()
     assert [r[2] for r in rows[3:]] != [None] * 3
     assert rows[5][1:3] == ("x", "earlier")
+
+
+def test_exempt_kinds_skip_the_web_text_rules(tmp_path: Path) -> None:
+    """A bioS biography (~50 words, by design) is kept; the same text as prose is dropped."""
+    bio = "Anna Lee Park was born on March 3, 1990, in Lyon. She studied biology at Oxford."
+    corpus = Corpus.create(tmp_path)
+    bio_ids = add_docs(corpus, "b", "bios", "bios", [bio])
+    prose_ids = add_docs(corpus, "p", "textbook", "textbook", [bio])
+    run_filter(corpus, FilterConfig())
+    with Catalog.open(corpus) as cat:
+        rows = dict(cat.exec("SELECT id, drop_reason FROM documents"))
+        rule_sets = dict(cat.exec("SELECT id, rule_set FROM quality_signals"))
+    assert rows[bio_ids[0]] is None and rule_sets[bio_ids[0]] == "none"
+    assert rows[prose_ids[0]] is not None and rule_sets[prose_ids[0]] == "prose"
+    # Without the exemption the biography falls to the same rule.
+    corpus2 = Corpus.create(tmp_path / "strict")
+    strict_ids = add_docs(corpus2, "b", "bios", "bios", [bio])
+    run_filter(corpus2, FilterConfig(exempt_kinds=()))
+    with Catalog.open(corpus2) as cat:
+        assert cat.exec("SELECT drop_reason FROM documents WHERE id = ?", [strict_ids[0]]) == [
+            (rows[prose_ids[0]],)
+        ]
