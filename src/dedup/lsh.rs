@@ -418,8 +418,7 @@ pub fn lsh_dedup(
     while start < components.len() {
         let mut stop = start;
         let mut docs = 0;
-        while stop < components.len() && (stop == start || docs + components[stop].len() <= BATCH)
-        {
+        while stop < components.len() && (stop == start || docs + components[stop].len() <= BATCH) {
             docs += components[stop].len();
             stop += 1;
         }
@@ -583,7 +582,10 @@ mod tests {
         let mut full: Vec<i64> = (0..11).collect();
         full[10] = 0;
         assert_eq!(dedup(&sigs, &priority, 16, None), full);
-        assert_eq!(dedup(&sigs, &priority, 4, None), (0..11).collect::<Vec<_>>());
+        assert_eq!(
+            dedup(&sigs, &priority, 4, None),
+            (0..11).collect::<Vec<_>>()
+        );
     }
 
     #[test]

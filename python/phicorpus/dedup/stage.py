@@ -88,9 +88,7 @@ def choose_keepers(
         first = np.r_[True, exact[by_group][1:] != exact[by_group][:-1]]
         leader[by_group] = by_group[np.flatnonzero(first)[np.cumsum(first) - 1]]
     follower = leader != np.arange(n)
-    reps = lsh_dedup(
-        signatures, np.where(follower, -1, rank), bands, rows, threshold, max_reps, num_threads
-    )
+    reps = lsh_dedup(signatures, np.where(follower, -1, rank), bands, rows, threshold, max_reps, num_threads)
     return reps[leader]
 
 
