@@ -1,5 +1,8 @@
 //! LSH banding: the choice of `(bands, rows)` and the clustering of signatures by band collisions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -304,30 +307,61 @@ fn equal_slots(a: &[u32], b: &[u32]) -> usize {
 
 /// Representatives of one candidate component, `members` sorted best first: each document
 /// joins the earliest representative among the last `max_reps` whose signature agrees with its
-/// own on at least `need` slots, else becomes a representative. Returns one per member.
+/// own on at least `need` slots, else becomes a representative. Writes one per member into
+/// `out`; returns early (leaving `out` partly written) once `stop` is set.
 fn component_representatives(
     signatures: &[u32],
     num_perm: usize,
     members: &[(u32, i64, u32)],
     need: usize,
     max_reps: usize,
-) -> Vec<u32> {
+    out: &mut [u32],
+    stop: &AtomicBool,
+) {
     let row = |i: u32| &signatures[i as usize * num_perm..(i as usize + 1) * num_perm];
     let mut reps: Vec<u32> = Vec::new();
-    members
-        .iter()
-        .map(|&(_, _, doc)| {
-            let sig = row(doc);
-            let window = &reps[reps.len().saturating_sub(max_reps)..];
-            match window.iter().find(|&&r| equal_slots(sig, row(r)) >= need) {
-                Some(&r) => r,
-                None => {
-                    reps.push(doc);
-                    doc
-                }
+    for (k, (&(_, _, doc), slot)) in members.iter().zip(out.iter_mut()).enumerate() {
+        if k % 1024 == 1023 && stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let sig = row(doc);
+        let window = &reps[reps.len().saturating_sub(max_reps)..];
+        *slot = match window.iter().find(|&&r| equal_slots(sig, row(r)) >= need) {
+            Some(&r) => r,
+            None => {
+                reps.push(doc);
+                doc
             }
-        })
-        .collect()
+        };
+    }
+}
+
+/// Run `work` on a helper thread while the calling thread calls `check` every 20 ms; when
+/// `check` returns `false`, the flag passed to `work` is set (work should return soon after)
+/// and the result is [`Error::Interrupted`]. So `check` (which may need the calling thread, as
+/// Python's signal check does) runs however long one piece of `work` takes.
+fn run_checked<R: Send>(
+    work: impl FnOnce(&AtomicBool) -> R + Send,
+    check: &mut impl FnMut() -> bool,
+) -> Result<R> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| work(&stop));
+        while !worker.is_finished() {
+            if !stop.load(Ordering::Relaxed) && !check() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        let out = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if stop.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(out)
+        }
+    })
 }
 
 /// Verified near-duplicate clustering: LSH candidates, then greedy representatives.
@@ -354,9 +388,10 @@ fn component_representatives(
 /// (a missed duplicate, never a wrong one). Memory: the banding buffers of [`lsh_clusters`],
 /// 16 bytes per document for the component order and 4 for the result.
 ///
-/// Parallel over components on `threads` threads; the result does not depend on the thread
-/// count. `check` runs on the calling thread between bands and between batches of components
-/// and stops the work by returning `false`.
+/// Parallel over components on `threads` threads (a component is one task); the result does
+/// not depend on the thread count. `check` runs on the calling thread between bands and every
+/// 20 ms while components are processed, and stops the work by returning `false` (workers see
+/// it within 1024 documents).
 #[allow(clippy::too_many_arguments)]
 pub fn lsh_dedup(
     signatures: &[u32],
@@ -410,35 +445,33 @@ pub fn lsh_dedup(
     drop(size);
     drop(labels);
     install(threads, || order.par_sort_unstable());
-    let components: Vec<&[(u32, i64, u32)]> = order.chunk_by(|x, y| x.0 == y.0).collect();
-    let mut out: Vec<i64> = (0..n as i64).collect();
-    // Batches of about BATCH documents between two checks (a larger component is one batch).
-    const BATCH: usize = 1 << 16;
-    let mut start = 0;
-    while start < components.len() {
-        let mut stop = start;
-        let mut docs = 0;
-        while stop < components.len() && (stop == start || docs + components[stop].len() <= BATCH) {
-            docs += components[stop].len();
-            stop += 1;
-        }
-        let reps: Vec<Vec<u32>> = install(threads, || {
-            components[start..stop]
-                .par_iter()
-                .map(|members| {
-                    component_representatives(signatures, num_perm, members, need, max_reps)
+    // One output slice per component, filled in parallel over components.
+    let mut reps = vec![0u32; order.len()];
+    let mut parts: Vec<(&[(u32, i64, u32)], &mut [u32])> = Vec::new();
+    let mut rest = reps.as_mut_slice();
+    for members in order.chunk_by(|x, y| x.0 == y.0) {
+        let (part, tail) = rest.split_at_mut(members.len());
+        parts.push((members, part));
+        rest = tail;
+    }
+    run_checked(
+        |stop| {
+            install(threads, || {
+                parts.par_iter_mut().for_each(|(members, out)| {
+                    if !stop.load(Ordering::Relaxed) {
+                        component_representatives(
+                            signatures, num_perm, members, need, max_reps, out, stop,
+                        );
+                    }
                 })
-                .collect()
-        });
-        for (members, reps) in components[start..stop].iter().zip(reps) {
-            for (&(_, _, doc), rep) in members.iter().zip(reps) {
-                out[doc as usize] = i64::from(rep);
-            }
-        }
-        if !check() {
-            return Err(Error::Interrupted);
-        }
-        start = stop;
+            })
+        },
+        &mut check,
+    )?;
+    drop(parts);
+    let mut out: Vec<i64> = (0..n as i64).collect();
+    for (&(_, _, doc), &rep) in order.iter().zip(&reps) {
+        out[doc as usize] = i64::from(rep);
     }
     Ok(out)
 }
@@ -634,6 +667,33 @@ mod tests {
                 .unwrap();
             assert_eq!(reps[best] as usize, best);
         }
+    }
+
+    #[test]
+    fn run_checked_stops_long_work() {
+        let spin = |stop: &AtomicBool| {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+            7
+        };
+        assert!(matches!(
+            run_checked(spin, &mut || false),
+            Err(Error::Interrupted)
+        ));
+        let mut calls = 0;
+        let quick = run_checked(
+            |_| {
+                std::thread::sleep(Duration::from_millis(100));
+                7
+            },
+            &mut || {
+                calls += 1;
+                true
+            },
+        );
+        assert_eq!(quick.unwrap(), 7);
+        assert!(calls >= 2, "checked while the work ran");
     }
 
     #[test]
