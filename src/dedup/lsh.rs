@@ -305,6 +305,9 @@ fn equal_slots(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).map(|(x, y)| usize::from(x == y)).sum()
 }
 
+/// A document in the component order: (component, priority, index).
+type Member = (u32, i64, u32);
+
 /// Representatives of one candidate component, `members` sorted best first: each document
 /// joins the earliest representative among the last `max_reps` whose signature agrees with its
 /// own on at least `need` slots, else becomes a representative. Writes one per member into
@@ -312,7 +315,7 @@ fn equal_slots(a: &[u32], b: &[u32]) -> usize {
 fn component_representatives(
     signatures: &[u32],
     num_perm: usize,
-    members: &[(u32, i64, u32)],
+    members: &[Member],
     need: usize,
     max_reps: usize,
     out: &mut [u32],
@@ -437,7 +440,7 @@ pub fn lsh_dedup(
     for &i in &live {
         size[labels[i as usize] as usize] += 1;
     }
-    let mut order: Vec<(u32, i64, u32)> = live
+    let mut order: Vec<Member> = live
         .iter()
         .filter(|&&i| size[labels[i as usize] as usize] > 1)
         .map(|&i| (labels[i as usize] as u32, priority[i as usize], i))
@@ -447,7 +450,7 @@ pub fn lsh_dedup(
     install(threads, || order.par_sort_unstable());
     // One output slice per component, filled in parallel over components.
     let mut reps = vec![0u32; order.len()];
-    let mut parts: Vec<(&[(u32, i64, u32)], &mut [u32])> = Vec::new();
+    let mut parts: Vec<(&[Member], &mut [u32])> = Vec::new();
     let mut rest = reps.as_mut_slice();
     for members in order.chunk_by(|x, y| x.0 == y.0) {
         let (part, tail) = rest.split_at_mut(members.len());
