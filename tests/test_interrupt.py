@@ -38,6 +38,14 @@ CALLS = {
         "print('ready', flush=True)\n"
         "exact_hashes(texts)\n"
     ),
+    "lsh_dedup": (  # one giant candidate component: all documents share half their slots
+        "import numpy as np\n"
+        "from phicorpus.dedup import lsh_dedup\n"
+        "sig = np.random.default_rng(0).integers(0, 2**31, size=(400_000, 128), dtype=np.uint32)\n"
+        "sig[:, 64:] = sig[0, 64:]\n"
+        "print('ready', flush=True)\n"
+        "lsh_dedup(sig, np.arange(len(sig)), 18, 7, 0.8, max_reps=100_000)\n"
+    ),
     "quality_signals": (
         "from phicorpus.filter import quality_signals\n"
         "texts = [doc] * 20_000\n"

@@ -58,6 +58,16 @@ def lsh_params(
     false_positive_weight: float = 0.5,
     false_negative_weight: float = 0.5,
 ) -> tuple[int, int]: ...
+def lsh_dedup(
+    signatures: npt.NDArray[np.uint32],
+    priority: npt.NDArray[np.int64],
+    bands: int,
+    rows: int,
+    threshold: float,
+    max_reps: int = 256,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.int64]: ...
+def lsh_recall_params(threshold: float, num_perm: int, min_recall: float = 0.95) -> tuple[int, int]: ...
 def exact_hashes(texts: Sequence[str], num_threads: int | None = None) -> npt.NDArray[np.uint64]: ...
 
 # -- corpus stages (src/python/corpus.rs) -----------------------------------------------------

@@ -136,6 +136,10 @@ class DedupConfig:
         seed: seed of the shingle hash and permutations.
         exact: remove exact duplicates (normalized text) first.
         batch_docs: documents read and hashed per batch (bounds the text held in memory).
+        candidate_recall: least probability that LSH banding makes a pair at exactly
+            ``threshold`` a candidate (``lsh_recall_params``); candidates are then verified.
+        max_reps: representatives of its candidate component a document is compared with (the
+            most recent ones; bounds the work on giant components, see ``lsh_dedup``).
     """
 
     threshold: float = 0.8
@@ -144,6 +148,8 @@ class DedupConfig:
     seed: int = 1
     exact: bool = True
     batch_docs: int = 50_000
+    candidate_recall: float = 0.95
+    max_reps: int = 256
 
 
 @dataclass(frozen=True, slots=True)

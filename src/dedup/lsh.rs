@@ -1,5 +1,8 @@
 //! LSH banding: the choice of `(bands, rows)` and the clustering of signatures by band collisions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -157,25 +160,8 @@ fn slot_bytes(slots: &[u32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(slots.as_ptr().cast::<u8>(), std::mem::size_of_val(slots)) }
 }
 
-/// Cluster `n` signatures of `num_perm` slots each (row-major in `signatures`) by LSH banding.
-///
-/// Band `j` of a signature is slots `j*rows .. (j+1)*rows`. Two documents whose band `j` hashes
-/// (xxh3-64 of the slots' bytes) are equal are joined; clusters are the connected components.
-/// Each document's label is the smallest document index of its cluster. Documents whose
-/// signature is all [`EMPTY_SLOT`] (no shingles) are singletons.
-///
-/// Memory: bands are processed a few at a time (as many as there are threads), each with one
-/// reused buffer of `n` (key, index) pairs. The parallel work runs on `threads` threads (see
-/// [`crate::parallel::install`]); `check` is called on the calling thread between groups of
-/// bands and may stop the work by returning `false`.
-pub fn lsh_clusters(
-    signatures: &[u32],
-    num_perm: usize,
-    bands: usize,
-    rows: usize,
-    threads: Option<usize>,
-    mut check: impl FnMut() -> bool,
-) -> Result<Vec<i64>> {
+/// Check the shape of a row-major signature matrix and the banding; returns the document count.
+fn check_banding(signatures: &[u32], num_perm: usize, bands: usize, rows: usize) -> Result<usize> {
     if num_perm == 0 || !signatures.len().is_multiple_of(num_perm) {
         return Err(Error::InvalidArgument(format!(
             "signatures of {} slots cannot be rows of {num_perm} permutations",
@@ -191,16 +177,27 @@ pub fn lsh_clusters(
     if n > u32::MAX as usize {
         return Err(Error::InvalidArgument(format!("too many documents: {n}")));
     }
-    let (live, workers) = install(threads, || {
-        let live: Vec<u32> = signatures
-            .par_chunks(num_perm)
-            .enumerate()
-            .filter(|(_, s)| !s.iter().all(|&v| v == EMPTY_SLOT))
-            .map(|(i, _)| i as u32)
-            .collect();
-        (live, rayon::current_num_threads())
-    });
-    let mut uf = UnionFind::new(n);
+    Ok(n)
+}
+
+/// Join the documents of `live` (indices into the `num_perm`-slot rows of `signatures`) whose
+/// band `j` (slots `j*rows .. (j+1)*rows`, xxh3-64 of their bytes) is equal, for every band.
+///
+/// Memory: bands are processed a few at a time (as many as there are threads), each with one
+/// reused buffer of `live.len()` (key, index) pairs. `check` runs on the calling thread between
+/// groups of bands and stops the work by returning `false`.
+#[allow(clippy::too_many_arguments)]
+fn band_union(
+    signatures: &[u32],
+    num_perm: usize,
+    live: &[u32],
+    bands: usize,
+    rows: usize,
+    threads: Option<usize>,
+    uf: &mut UnionFind,
+    check: &mut impl FnMut() -> bool,
+) -> Result<()> {
+    let workers = install(threads, rayon::current_num_threads);
     let group = workers.clamp(1, bands);
     let mut buffers: Vec<Vec<(u64, u32)>> =
         (0..group).map(|_| Vec::with_capacity(live.len())).collect();
@@ -231,7 +228,255 @@ pub fn lsh_clusters(
             return Err(Error::Interrupted);
         }
     }
+    Ok(())
+}
+
+/// The indices of the signatures that are not all [`EMPTY_SLOT`] (documents with shingles).
+fn live_documents(signatures: &[u32], num_perm: usize, threads: Option<usize>) -> Vec<u32> {
+    install(threads, || {
+        signatures
+            .par_chunks(num_perm)
+            .enumerate()
+            .filter(|(_, s)| !s.iter().all(|&v| v == EMPTY_SLOT))
+            .map(|(i, _)| i as u32)
+            .collect()
+    })
+}
+
+/// Cluster `n` signatures of `num_perm` slots each (row-major in `signatures`) by LSH banding.
+///
+/// Band `j` of a signature is slots `j*rows .. (j+1)*rows`. Two documents whose band `j` hashes
+/// (xxh3-64 of the slots' bytes) are equal are joined; clusters are the connected components.
+/// Each document's label is the smallest document index of its cluster. Documents whose
+/// signature is all [`EMPTY_SLOT`] (no shingles) are singletons.
+///
+/// Memory: bands are processed a few at a time (as many as there are threads), each with one
+/// reused buffer of `n` (key, index) pairs. The parallel work runs on `threads` threads (see
+/// [`crate::parallel::install`]); `check` is called on the calling thread between groups of
+/// bands and may stop the work by returning `false`.
+pub fn lsh_clusters(
+    signatures: &[u32],
+    num_perm: usize,
+    bands: usize,
+    rows: usize,
+    threads: Option<usize>,
+    mut check: impl FnMut() -> bool,
+) -> Result<Vec<i64>> {
+    let n = check_banding(signatures, num_perm, bands, rows)?;
+    let live = live_documents(signatures, num_perm, threads);
+    let mut uf = UnionFind::new(n);
+    band_union(
+        signatures, num_perm, &live, bands, rows, threads, &mut uf, &mut check,
+    )?;
     Ok(uf.min_labels())
+}
+
+/// The `(bands, rows)` for candidate generation ahead of verification: the most rows per band
+/// (fewest chance candidates) with `bands = num_perm / rows` such that two documents of Jaccard
+/// similarity exactly `threshold` share a band with probability at least `min_recall`.
+/// If no banding reaches it, one row per band (`(num_perm, 1)`, the most sensitive).
+///
+/// For `threshold = 0.8`, `num_perm = 128`, `min_recall = 0.95`: 18 bands of 7 rows,
+/// P(candidate | J = 0.8) = 0.986 (datasketch's 9 x 13 gives 0.40).
+pub fn recall_params(threshold: f64, num_perm: usize, min_recall: f64) -> Result<(usize, usize)> {
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::InvalidArgument(format!(
+            "threshold must be in [0, 1], got {threshold}"
+        )));
+    }
+    if num_perm == 0 {
+        return Err(Error::InvalidArgument("num_perm must be at least 1".into()));
+    }
+    if !(0.0..=1.0).contains(&min_recall) {
+        return Err(Error::InvalidArgument(format!(
+            "min_recall must be in [0, 1], got {min_recall}"
+        )));
+    }
+    Ok((1..=num_perm)
+        .rev()
+        .map(|r| (num_perm / r, r))
+        .find(|&(b, r)| collision_probability(threshold, b, r) >= min_recall)
+        .unwrap_or((num_perm, 1)))
+}
+
+/// How many slots of two signatures are equal.
+#[inline]
+fn equal_slots(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).map(|(x, y)| usize::from(x == y)).sum()
+}
+
+/// A document in the component order: (component, priority, index).
+type Member = (u32, i64, u32);
+
+/// Representatives of one candidate component, `members` sorted best first: each document
+/// joins the earliest representative among the last `max_reps` whose signature agrees with its
+/// own on at least `need` slots, else becomes a representative. Writes one per member into
+/// `out`; returns early (leaving `out` partly written) once `stop` is set.
+fn component_representatives(
+    signatures: &[u32],
+    num_perm: usize,
+    members: &[Member],
+    need: usize,
+    max_reps: usize,
+    out: &mut [u32],
+    stop: &AtomicBool,
+) {
+    let row = |i: u32| &signatures[i as usize * num_perm..(i as usize + 1) * num_perm];
+    let mut reps: Vec<u32> = Vec::new();
+    for (k, (&(_, _, doc), slot)) in members.iter().zip(out.iter_mut()).enumerate() {
+        if k % 1024 == 1023 && stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let sig = row(doc);
+        let window = &reps[reps.len().saturating_sub(max_reps)..];
+        *slot = match window.iter().find(|&&r| equal_slots(sig, row(r)) >= need) {
+            Some(&r) => r,
+            None => {
+                reps.push(doc);
+                doc
+            }
+        };
+    }
+}
+
+/// Run `work` on a helper thread while the calling thread calls `check` every 20 ms; when
+/// `check` returns `false`, the flag passed to `work` is set (work should return soon after)
+/// and the result is [`Error::Interrupted`]. So `check` (which may need the calling thread, as
+/// Python's signal check does) runs however long one piece of `work` takes.
+fn run_checked<R: Send>(
+    work: impl FnOnce(&AtomicBool) -> R + Send,
+    check: &mut impl FnMut() -> bool,
+) -> Result<R> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| work(&stop));
+        while !worker.is_finished() {
+            if !stop.load(Ordering::Relaxed) && !check() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        let out = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if stop.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(out)
+        }
+    })
+}
+
+/// Verified near-duplicate clustering: LSH candidates, then greedy representatives.
+///
+/// 1. **Candidates**: documents sharing an LSH band (as in [`lsh_clusters`]) are joined into
+///    candidate components (connected components; transitive, so a component may hold
+///    documents that are far apart).
+/// 2. **Verification**: within each component, documents are taken in `priority` order
+///    (smallest first, ties by index). A document becomes a duplicate of the earliest
+///    representative of its component whose signature agrees with its own on a fraction of at
+///    least `threshold` of all `num_perm` slots (the MinHash estimate of Jaccard similarity),
+///    else it becomes a representative itself. Every dropped document is thus within
+///    `threshold` of the document it is dropped for, never only through a chain.
+///
+/// Returns, per document, the index of its representative (itself for representatives).
+/// Documents with a negative priority take no part (e.g. exact duplicates the caller resolves
+/// itself), and documents whose signature is all [`EMPTY_SLOT`] (no shingles) are singletons:
+/// both are their own representatives.
+///
+/// Cost: a document is compared with at most `max_reps` representatives — the most recent ones
+/// of its component — so a giant component (boilerplate, templates) costs at most
+/// `n * max_reps * num_perm` slot comparisons instead of a quadratic pair list; in such a
+/// component a document whose only match is an older representative becomes a representative
+/// (a missed duplicate, never a wrong one). Memory: the banding buffers of [`lsh_clusters`],
+/// 16 bytes per document for the component order and 4 for the result.
+///
+/// Parallel over components on `threads` threads (a component is one task); the result does
+/// not depend on the thread count. `check` runs on the calling thread between bands and every
+/// 20 ms while components are processed, and stops the work by returning `false` (workers see
+/// it within 1024 documents).
+#[allow(clippy::too_many_arguments)]
+pub fn lsh_dedup(
+    signatures: &[u32],
+    num_perm: usize,
+    priority: &[i64],
+    bands: usize,
+    rows: usize,
+    threshold: f64,
+    max_reps: usize,
+    threads: Option<usize>,
+    mut check: impl FnMut() -> bool,
+) -> Result<Vec<i64>> {
+    let n = check_banding(signatures, num_perm, bands, rows)?;
+    if priority.len() != n {
+        return Err(Error::InvalidArgument(format!(
+            "priority has {} entries for {n} signatures",
+            priority.len()
+        )));
+    }
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::InvalidArgument(format!(
+            "threshold must be in [0, 1], got {threshold}"
+        )));
+    }
+    if max_reps == 0 {
+        return Err(Error::InvalidArgument("max_reps must be at least 1".into()));
+    }
+    // Slots that must agree: the smallest count whose fraction reaches the threshold.
+    let need = (0..=num_perm)
+        .find(|&c| c as f64 / num_perm as f64 >= threshold)
+        .unwrap_or(num_perm);
+    let mut live = live_documents(signatures, num_perm, threads);
+    live.retain(|&i| priority[i as usize] >= 0);
+    let mut uf = UnionFind::new(n);
+    band_union(
+        signatures, num_perm, &live, bands, rows, threads, &mut uf, &mut check,
+    )?;
+    // (component, priority, index) of every document in a component of two or more, sorted:
+    // each component is one run, best first. The component is named by its smallest member
+    // (not the union-find root), so the order does not depend on how the unions ran.
+    let labels = uf.min_labels();
+    let mut size = vec![0u32; n];
+    for &i in &live {
+        size[labels[i as usize] as usize] += 1;
+    }
+    let mut order: Vec<Member> = live
+        .iter()
+        .filter(|&&i| size[labels[i as usize] as usize] > 1)
+        .map(|&i| (labels[i as usize] as u32, priority[i as usize], i))
+        .collect();
+    drop(size);
+    drop(labels);
+    install(threads, || order.par_sort_unstable());
+    // One output slice per component, filled in parallel over components.
+    let mut reps = vec![0u32; order.len()];
+    let mut parts: Vec<(&[Member], &mut [u32])> = Vec::new();
+    let mut rest = reps.as_mut_slice();
+    for members in order.chunk_by(|x, y| x.0 == y.0) {
+        let (part, tail) = rest.split_at_mut(members.len());
+        parts.push((members, part));
+        rest = tail;
+    }
+    run_checked(
+        |stop| {
+            install(threads, || {
+                parts.par_iter_mut().for_each(|(members, out)| {
+                    if !stop.load(Ordering::Relaxed) {
+                        component_representatives(
+                            signatures, num_perm, members, need, max_reps, out, stop,
+                        );
+                    }
+                })
+            })
+        },
+        &mut check,
+    )?;
+    drop(parts);
+    let mut out: Vec<i64> = (0..n as i64).collect();
+    for (&(_, _, doc), &rep) in order.iter().zip(&reps) {
+        out[doc as usize] = i64::from(rep);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -279,6 +524,192 @@ mod tests {
         assert!(lsh_clusters(&sigs[1..], k, 2, 4, None, || true).is_err());
         assert!(matches!(
             lsh_clusters(&sigs, k, 2, 4, Some(2), || false),
+            Err(Error::Interrupted)
+        ));
+    }
+
+    /// A pseudo-random signature row (splitmix64), distinct per `seed`.
+    fn random_row(seed: u64, k: usize) -> Vec<u32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (0..k)
+            .map(|_| {
+                x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z ^ (z >> 31)) as u32 & 0x7FFF_FFFF
+            })
+            .collect()
+    }
+
+    /// `row` with the slots of `range` replaced by fresh values.
+    fn edited(row: &[u32], range: std::ops::Range<usize>, seed: u64) -> Vec<u32> {
+        let fresh = random_row(seed, row.len());
+        let mut out = row.to_vec();
+        out[range.clone()].copy_from_slice(&fresh[range]);
+        out
+    }
+
+    fn dedup(sigs: &[u32], priority: &[i64], max_reps: usize, threads: Option<usize>) -> Vec<i64> {
+        lsh_dedup(sigs, 128, priority, 18, 7, 0.8, max_reps, threads, || true).unwrap()
+    }
+
+    #[test]
+    fn recall_oriented_params() {
+        let (b, r) = recall_params(0.8, 128, 0.95).unwrap();
+        assert_eq!((b, r), (18, 7));
+        assert!(collision_probability(0.8, b, r) >= 0.95);
+        // One more row per band would miss more than 5% of the pairs at the threshold.
+        assert!(collision_probability(0.8, 128 / 8, 8) < 0.95);
+        // Out of reach: the most sensitive banding.
+        assert_eq!(recall_params(0.0, 128, 0.5).unwrap(), (128, 1));
+        assert!(recall_params(0.8, 128, 1.5).is_err());
+        assert!(recall_params(-0.1, 128, 0.9).is_err());
+    }
+
+    #[test]
+    fn chain_is_not_followed() {
+        // A ~ B and B ~ C agree on 110 of 128 slots (0.86), A and C on 92 (0.72): one
+        // candidate component (slots 36.. are shared), but C is not a duplicate of A.
+        let a = random_row(1, 128);
+        let b = edited(&a, 0..18, 2);
+        let c = edited(&b, 18..36, 3);
+        let sigs = [a, b, c].concat();
+        assert_eq!(
+            lsh_clusters(&sigs, 128, 18, 7, None, || true).unwrap(),
+            [0, 0, 0]
+        );
+        assert_eq!(dedup(&sigs, &[0, 1, 2], 8, None), [0, 0, 2]);
+        // Priority decides who represents: B first takes both A and C.
+        assert_eq!(dedup(&sigs, &[1, 0, 2], 8, None), [1, 1, 1]);
+        // C first: B joins C, A is kept (0.72 from C).
+        assert_eq!(dedup(&sigs, &[2, 1, 0], 8, None), [0, 2, 2]);
+        // Ties go to the smaller index.
+        assert_eq!(dedup(&sigs, &[5, 5, 5], 8, None), [0, 0, 2]);
+        // A negative priority leaves a document out: without B, A and C are apart anyway.
+        assert_eq!(dedup(&sigs, &[0, -1, 1], 8, None), [0, 1, 2]);
+    }
+
+    #[test]
+    fn threshold_counts_all_slots() {
+        let a = random_row(7, 128);
+        // 103 of 128 equal = 0.805 >= 0.8; 102 = 0.797 < 0.8.
+        let sigs = [a.clone(), edited(&a, 0..25, 8), edited(&a, 0..26, 9)].concat();
+        assert_eq!(dedup(&sigs, &[0, 1, 2], 8, None), [0, 0, 2]);
+    }
+
+    #[test]
+    fn empty_signatures_stay_apart() {
+        let a = random_row(4, 128);
+        let empty = vec![EMPTY_SLOT; 128];
+        let sigs = [empty.clone(), a.clone(), empty, a].concat();
+        assert_eq!(dedup(&sigs, &[0, 1, 2, 3], 8, None), [0, 1, 2, 1]);
+    }
+
+    #[test]
+    fn max_reps_bounds_the_comparisons() {
+        // Ten representatives that all share slots 64.. (one component), then a copy of the
+        // first: with a window of 4 it no longer sees the first and is kept.
+        let base = random_row(10, 128);
+        let mut rows: Vec<Vec<u32>> = (0..10).map(|i| edited(&base, 0..64, 20 + i)).collect();
+        rows.push(rows[0].clone());
+        let sigs = rows.concat();
+        let priority: Vec<i64> = (0..11).collect();
+        let mut full: Vec<i64> = (0..11).collect();
+        full[10] = 0;
+        assert_eq!(dedup(&sigs, &priority, 16, None), full);
+        assert_eq!(
+            dedup(&sigs, &priority, 4, None),
+            (0..11).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn planted_groups_and_thread_count() {
+        // 300 groups of a base and 5 near copies (12 slots edited each: 0.91 to the base,
+        // about 0.81 to each other), in a scrambled order, with scrambled priorities.
+        let mut rows = Vec::new();
+        let mut group = Vec::new();
+        for g in 0..300u64 {
+            let base = random_row(1000 + g, 128);
+            rows.push(base.clone());
+            group.push(g);
+            for e in 0..5u64 {
+                let at = (e * 12) as usize;
+                rows.push(edited(&base, at..at + 12, 5000 + g * 8 + e));
+                group.push(g);
+            }
+        }
+        let n = rows.len();
+        let perm: Vec<usize> = (0..n).map(|i| (i * 7919) % n).collect();
+        let sigs: Vec<u32> = perm.iter().flat_map(|&i| rows[i].clone()).collect();
+        let group: Vec<u64> = perm.iter().map(|&i| group[i]).collect();
+        let priority: Vec<i64> = (0..n as i64).map(|i| (i * 31) % 97).collect();
+        let reps = dedup(&sigs, &priority, 256, Some(1));
+        for t in [2, 4] {
+            assert_eq!(dedup(&sigs, &priority, 256, Some(t)), reps);
+        }
+        let row = |i: usize| &sigs[i * 128..(i + 1) * 128];
+        for i in 0..n {
+            let r = reps[i] as usize;
+            assert_eq!(group[r], group[i]);
+            assert_eq!(reps[r] as usize, r, "a representative represents itself");
+            assert!(equal_slots(row(i), row(r)) >= 103);
+            if r != i {
+                assert!(
+                    (priority[r], r) < (priority[i], i),
+                    "representatives come first"
+                );
+            }
+        }
+        // Each group's best document is a representative.
+        for g in 0..300 {
+            let best = (0..n)
+                .filter(|&i| group[i] == g)
+                .min_by_key(|&i| (priority[i], i))
+                .unwrap();
+            assert_eq!(reps[best] as usize, best);
+        }
+    }
+
+    #[test]
+    fn run_checked_stops_long_work() {
+        let spin = |stop: &AtomicBool| {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+            7
+        };
+        assert!(matches!(
+            run_checked(spin, &mut || false),
+            Err(Error::Interrupted)
+        ));
+        let mut calls = 0;
+        let quick = run_checked(
+            |_| {
+                std::thread::sleep(Duration::from_millis(100));
+                7
+            },
+            &mut || {
+                calls += 1;
+                true
+            },
+        );
+        assert_eq!(quick.unwrap(), 7);
+        assert!(calls >= 2, "checked while the work ran");
+    }
+
+    #[test]
+    fn dedup_rejects_bad_arguments() {
+        let sigs = random_row(3, 256);
+        let ok = |p: &[i64], b, r, t, m| lsh_dedup(&sigs, 128, p, b, r, t, m, None, || true);
+        assert!(ok(&[0, 1], 18, 7, 0.8, 8).is_ok());
+        assert!(ok(&[0], 18, 7, 0.8, 8).is_err());
+        assert!(ok(&[0, 1], 19, 7, 0.8, 8).is_err());
+        assert!(ok(&[0, 1], 18, 7, 1.2, 8).is_err());
+        assert!(ok(&[0, 1], 18, 7, 0.8, 0).is_err());
+        assert!(matches!(
+            lsh_dedup(&sigs, 128, &[0, 1], 18, 7, 0.8, 8, None, || false),
             Err(Error::Interrupted)
         ));
     }

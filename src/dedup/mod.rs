@@ -10,7 +10,7 @@ pub mod unionfind;
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-pub use lsh::{lsh_clusters, optimal_params};
+pub use lsh::{lsh_clusters, lsh_dedup, optimal_params, recall_params};
 pub use minhash::{MinHasher, Scratch, EMPTY_SLOT};
 pub use normalize::{normalize, normalize_into, shingles};
 

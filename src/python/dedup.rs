@@ -1,6 +1,8 @@
 //! Bindings for `crate::dedup`.
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -49,16 +51,8 @@ fn minhash_signatures<'py>(
     PyArray1::from_vec(py, out).reshape([n, num_perm])
 }
 
-/// Cluster labels (smallest member index) from LSH banding of `signatures`.
-#[pyfunction]
-#[pyo3(signature = (signatures, bands, rows, num_threads = None))]
-fn lsh_clusters<'py>(
-    py: Python<'py>,
-    signatures: PyReadonlyArray2<'py, u32>,
-    bands: usize,
-    rows: usize,
-    num_threads: Option<usize>,
-) -> PyResult<Bound<'py, PyArray1<i64>>> {
+/// The slots of a C-contiguous signature matrix and its width.
+fn signature_slots<'a>(signatures: &'a PyReadonlyArray2<'_, u32>) -> PyResult<(&'a [u32], usize)> {
     let num_perm = signatures.shape()[1];
     let not_c = || {
         PyValueError::new_err(
@@ -75,12 +69,68 @@ fn lsh_clusters<'py>(
             "signatures must have at least one column",
         ));
     }
+    Ok((slots, num_perm))
+}
+
+/// Cluster labels (smallest member index) from LSH banding of `signatures`.
+#[pyfunction]
+#[pyo3(signature = (signatures, bands, rows, num_threads = None))]
+fn lsh_clusters<'py>(
+    py: Python<'py>,
+    signatures: PyReadonlyArray2<'py, u32>,
+    bands: usize,
+    rows: usize,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let (slots, num_perm) = signature_slots(&signatures)?;
     let labels = py.detach(|| {
         dedup::lsh_clusters(slots, num_perm, bands, rows, num_threads, || {
             Python::attach(|py| py.check_signals().is_ok())
         })
     })?;
     Ok(PyArray1::from_vec(py, labels))
+}
+
+/// Verified near-duplicate clustering: the representative of each document (see
+/// `crate::dedup::lsh_dedup`).
+#[pyfunction]
+#[pyo3(signature = (signatures, priority, bands, rows, threshold, max_reps = 256, num_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn lsh_dedup<'py>(
+    py: Python<'py>,
+    signatures: PyReadonlyArray2<'py, u32>,
+    priority: PyReadonlyArray1<'py, i64>,
+    bands: usize,
+    rows: usize,
+    threshold: f64,
+    max_reps: usize,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let (slots, num_perm) = signature_slots(&signatures)?;
+    let priority = priority.as_slice().map_err(|_| {
+        PyValueError::new_err("priority must be a contiguous array; pass np.ascontiguousarray")
+    })?;
+    let reps = py.detach(|| {
+        dedup::lsh_dedup(
+            slots,
+            num_perm,
+            priority,
+            bands,
+            rows,
+            threshold,
+            max_reps,
+            num_threads,
+            || Python::attach(|py| py.check_signals().is_ok()),
+        )
+    })?;
+    Ok(PyArray1::from_vec(py, reps))
+}
+
+/// The recall-oriented `(bands, rows)` for verified dedup (see `crate::dedup::recall_params`).
+#[pyfunction]
+#[pyo3(signature = (threshold, num_perm, min_recall = 0.95))]
+fn lsh_recall_params(threshold: f64, num_perm: usize, min_recall: f64) -> PyResult<(usize, usize)> {
+    Ok(dedup::recall_params(threshold, num_perm, min_recall)?)
 }
 
 /// The `(bands, rows)` datasketch's MinHashLSH would choose.
@@ -122,6 +172,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_clusters, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_params, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_dedup, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_recall_params, m)?)?;
     m.add_function(wrap_pyfunction!(exact_hashes, m)?)?;
     Ok(())
 }

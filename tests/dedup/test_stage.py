@@ -11,7 +11,8 @@ import numpy as np
 from phicorpus.catalog import Catalog
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus
-from phicorpus.dedup.stage import cluster_keepers, run_dedup
+from phicorpus.dedup import exact_hashes, lsh_recall_params, minhash_signatures
+from phicorpus.dedup.stage import choose_keepers, rank_best_first, run_dedup
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "filter"))
 from test_stage import add_docs
@@ -22,13 +23,29 @@ def _text(rng: random.Random, n: int = 80) -> str:
     return " ".join(words)
 
 
-def test_cluster_keepers_merges_exact_groups_and_prefers_score_then_earliest() -> None:
-    labels = np.array([0, 1, 2, 3, 3], dtype=np.int64)  # LSH: 3 and 4 together
-    exact = np.array([7, 9, 7, 5, 6], dtype=np.uint64)  # exact: 0 and 2 together
-    score = np.array([np.nan, 1.0, 2.0, 1.0, 1.0])
-    cluster, keeper = cluster_keepers(labels, exact, score)
-    assert cluster.tolist() == [0, 1, 0, 3, 3]
-    assert keeper.tolist() == [2, 1, 2, 3, 3]
+def test_rank_best_first() -> None:
+    assert rank_best_first(np.array([1.0, np.nan, 3.0, 1.0])).tolist() == [1, 3, 0, 2]
+    assert rank_best_first(np.zeros(0)).tolist() == []
+
+
+def test_choose_keepers_follows_exact_leaders_and_prefers_score_then_earliest() -> None:
+    rng = random.Random(1)
+    a, b = _text(rng), _text(rng)
+    near_a = a.replace(a.split()[40], "changed", 1)
+    texts = [a, b, a.upper() + "!", near_a, "", " ... ", b]
+    sig = minhash_signatures(texts)
+    exact = exact_hashes(texts)
+    score = np.array([np.nan, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0])
+
+    def keepers(exact_groups: bool) -> list[int]:
+        groups = exact if exact_groups else None
+        return choose_keepers(sig, groups, score, threshold=0.8, bands=18, rows=7).tolist()
+
+    # The upper-cased copy of a has the best score; b and the empty texts keep their earliest.
+    assert keepers(True) == [2, 1, 2, 2, 4, 4, 1]
+    # Without exact groups, texts without words stay apart (no signature to compare).
+    assert keepers(False) == [2, 1, 2, 2, 4, 5, 1]
+    assert choose_keepers(sig[:0], exact[:0], score[:0], threshold=0.8, bands=18, rows=7).tolist() == []
 
 
 def test_dedup_across_sources(tmp_path: Path) -> None:
@@ -63,3 +80,24 @@ def test_dedup_across_sources(tmp_path: Path) -> None:
     with Catalog.open(corpus, read_only=True) as cat:
         assert len(cat.exec("SELECT id FROM documents WHERE drop_stage = 'dedup'")) == 2
         assert dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes")) == {1: 38, 2: 2}
+
+
+def test_dedup_drops_only_documents_near_the_kept_one(tmp_path: Path) -> None:
+    # A chain: b is near a and c, but a and c are apart (lsh_clusters joins all three).
+    rng = random.Random(3)
+    a = _text(rng, 200).split()
+    b = list(a)
+    for p in (20, 80, 140):
+        b[p] = f"edit{p}"
+    c = list(b)
+    for p in (50, 110, 170):
+        c[p] = f"edit{p}"
+    corpus = Corpus.create(tmp_path)
+    ids = add_docs(corpus, "a", "code", "code", [" ".join(a), " ".join(b), " ".join(c)])
+    stats = run_dedup(corpus, DedupConfig(num_perm=512))
+    assert stats["near_duplicates"] == 1 and (stats["bands"], stats["rows"]) == lsh_recall_params(0.8, 512)
+    with Catalog.open(corpus, read_only=True) as cat:
+        dropped = cat.exec("SELECT id, drop_reason, dup_cluster FROM documents WHERE drop_stage = 'dedup'")
+        sizes = dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes"))
+    assert dropped == [(ids[1], "near_duplicate", ids[0])]
+    assert sizes == {1: 1, 2: 1}

@@ -18,7 +18,9 @@ __all__ = [
     "EMPTY_SLOT",
     "exact_hashes",
     "lsh_clusters",
+    "lsh_dedup",
     "lsh_params",
+    "lsh_recall_params",
     "minhash_signatures",
     "normalize_text",
     "shingles",
@@ -182,6 +184,19 @@ def lsh_params(
     )
 
 
+def _check_signatures(signatures: npt.NDArray[np.uint32], bands: int, rows: int) -> tuple[int, int]:
+    if not isinstance(signatures, np.ndarray):
+        raise TypeError(f"signatures must be a numpy.ndarray, got {type(signatures).__name__}")
+    if signatures.dtype != np.uint32 or signatures.ndim != 2:
+        raise TypeError(f"signatures must be a 2-D uint32 array, got {signatures.ndim}-D {signatures.dtype}")
+    bands = _positive_int("bands", bands)
+    rows = _positive_int("rows", rows)
+    num_perm = signatures.shape[1]
+    if bands * rows > num_perm:
+        raise ValueError(f"bands * rows = {bands} * {rows} = {bands * rows} exceeds num_perm = {num_perm}")
+    return bands, rows
+
+
 def lsh_clusters(
     signatures: npt.NDArray[np.uint32],
     bands: int,
@@ -214,16 +229,108 @@ def lsh_clusters(
         >>> lsh_clusters(sig, bands=4, rows=4).tolist()
         [0, 0, 2]
     """
-    if not isinstance(signatures, np.ndarray):
-        raise TypeError(f"signatures must be a numpy.ndarray, got {type(signatures).__name__}")
-    if signatures.dtype != np.uint32 or signatures.ndim != 2:
-        raise TypeError(f"signatures must be a 2-D uint32 array, got {signatures.ndim}-D {signatures.dtype}")
-    bands = _positive_int("bands", bands)
-    rows = _positive_int("rows", rows)
-    num_perm = signatures.shape[1]
-    if bands * rows > num_perm:
-        raise ValueError(f"bands * rows = {bands} * {rows} = {bands * rows} exceeds num_perm = {num_perm}")
+    bands, rows = _check_signatures(signatures, bands, rows)
     return _core.lsh_clusters(signatures, bands, rows, _threads(num_threads))
+
+
+def lsh_recall_params(threshold: float, num_perm: int, min_recall: float = 0.95) -> tuple[int, int]:
+    """The LSH ``(bands, rows)`` for candidates that :func:`lsh_dedup` verifies.
+
+    Verification removes the false candidates, so the banding is chosen for recall: the most rows
+    per band (fewest chance candidates, least work) with ``bands = num_perm // rows`` such that
+    two documents of Jaccard similarity exactly ``threshold`` share a band with probability
+    ``1 - (1 - threshold**rows)**bands >= min_recall``; ``(num_perm, 1)`` if none does.
+
+    Args:
+        threshold: Jaccard similarity in ``[0, 1]``.
+        num_perm: Permutations of the signatures, at least 1.
+        min_recall: Least probability that a pair at ``threshold`` becomes a candidate.
+
+    Returns:
+        ``(bands, rows)``.
+
+    Example:
+        >>> lsh_recall_params(0.8, 128)  # P(candidate | J=0.8) = 0.986; lsh_params' (9, 13): 0.40
+        (18, 7)
+    """
+    return _core.lsh_recall_params(float(threshold), _positive_int("num_perm", num_perm), float(min_recall))
+
+
+def lsh_dedup(
+    signatures: npt.NDArray[np.uint32],
+    priority: npt.ArrayLike,
+    bands: int,
+    rows: int,
+    threshold: float,
+    max_reps: int = 256,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.int64]:
+    """Verified near-duplicate clustering: each document's representative.
+
+    1. Candidates: documents sharing an LSH band are joined into connected components, as
+       :func:`lsh_clusters` does.
+    2. Verification: in each component, documents are taken in ``priority`` order (smallest
+       first, ties by index); each becomes a duplicate of the earliest representative whose
+       signature agrees with its own on at least a ``threshold`` fraction of all slots (the
+       MinHash estimate of Jaccard similarity), else a representative itself. So every
+       duplicate is within ``threshold`` of its representative, never only through a chain of
+       similar documents, and a representative is the best document of its duplicates.
+
+    Documents with a negative priority take no part (for duplicates the caller has already
+    resolved, such as exact copies), and documents whose signature is all :data:`EMPTY_SLOT`
+    are singletons: both are their own representatives.
+
+    A document is compared with at most ``max_reps`` representatives of its component, the most
+    recent ones, so a giant component (templates, boilerplate) costs at most
+    ``n * max_reps * num_perm`` slot comparisons and no pair list. In a component with more
+    representatives than that, a document whose only match is an older representative is kept:
+    a missed duplicate, never a wrong one. The work runs in parallel over components with the
+    GIL released, and the result does not depend on ``num_threads``.
+
+    Args:
+        signatures: A C-contiguous ``(n, num_perm)`` uint32 array (read without copying), as
+            :func:`minhash_signatures` returns.
+        priority: ``n`` integers, smallest first (e.g. the rank of a quality score).
+        bands: Bands, at least 1 (see :func:`lsh_recall_params`).
+        rows: Slots per band, at least 1, with ``bands * rows <= num_perm``.
+        threshold: Jaccard similarity in ``[0, 1]`` at or above which a document is a duplicate.
+        max_reps: Representatives of its component a document is compared with, at least 1.
+        num_threads: Worker threads; ``None`` uses all cores.
+
+    Returns:
+        An int64 array of length ``n``: each document's representative (``reps[i] == i`` for the
+        documents to keep).
+
+    Raises:
+        TypeError: ``signatures`` is not a 2-D uint32 NumPy array.
+        ValueError: It is not C-contiguous, ``bands * rows > num_perm``, ``priority`` has the wrong
+            length, or ``threshold`` is outside ``[0, 1]``.
+
+    Example:
+        >>> a = np.arange(10, dtype=np.uint32)
+        >>> b = a.copy(); b[:2] = [100, 101]  # 8 of 10 slots equal to a's: 0.8
+        >>> c = b.copy(); c[2:4] = [102, 103]  # 0.8 to b, but 0.6 to a
+        >>> sig = np.stack([a, b, c, a + 50])
+        >>> lsh_clusters(sig, bands=2, rows=5).tolist()  # slots 5-9 shared: a chain
+        [0, 0, 0, 3]
+        >>> lsh_dedup(sig, [0, 1, 2, 3], bands=2, rows=5, threshold=0.8).tolist()
+        [0, 0, 2, 3]
+        >>> lsh_dedup(sig, [2, 1, 0, 3], bands=2, rows=5, threshold=0.8).tolist()  # c first
+        [0, 2, 2, 3]
+    """
+    bands, rows = _check_signatures(signatures, bands, rows)
+    ranks = np.ascontiguousarray(priority, dtype=np.int64)
+    if ranks.shape != (signatures.shape[0],):
+        raise ValueError(f"priority must have shape ({signatures.shape[0]},), got {ranks.shape}")
+    return _core.lsh_dedup(
+        signatures,
+        ranks,
+        bands,
+        rows,
+        float(threshold),
+        _positive_int("max_reps", max_reps),
+        _threads(num_threads),
+    )
 
 
 def exact_hashes(texts: Sequence[str], num_threads: int | None = None) -> npt.NDArray[np.uint64]:

@@ -5,14 +5,20 @@ Steps, streaming the text shard by shard (only one shard's text is in memory at 
 1. **signatures**: for every kept document (``drop_stage IS NULL``), the xxh3 hash of its
    normalized text and its MinHash signature, into one ``(n, num_perm)`` uint32 array
    (1M documents x 128 permutations = 512 MB);
-2. **clusters**: LSH banding and union-find (``lsh_clusters``); documents with equal exact
-   hashes are joined too (this only matters for texts without words, which LSH keeps apart);
-3. **keep**: in each cluster the document with the highest edu score, then the earliest
-   (shard path, row), is kept; the others are dropped as ``exact_duplicate`` (same normalized
-   text as the kept one) or ``near_duplicate``;
-4. **record**: decisions, cluster ids, per-source and per-topic duplicate rates and the cluster
-   size histogram, in one catalog transaction. A killed run commits nothing; the re-run starts
-   over.
+2. **order**: documents are ranked best first: highest edu score (NaN lowest), then earliest
+   (shard path, row). Of each group of exact duplicates (same normalized text) only the best
+   takes part in the next step; the others follow it;
+3. **verified clusters** (``lsh_dedup``): LSH banding chosen for recall
+   (``lsh_recall_params``, 18 bands x 7 rows at 0.8) gives candidate components; in each,
+   documents in rank order join the first kept representative whose MinHash estimate of
+   Jaccard similarity is at least ``threshold``, else are kept as a new representative. A
+   dropped document is thus near its kept document itself, not only through a chain;
+4. **keep**: representatives are kept; every other document is dropped as ``exact_duplicate``
+   (same normalized text as its representative) or ``near_duplicate``, and its
+   ``dup_cluster`` is the representative's id;
+5. **record**: decisions, cluster ids, per-source and per-topic duplicate rates and the cluster
+   size histogram (a cluster = a representative and the documents dropped for it), in one
+   catalog transaction. A killed run commits nothing; the re-run starts over.
 
 Example:
     >>> stats = run_dedup(Corpus.open("corpus/"), DedupConfig(threshold=0.8))  # doctest: +SKIP
@@ -29,52 +35,61 @@ import pyarrow as pa
 from phicorpus.catalog import Catalog
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
-from phicorpus.dedup.minhash import exact_hashes, lsh_clusters, lsh_params, minhash_signatures
+from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
 
-__all__ = ["cluster_keepers", "run_dedup"]
+__all__ = ["choose_keepers", "rank_best_first", "run_dedup"]
 
 
-def cluster_keepers(
-    labels: npt.NDArray[np.int64], exact: npt.NDArray[np.uint64], score: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Merge exact-hash groups into the LSH clusters and pick each cluster's keeper.
-
-    Documents are in order (index = earliness). Returns ``(cluster, keeper)``: per document its
-    cluster's representative index and the index of the document kept for that cluster (highest
-    ``score``, NaN lowest, then the earliest).
+def rank_best_first(score: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Each document's rank: highest ``score`` first (NaN lowest), then the earliest index.
 
     Example:
-        >>> cluster_keepers(np.array([0, 0, 2]), np.array([1, 2, 1], np.uint64), np.array([1.0, 3.0, 0.0]))
-        (array([0, 0, 0]), array([1, 1, 1]))
+        >>> rank_best_first(np.array([1.0, np.nan, 3.0, 1.0])).tolist()
+        [1, 3, 0, 2]
     """
-    n = len(labels)
-    parent = labels.astype(np.int64).copy()
-    if n:
-        # Exact duplicates nearly always share an LSH cluster already (equal signatures); the
-        # pairs that do not (texts without words) are few, so a union-find over them suffices.
-        order = np.lexsort((parent, exact))
-        same = exact[order][1:] == exact[order][:-1]
-        a, b = parent[order][:-1][same], parent[order][1:][same]
-        differ = a != b
-        root: dict[int, int] = {}
-
-        def find(x: int) -> int:
-            while root.get(x, x) != x:
-                x = root[x] = root.get(root[x], root[x])
-            return x
-
-        for x, y in zip(a[differ].tolist(), b[differ].tolist(), strict=True):
-            rx, ry = find(x), find(y)
-            if rx != ry:
-                root[max(rx, ry)] = min(rx, ry)
-        if root:
-            parent = np.fromiter((find(x) for x in parent.tolist()), dtype=np.int64, count=n)
+    n = len(score)
     cleaned = np.nan_to_num(score.astype(np.float64), nan=-np.inf)
-    order = np.lexsort((np.arange(n), -cleaned, parent))
-    first = np.r_[True, parent[order][1:] != parent[order][:-1]] if n else np.zeros(0, bool)
-    keeper_of_cluster = np.empty(n, dtype=np.int64)
-    keeper_of_cluster[parent[order][first]] = order[first]
-    return parent, keeper_of_cluster[parent]
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort((np.arange(n), -cleaned))] = np.arange(n)
+    return rank
+
+
+def choose_keepers(
+    signatures: npt.NDArray[np.uint32],
+    exact: npt.NDArray[np.uint64] | None,
+    score: npt.NDArray[np.float64],
+    *,
+    threshold: float,
+    bands: int,
+    rows: int,
+    max_reps: int = 256,
+    num_threads: int | None = None,
+) -> npt.NDArray[np.int64]:
+    """The kept document (representative) of every document: exact groups, then ``lsh_dedup``.
+
+    Documents are in order (index = earliness) and ranked by :func:`rank_best_first`. Of each
+    group of equal ``exact`` hashes only the best-ranked document (its leader) is clustered; the
+    others follow their leader, whose signature they share. ``exact=None`` skips the grouping.
+
+    Returns:
+        Per document, the index of the document kept for it (itself if it is kept).
+
+    Example:
+        >>> sig = minhash_signatures(["a b c d e f", "A b c d e f!", "x y z"], num_perm=16)
+        >>> exact = exact_hashes(["a b c d e f", "A b c d e f!", "x y z"])
+        >>> choose_keepers(sig, exact, np.array([1.0, 2.0, 0.0]), threshold=0.8, bands=4, rows=4).tolist()
+        [1, 1, 2]
+    """
+    n = len(signatures)
+    rank = rank_best_first(score)
+    leader = np.arange(n, dtype=np.int64)
+    if exact is not None and n:
+        by_group = np.lexsort((rank, exact))
+        first = np.r_[True, exact[by_group][1:] != exact[by_group][:-1]]
+        leader[by_group] = by_group[np.flatnonzero(first)[np.cumsum(first) - 1]]
+    follower = leader != np.arange(n)
+    reps = lsh_dedup(signatures, np.where(follower, -1, rank), bands, rows, threshold, max_reps, num_threads)
+    return reps[leader]
 
 
 def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
@@ -82,7 +97,8 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
 
     Returns:
         Statistics: ``documents``, ``exact_duplicates``, ``near_duplicates``, ``clusters`` (with
-        more than one document), ``largest_cluster``, ``bands``/``rows``.
+        more than one document: a kept document and those dropped for it), ``largest_cluster``,
+        ``bands``/``rows`` (the candidate banding).
     """
     params = {
         "threshold": config.threshold,
@@ -90,8 +106,11 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         "num_perm": config.num_perm,
         "seed": config.seed,
         "exact": config.exact,
+        "clustering": "verified",
+        "candidate_recall": config.candidate_recall,
+        "max_reps": config.max_reps,
     }
-    bands, rows = lsh_params(config.threshold, config.num_perm)
+    bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
     with Catalog.open(corpus) as catalog:
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
@@ -119,19 +138,27 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
             exact[start:stop] = exact_hashes(texts, num_threads)
             del texts
             start = stop
-        labels = lsh_clusters(signatures, bands, rows, num_threads) if n else np.zeros(0, np.int64)
+        score = docs.column("edu_score").to_numpy(zero_copy_only=False).astype(np.float64)
+        keeper = choose_keepers(
+            signatures,
+            exact if config.exact else None,
+            score,
+            threshold=config.threshold,
+            bands=bands,
+            rows=rows,
+            max_reps=config.max_reps,
+            num_threads=num_threads,
+        )
         del signatures
         if not config.exact:
             exact = np.arange(n, dtype=np.uint64)  # every document its own exact group
-        score = docs.column("edu_score").to_numpy(zero_copy_only=False).astype(np.float64)
-        cluster, keeper = cluster_keepers(labels, exact, score)
         ids = docs.column("id").to_numpy(zero_copy_only=False)
         index = np.arange(n)
         dropped = keeper != index
         exact_dup = dropped & (exact == exact[keeper])
         reason = np.where(exact_dup, "exact_duplicate", np.where(dropped, "near_duplicate", ""))
-        sizes = np.bincount(cluster, minlength=n) if n else np.zeros(0, np.int64)
-        in_cluster = sizes[cluster] > 1
+        sizes = np.bincount(keeper, minlength=n) if n else np.zeros(0, np.int64)
+        in_cluster = sizes[keeper] > 1
         dup_cluster = np.asarray(ids[keeper], dtype=object)
         dup_cluster[~in_cluster] = None
         decisions = pa.table(
