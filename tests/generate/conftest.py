@@ -12,15 +12,25 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_server import FakeServer  # noqa: E402
+from fake_server import FakeServer
 
-from phicorpus.config import GenerateConfig, ModelPrice  # noqa: E402
+from phicorpus.config import GenerateConfig, ModelPrice
 
 
-def write_prompts(path: Path, n: int, fmt: str = "textbook", *, messages_form: bool = True,
-                  words: list[str] | None = None) -> Path:
-    rows: dict[str, list[Any]] = {"id": [], "format": [], "topic_id": [], "subject": [], "audience": [],
-                                  "style": [], "features": [], "words": [], "expected_tokens": []}
+def write_prompts(
+    path: Path, n: int, fmt: str = "textbook", *, messages_form: bool = True, words: list[str] | None = None
+) -> Path:
+    rows: dict[str, list[Any]] = {
+        "id": [],
+        "format": [],
+        "topic_id": [],
+        "subject": [],
+        "audience": [],
+        "style": [],
+        "features": [],
+        "words": [],
+        "expected_tokens": [],
+    }
     if messages_form:
         rows["messages"] = []
     else:
@@ -38,8 +48,9 @@ def write_prompts(path: Path, n: int, fmt: str = "textbook", *, messages_form: b
         rows["words"].append(words or [])
         rows["expected_tokens"].append(60)
         if messages_form:
-            rows["messages"].append(json.dumps([{"role": "system", "content": "You write."},
-                                                {"role": "user", "content": user}]))
+            rows["messages"].append(
+                json.dumps([{"role": "system", "content": "You write."}, {"role": "user", "content": user}])
+            )
         else:
             rows["system"].append("You write.")
             rows["user"].append(user)
@@ -49,8 +60,17 @@ def write_prompts(path: Path, n: int, fmt: str = "textbook", *, messages_form: b
 
 def fast_config(**kw: Any) -> GenerateConfig:
     base: dict[str, Any] = {
-        "max_tokens": 100, "concurrency": 8, "max_concurrency": 64, "backoff_base": 0.01, "backoff_max": 0.05,
-        "max_attempts": 4, "request_timeout": 5.0, "flush_every": 10, "flush_seconds": 0.5, "min_chars": 20, "endpoint_rest": 0.05,
+        "max_tokens": 100,
+        "concurrency": 8,
+        "max_concurrency": 64,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        "max_attempts": 4,
+        "request_timeout": 5.0,
+        "flush_every": 10,
+        "flush_seconds": 0.5,
+        "min_chars": 20,
+        "endpoint_rest": 0.05,
         "prices": {"m": ModelPrice(1.0, 10.0)},
     }
     base.update(kw)

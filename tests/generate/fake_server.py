@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -53,11 +54,15 @@ def default_text(key: str, body: dict[str, Any]) -> str:
     user = next((m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"), "")
     if "EXERCISE" in user:
         return (
-            "### Problem\nWrite add(a, b).\n\n### Solution\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+            "### Problem\nWrite add(a, b).\n\n"
+            "### Solution\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
             "### Tests\n```python\nassert add(1, 2) == 3\n```\n"
         )
     seed = hashlib.sha256(key.encode()).hexdigest()
-    return f"Sure! Here is the text:\n\nDocument {seed[:16]} about {user[:40]}. " + "Lorem ipsum dolor sit amet. " * 12
+    return (
+        f"Sure! Here is the text:\n\nDocument {seed[:16]} about {user[:40]}. "
+        + "Lorem ipsum dolor sit amet. " * 12
+    )
 
 
 class FakeServer:
@@ -146,21 +151,26 @@ class FakeServer:
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             return
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 writer.close()
-            except Exception:
-                pass
 
-    async def _send(self, writer: asyncio.StreamWriter, status: int, payload: bytes,
-                    headers: dict[str, str] | None = None, ctype: str = "application/json") -> None:
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        ctype: str = "application/json",
+    ) -> None:
         head = [f"HTTP/1.1 {status} X", f"content-type: {ctype}", f"content-length: {len(payload)}"]
         for k, v in {**self.extra_headers, **(headers or {})}.items():
             head.append(f"{k}: {v}")
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         await writer.drain()
 
-    async def _dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes,
-                        writer: asyncio.StreamWriter) -> bool:
+    async def _dispatch(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
         if method == "POST" and path.endswith("/chat/completions"):
             return await self._chat(headers, body, writer)
         if method == "POST" and path.endswith("/files"):
@@ -184,16 +194,33 @@ class FakeServer:
 
     def completion(self, key: str, body: dict[str, Any], action: Action) -> tuple[dict[str, Any], int, int]:
         text = action.text if action.text is not None else default_text(key, body)
-        prompt_tokens = sum(len(str(m.get("content", "")).encode()) for m in body.get("messages", [])) // 4 + 7
+        prompt_tokens = (
+            sum(len(str(m.get("content", "")).encode()) for m in body.get("messages", [])) // 4 + 7
+        )
         ct = action.completion_tokens if action.completion_tokens is not None else self.completion_tokens
         ct = min(ct, int(body.get("max_tokens") or body.get("max_completion_tokens") or ct))
-        return {
-            "id": "chatcmpl-" + key[:12], "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "m"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": action.finish_reason}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": ct, "total_tokens": prompt_tokens + ct},
-        }, prompt_tokens, ct
+        return (
+            {
+                "id": "chatcmpl-" + key[:12],
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "m"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": action.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": ct,
+                    "total_tokens": prompt_tokens + ct,
+                },
+            },
+            prompt_tokens,
+            ct,
+        )
 
     async def _chat(self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter) -> bool:
         body = json.loads(raw)
@@ -240,8 +267,15 @@ class FakeServer:
                 content = part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
         fid = "file-" + uuid.uuid4().hex[:12]
         self.files[fid] = content
-        obj = {"id": fid, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-               "filename": "batch.jsonl", "purpose": "batch", "status": "processed"}
+        obj = {
+            "id": fid,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": "batch.jsonl",
+            "purpose": "batch",
+            "status": "processed",
+        }
         await self._send(writer, 200, json.dumps(obj).encode())
         return True
 
@@ -256,13 +290,27 @@ class FakeServer:
                 expired = True
                 continue
             if fate == "error":
-                err.append({"id": "r", "custom_id": line["custom_id"], "response": {
-                    "status_code": 500, "body": {"error": {"message": "injected", "type": "server_error"}}},
-                    "error": None})
+                err.append(
+                    {
+                        "id": "r",
+                        "custom_id": line["custom_id"],
+                        "response": {
+                            "status_code": 500,
+                            "body": {"error": {"message": "injected", "type": "server_error"}},
+                        },
+                        "error": None,
+                    }
+                )
                 continue
             payload, _, _ = self.completion(line["custom_id"], line["body"], Action())
-            out.append({"id": "r", "custom_id": line["custom_id"],
-                        "response": {"status_code": 200, "request_id": "q", "body": payload}, "error": None})
+            out.append(
+                {
+                    "id": "r",
+                    "custom_id": line["custom_id"],
+                    "response": {"status_code": 200, "request_id": "q", "body": payload},
+                    "error": None,
+                }
+            )
         random.shuffle(out)
         random.shuffle(err)
         bid = "batch_" + uuid.uuid4().hex[:12]
@@ -274,9 +322,15 @@ class FakeServer:
             efid = "file-" + uuid.uuid4().hex[:12]
             self.files[efid] = "".join(json.dumps(x) + "\n" for x in err).encode()
         self.batches[bid] = {
-            "id": bid, "object": "batch", "endpoint": req["endpoint"], "input_file_id": req["input_file_id"],
-            "completion_window": req["completion_window"], "status": "expired" if expired else "completed",
-            "output_file_id": ofid, "error_file_id": efid, "created_at": int(time.time()),
+            "id": bid,
+            "object": "batch",
+            "endpoint": req["endpoint"],
+            "input_file_id": req["input_file_id"],
+            "completion_window": req["completion_window"],
+            "status": "expired" if expired else "completed",
+            "output_file_id": ofid,
+            "error_file_id": efid,
+            "created_at": int(time.time()),
             "metadata": req.get("metadata"),
             "request_counts": {"total": len(lines), "completed": len(out), "failed": len(err)},
         }

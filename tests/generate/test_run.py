@@ -16,15 +16,24 @@ from phicorpus.generate import GenerationParams, estimate_cost, run_generation
 from phicorpus.generate.journal import iter_journal
 
 
-def _run(tmp: Path, server_urls: list[str], n: int = 10, samples: int = 1, max_cost: float = 0.0, **cfg: object):
+def _run(
+    tmp: Path, server_urls: list[str], n: int = 10, samples: int = 1, max_cost: float = 0.0, **cfg: object
+):
     corpus = Corpus.create(tmp / "corpus")
     prompts = tmp / "prompts.parquet"
     if not prompts.exists():
         write_prompts(prompts, n)
     config = fast_config(**cfg)
-    stats = run_generation(corpus, prompts, endpoints=server_urls, model="m",
-                           params=GenerationParams.from_config(config, samples=samples), max_cost=max_cost,
-                           config=config, echo=lambda s: None)
+    stats = run_generation(
+        corpus,
+        prompts,
+        endpoints=server_urls,
+        model="m",
+        params=GenerationParams.from_config(config, samples=samples),
+        max_cost=max_cost,
+        config=config,
+        echo=lambda s: None,
+    )
     return corpus, stats
 
 
@@ -41,7 +50,7 @@ def test_generates_every_prompt_once_and_rerun_sends_nothing(tmp_path: Path, ser
     assert len(docs) == 24 and all(d[1] is None for d in docs)
     # the Parquet shards hold the text, boilerplate opener stripped, at the rows the catalog says
     with Catalog.open(corpus, read_only=True) as cat:
-        file, row, doc_id = cat.exec_one("SELECT file, \"row\", id FROM documents ORDER BY id LIMIT 1")  # type: ignore[misc]
+        file, row, doc_id = cat.exec_one('SELECT file, "row", id FROM documents ORDER BY id LIMIT 1')  # type: ignore[misc]
         table = pq.read_table(corpus.absolute(file))
         assert table.column("id")[row].as_py() == doc_id
         assert table.column("text")[row].as_py().startswith("Document ")
@@ -82,7 +91,10 @@ def test_always_failing_server_sees_exactly_the_attempt_cap(tmp_path: Path) -> N
         assert len(server.calls) == 15
         assert all(n == 3 for n in server.counts.values())
         with Catalog.open(corpus, read_only=True) as cat:
-            assert cat.exec_one("SELECT count(*), max(attempts) FROM requests WHERE status = 'failed'") == (5, 3)
+            assert cat.exec_one("SELECT count(*), max(attempts) FROM requests WHERE status = 'failed'") == (
+                5,
+                3,
+            )
 
 
 def test_permanent_4xx_is_not_retried_and_not_resent(tmp_path: Path) -> None:
@@ -98,8 +110,13 @@ def test_permanent_4xx_is_not_retried_and_not_resent(tmp_path: Path) -> None:
 
 
 def test_quota_error_stops_the_run_with_no_further_calls(tmp_path: Path) -> None:
-    quota = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
-                       "code": "insufficient_quota"}}
+    quota = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "code": "insufficient_quota",
+        }
+    }
 
     def plan(call: Call) -> Action:
         return Action("status", 429, body=quota) if call.index >= 4 else Action()
@@ -133,8 +150,9 @@ def test_cost_cap_is_never_exceeded(tmp_path: Path) -> None:
             sub = tmp_path / f"c{concurrency}"
             sub.mkdir()
             cap = 0.012  # output 90 tokens * $10/M = $0.0009 per request, plus prompt tokens
-            corpus, stats = _run(sub, [server.url], n=100, max_cost=cap, concurrency=concurrency,
-                                 max_concurrency=concurrency)
+            _, stats = _run(
+                sub, [server.url], n=100, max_cost=cap, concurrency=concurrency, max_concurrency=concurrency
+            )
             billed = sum((c.prompt_tokens * 1.0 + c.completion_tokens * 10.0) / 1e6 for c in server.calls)
         assert stats["stop_reason"] == "cost cap"
         assert billed <= cap, (billed, cap)
@@ -146,7 +164,9 @@ def test_cost_cap_is_never_exceeded(tmp_path: Path) -> None:
         with FakeServer(latency=0.0, completion_tokens=90) as again_server:
             _, again = _run(sub, [again_server.url], n=100, max_cost=cap)
             assert again["spent_usd"] <= cap
-            billed_again = sum((c.prompt_tokens + c.completion_tokens * 10.0) / 1e6 for c in again_server.calls)
+            billed_again = sum(
+                (c.prompt_tokens + c.completion_tokens * 10.0) / 1e6 for c in again_server.calls
+            )
         assert billed + billed_again <= cap
         assert before == len(server.calls)
 
@@ -177,14 +197,24 @@ def test_several_endpoints_share_the_load_and_a_failing_one_rests(tmp_path: Path
     sub = tmp_path / "second"
     sub.mkdir()
     with FakeServer(latency=0.01) as good, FakeServer(plan=lambda c: Action("status", 502)) as bad:
-        _, stats = _run(sub, [bad.url, good.url], n=40, concurrency=4, max_concurrency=4,
-                        endpoint_failures=3, endpoint_rest=30.0, max_attempts=6)
+        _, stats = _run(
+            sub,
+            [bad.url, good.url],
+            n=40,
+            concurrency=4,
+            max_concurrency=4,
+            endpoint_failures=3,
+            endpoint_rest=30.0,
+            max_attempts=6,
+        )
         assert stats["done"] == 40
         assert len(bad.calls) <= 3 + 4  # it rests after 3 failures in a row (plus those already in flight)
 
 
 def test_rate_limit_headers_are_adopted(tmp_path: Path) -> None:
-    with FakeServer(headers={"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "100"}) as s:
+    with FakeServer(
+        headers={"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "100"}
+    ) as s:
         start = time.monotonic()
         _, stats = _run(tmp_path, [s.url], n=30, concurrency=8)
         elapsed = time.monotonic() - start

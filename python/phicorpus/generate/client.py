@@ -8,7 +8,7 @@ server can tell one logical request from another.
 
 Example:
     >>> client = LLMClient("http://127.0.0.1:8000/v1", api_key="sk-...", timeout=60)  # doctest: +SKIP
-    >>> completion = await client.complete(key, "gpt-4o-mini", messages, {"temperature": 1.0})  # doctest: +SKIP
+    >>> done = await client.complete(key, "gpt-4o-mini", messages, {"top_p": 1.0})  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ class LLMClient:
             # Refused before sending costs nothing; a connection dropped mid-response may have.
             cause = exc.__cause__
             refused = type(cause).__name__ in ("ConnectError", "ConnectionRefusedError")
-            raise AttemptFailed(Failure("connection", f"connection: {cause or exc}", billed=not refused)) from exc
+            raise AttemptFailed(
+                Failure("connection", f"connection: {cause or exc}", billed=not refused)
+            ) from exc
         headers = raw.headers
         try:
             response = raw.parse()
@@ -97,7 +99,9 @@ class LLMClient:
                 headers,
             ) from exc
         except openai.APIResponseValidationError as exc:
-            raise AttemptFailed(Failure("malformed", f"malformed response body: {exc}", billed=True), headers) from exc
+            raise AttemptFailed(
+                Failure("malformed", f"malformed response body: {exc}", billed=True), headers
+            ) from exc
         if not isinstance(text, str) or not isinstance(response.choices, list):
             raise AttemptFailed(Failure("malformed", "malformed response body", billed=True), headers)
         return Completion(text, finish, usage, headers, model_name)

@@ -77,7 +77,9 @@ class Engine:
         for record in journal.state.results.values():
             self.meter.spent += float(record.get("cost") or 0.0)
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
-        self.concurrency = AdaptiveConcurrency(config.concurrency, config.max_concurrency, adaptive=config.adaptive)
+        self.concurrency = AdaptiveConcurrency(
+            config.concurrency, config.max_concurrency, adaptive=config.adaptive
+        )
         self.policy = RetryPolicy(config.max_attempts, config.backoff_base, config.backoff_max)
         self.progress = progress
         self.on_result = on_result
@@ -99,7 +101,9 @@ class Engine:
     def _worst(self, request: Request) -> float:
         if self.price is None:
             return 0.0
-        return worst_case_cost(self.price, prompt_tokens_upper(request.messages), int(request.api["max_tokens"]))
+        return worst_case_cost(
+            self.price, prompt_tokens_upper(request.messages), int(request.api["max_tokens"])
+        )
 
     def stop(self, reason: str) -> None:
         if self._stop is None:
@@ -108,7 +112,9 @@ class Engine:
 
     async def run(self, requests: Sequence[Request]) -> EngineStats:
         for url in self.pool.endpoints:
-            self.clients[url.url] = LLMClient(url.url, api_key=self.api_key, timeout=self.config.request_timeout)
+            self.clients[url.url] = LLMClient(
+                url.url, api_key=self.api_key, timeout=self.config.request_timeout
+            )
         tasks: set[asyncio.Task[None]] = set()
         try:
             for request in requests:
@@ -171,11 +177,25 @@ class Engine:
                 endpoint = self.pool.pick()
                 endpoint.in_flight += 1  # counted from the choice on, so concurrent picks spread
                 try:
-                    await self.journal.append({"t": "send", "key": request.key, "attempt": attempt,
-                                               "endpoint": endpoint.url, "ts": round(time.time(), 3)})
+                    await self.journal.append(
+                        {
+                            "t": "send",
+                            "key": request.key,
+                            "attempt": attempt,
+                            "endpoint": endpoint.url,
+                            "ts": round(time.time(), 3),
+                        }
+                    )
                     if self._stop:  # quota or cap hit while the send record was being written
-                        await self.journal.append({"t": "fail", "key": request.key, "kind": "not-sent",
-                                                   "reason": "run stopped before sending", "billed": False})
+                        await self.journal.append(
+                            {
+                                "t": "fail",
+                                "key": request.key,
+                                "kind": "not-sent",
+                                "reason": "run stopped before sending",
+                                "billed": False,
+                            }
+                        )
                         self._settle(worst, 0.0)
                         return
                     sent = True
@@ -190,9 +210,16 @@ class Engine:
                 failure = exc.failure
                 self._settle(worst, None if failure.billed else 0.0)
                 self.limiter.observe(exc.headers)
-                record = {"t": "fail", "key": request.key, "attempt": attempt, "kind": failure.kind,
-                          "reason": failure.reason[:500], "billed": failure.billed, "endpoint": endpoint.url,
-                          "permanent": not failure.transient}
+                record = {
+                    "t": "fail",
+                    "key": request.key,
+                    "attempt": attempt,
+                    "kind": failure.kind,
+                    "reason": failure.reason[:500],
+                    "billed": failure.billed,
+                    "endpoint": endpoint.url,
+                    "permanent": not failure.transient,
+                }
                 self.stats.errors[failure.kind] += 1
                 self.progress.error(failure.kind)
                 if failure.quota:
@@ -235,10 +262,17 @@ class Engine:
         self._settle(worst, cost)
         self.limiter.observe(completion.headers)
         record: dict[str, Any] = {
-            "t": "result", "key": request.key, "prompt_id": request.prompt_id, "sample": request.sample,
-            "attempt": attempt, "endpoint": endpoint.url, "model": completion.model or self.model,
-            "text": completion.text, "finish_reason": completion.finish_reason,
-            "usage": _usage(completion.usage), "cost": cost,
+            "t": "result",
+            "key": request.key,
+            "prompt_id": request.prompt_id,
+            "sample": request.sample,
+            "attempt": attempt,
+            "endpoint": endpoint.url,
+            "model": completion.model or self.model,
+            "text": completion.text,
+            "finish_reason": completion.finish_reason,
+            "usage": _usage(completion.usage),
+            "cost": cost,
         }
         await self.journal.append(record)
         self.pool.succeeded(endpoint)
@@ -252,7 +286,11 @@ class Engine:
 
 
 def _usage(usage: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens") if usage.get(k) is not None}
+    out = {
+        k: usage.get(k)
+        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if usage.get(k) is not None
+    }
     details = usage.get("prompt_tokens_details")
     if isinstance(details, Mapping) and details.get("cached_tokens"):
         out["prompt_tokens_details"] = {"cached_tokens": details["cached_tokens"]}

@@ -47,7 +47,8 @@ class Progress:
         return (
             f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
             f"{self.done / elapsed:.1f} req/s {self.output_tokens / elapsed:.0f} tok/s "
-            f"${self.dollars:.4f}" + (f" failed {self.failed}" if self.failed else "")
+            f"${self.dollars:.4f}"
+            + (f" failed {self.failed}" if self.failed else "")
             + (f" errors {errors}" if errors else "")
         )
 

@@ -52,7 +52,11 @@ class GenerationParams:
 
     def api(self, sample: int) -> dict[str, Any]:
         """The API parameters of sample ``sample`` (what is sent, and what the key hashes)."""
-        out: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+        out: dict[str, Any] = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
         if self.seed is not None:
             out["seed"] = self.seed + sample
         return out
@@ -73,7 +77,9 @@ class Request:
         return f"{self.fmt}/{self.key[:16]}"
 
 
-def request_key(model: str, api: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], sample: int) -> str:
+def request_key(
+    model: str, api: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], sample: int
+) -> str:
     blob = json.dumps(
         {"model": model, "params": dict(api), "messages": list(messages), "sample": sample},
         sort_keys=True,
@@ -101,7 +107,17 @@ def _messages(row: Mapping[str, Any], where: str) -> tuple[dict[str, str], ...]:
     return tuple(out)
 
 
-META = ("topic_id", "topic_path", "subject", "audience", "style", "features", "words", "expected_tokens", "web_id")
+META = (
+    "topic_id",
+    "topic_path",
+    "subject",
+    "audience",
+    "style",
+    "features",
+    "words",
+    "expected_tokens",
+    "web_id",
+)
 
 
 def load_prompts(path: str | Path) -> list[dict[str, Any]]:
@@ -155,9 +171,7 @@ class ShardWriter:
         return request.doc_id in self.written
 
     def _next_path(self, fmt: str) -> Path:
-        numbers = [
-            int(m.group(1)) for s in self.catalog.shards("docs", fmt) if (m := _PART.search(s.path))
-        ]
+        numbers = [int(m.group(1)) for s in self.catalog.shards("docs", fmt) if (m := _PART.search(s.path))]
         return self.corpus.docs_dir(fmt) / f"part-{(max(numbers) + 1) if numbers else 0:05d}.parquet"
 
     def write(self, items: Sequence[tuple[Request, Mapping[str, Any]]]) -> int:
@@ -178,9 +192,27 @@ class ShardWriter:
         cols: dict[str, list[Any]] = {
             name: []
             for name in (
-                "id", "text", "prompt_id", "sample", "request_key", "model", "endpoint", "finish_reason",
-                "prompt_tokens", "completion_tokens", "cost", "topic_id", "subject", "audience", "style",
-                "words", "missing_words", "problem", "solution", "tests", "drop_reason",
+                "id",
+                "text",
+                "prompt_id",
+                "sample",
+                "request_key",
+                "model",
+                "endpoint",
+                "finish_reason",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost",
+                "topic_id",
+                "subject",
+                "audience",
+                "style",
+                "words",
+                "missing_words",
+                "problem",
+                "solution",
+                "tests",
+                "drop_reason",
             )
         }
         drops: dict[str, int] = {}
@@ -189,89 +221,137 @@ class ShardWriter:
             meta = request.meta
             words = [str(w) for w in (meta.get("words") or [])]
             processed = process_output(
-                str(record.get("text") or ""), record.get("finish_reason"), fmt,
-                min_chars=self.config.min_chars, words=words,
+                str(record.get("text") or ""),
+                record.get("finish_reason"),
+                fmt,
+                min_chars=self.config.min_chars,
+                words=words,
             )
             if processed.drop_reason:
                 drops[processed.drop_reason] = drops.get(processed.drop_reason, 0) + 1
             ex = processed.exercise
             values = {
-                "id": request.doc_id, "text": processed.text, "prompt_id": request.prompt_id,
-                "sample": request.sample, "request_key": request.key, "model": record.get("model") or self.model,
-                "endpoint": record.get("endpoint"), "finish_reason": record.get("finish_reason"),
+                "id": request.doc_id,
+                "text": processed.text,
+                "prompt_id": request.prompt_id,
+                "sample": request.sample,
+                "request_key": request.key,
+                "model": record.get("model") or self.model,
+                "endpoint": record.get("endpoint"),
+                "finish_reason": record.get("finish_reason"),
                 "prompt_tokens": int(usage.get("prompt_tokens") or 0),
                 "completion_tokens": int(usage.get("completion_tokens") or 0),
-                "cost": float(record.get("cost") or 0.0), "topic_id": meta.get("topic_id"),
-                "subject": meta.get("subject"), "audience": meta.get("audience"), "style": meta.get("style"),
-                "words": words, "missing_words": list(processed.missing_words),
-                "problem": ex.problem if ex else None, "solution": ex.solution if ex else None,
-                "tests": ex.tests if ex else None, "drop_reason": processed.drop_reason,
+                "cost": float(record.get("cost") or 0.0),
+                "topic_id": meta.get("topic_id"),
+                "subject": meta.get("subject"),
+                "audience": meta.get("audience"),
+                "style": meta.get("style"),
+                "words": words,
+                "missing_words": list(processed.missing_words),
+                "problem": ex.problem if ex else None,
+                "solution": ex.solution if ex else None,
+                "tests": ex.tests if ex else None,
+                "drop_reason": processed.drop_reason,
             }
             for name, value in values.items():
                 cols[name].append(value)
-        schema = pa.schema([
-            ("id", pa.string()), ("text", pa.string()), ("prompt_id", pa.string()), ("sample", pa.int32()),
-            ("request_key", pa.string()), ("model", pa.string()), ("endpoint", pa.string()),
-            ("finish_reason", pa.string()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
-            ("cost", pa.float64()), ("topic_id", pa.string()), ("subject", pa.string()),
-            ("audience", pa.string()), ("style", pa.string()), ("words", pa.list_(pa.string())),
-            ("missing_words", pa.list_(pa.string())), ("problem", pa.string()), ("solution", pa.string()),
-            ("tests", pa.string()), ("drop_reason", pa.string()),
-        ])
+        schema = pa.schema(
+            [
+                ("id", pa.string()),
+                ("text", pa.string()),
+                ("prompt_id", pa.string()),
+                ("sample", pa.int32()),
+                ("request_key", pa.string()),
+                ("model", pa.string()),
+                ("endpoint", pa.string()),
+                ("finish_reason", pa.string()),
+                ("prompt_tokens", pa.int64()),
+                ("completion_tokens", pa.int64()),
+                ("cost", pa.float64()),
+                ("topic_id", pa.string()),
+                ("subject", pa.string()),
+                ("audience", pa.string()),
+                ("style", pa.string()),
+                ("words", pa.list_(pa.string())),
+                ("missing_words", pa.list_(pa.string())),
+                ("problem", pa.string()),
+                ("solution", pa.string()),
+                ("tests", pa.string()),
+                ("drop_reason", pa.string()),
+            ]
+        )
         table = pa.table(cols, schema=schema)
         path = self._next_path(fmt)
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp, compression="zstd")
         rel = self.corpus.relative(path)
         texts = cols["text"]
-        docs = pa.table({
-            "id": cols["id"],
-            "source": [fmt] * len(texts),
-            "kind": [fmt] * len(texts),
-            "file": [rel] * len(texts),
-            "row": list(range(len(texts))),
-            "provenance": [
-                json.dumps({"request_key": r.key, "sample": r.sample, "params": r.api, "model": cols["model"][i]},
-                           sort_keys=True)
-                for i, (r, _) in enumerate(group)
-            ],
-            "chars": [len(t) for t in texts],
-            "bytes": [len(t.encode()) for t in texts],
-            "lines": [t.count("\n") + 1 if t else 0 for t in texts],
-            "language": ["en"] * len(texts),
-            "topic_id": cols["topic_id"],
-            "subject": cols["subject"],
-            "format": [fmt] * len(texts),
-            "audience": cols["audience"],
-            "prompt_id": cols["prompt_id"],
-            "drop_stage": ["generate" if d else None for d in cols["drop_reason"]],
-            "drop_reason": cols["drop_reason"],
-        })
-        reqs = pa.table({
-            "key": cols["request_key"],
-            "purpose": ["generate"] * len(texts),
-            "prompt_id": cols["prompt_id"],
-            "sample": cols["sample"],
-            "model": cols["model"],
-            "endpoint": cols["endpoint"],
-            "status": ["done"] * len(texts),
-            "attempts": [int(rec.get("attempt") or 1) for _, rec in group],
-            "finish_reason": cols["finish_reason"],
-            "prompt_tokens": cols["prompt_tokens"],
-            "completion_tokens": cols["completion_tokens"],
-            "cost": cols["cost"],
-            "doc_id": cols["id"],
-        })
+        docs = pa.table(
+            {
+                "id": cols["id"],
+                "source": [fmt] * len(texts),
+                "kind": [fmt] * len(texts),
+                "file": [rel] * len(texts),
+                "row": list(range(len(texts))),
+                "provenance": [
+                    json.dumps(
+                        {
+                            "request_key": r.key,
+                            "sample": r.sample,
+                            "params": r.api,
+                            "model": cols["model"][i],
+                        },
+                        sort_keys=True,
+                    )
+                    for i, (r, _) in enumerate(group)
+                ],
+                "chars": [len(t) for t in texts],
+                "bytes": [len(t.encode()) for t in texts],
+                "lines": [t.count("\n") + 1 if t else 0 for t in texts],
+                "language": ["en"] * len(texts),
+                "topic_id": cols["topic_id"],
+                "subject": cols["subject"],
+                "format": [fmt] * len(texts),
+                "audience": cols["audience"],
+                "prompt_id": cols["prompt_id"],
+                "drop_stage": ["generate" if d else None for d in cols["drop_reason"]],
+                "drop_reason": cols["drop_reason"],
+            }
+        )
+        reqs = pa.table(
+            {
+                "key": cols["request_key"],
+                "purpose": ["generate"] * len(texts),
+                "prompt_id": cols["prompt_id"],
+                "sample": cols["sample"],
+                "model": cols["model"],
+                "endpoint": cols["endpoint"],
+                "status": ["done"] * len(texts),
+                "attempts": [int(rec.get("attempt") or 1) for _, rec in group],
+                "finish_reason": cols["finish_reason"],
+                "prompt_tokens": cols["prompt_tokens"],
+                "completion_tokens": cols["completion_tokens"],
+                "cost": cols["cost"],
+                "doc_id": cols["id"],
+            }
+        )
         with self.catalog.transaction():
             self.catalog.ensure_source(fmt, "synthetic", f"LLM {self.model}")
             self.catalog.register_shard(
-                path, "docs", sha256=sha256_file(path), size=path.stat().st_size, rows=len(texts),
-                source=fmt, stage="generate",
+                path,
+                "docs",
+                sha256=sha256_file(path),
+                size=path.stat().st_size,
+                rows=len(texts),
+                source=fmt,
+                stage="generate",
             )
             self.catalog.insert_documents(docs)
             self.catalog.con.register("_phicorpus_new_requests", reqs)
             try:
-                self.catalog.exec("INSERT OR REPLACE INTO requests BY NAME SELECT * FROM _phicorpus_new_requests")
+                self.catalog.exec(
+                    "INSERT OR REPLACE INTO requests BY NAME SELECT * FROM _phicorpus_new_requests"
+                )
             finally:
                 self.catalog.con.unregister("_phicorpus_new_requests")
             self.catalog.add_drop_counts("generate", fmt, drops)
@@ -289,8 +369,16 @@ class ShardWriter:
         with self.catalog.transaction():
             for request, record in failures:
                 self.catalog.exec(
-                    "INSERT OR REPLACE INTO requests (key, purpose, prompt_id, sample, model, endpoint, status, "
+                    "INSERT OR REPLACE INTO requests (key, purpose, prompt_id, sample, model, endpoint, "
+                    "status, "
                     "attempts, error) VALUES (?, 'generate', ?, ?, ?, ?, 'failed', ?, ?)",
-                    [request.key, request.prompt_id, request.sample, self.model, record.get("endpoint"),
-                     int(record.get("attempt") or 0), str(record.get("reason") or "")],
+                    [
+                        request.key,
+                        request.prompt_id,
+                        request.sample,
+                        self.model,
+                        record.get("endpoint"),
+                        int(record.get("attempt") or 0),
+                        str(record.get("reason") or ""),
+                    ],
                 )

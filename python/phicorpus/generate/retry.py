@@ -61,8 +61,8 @@ class RetryPolicy:
         Full jitter (uniform in [0, base * 2**(attempt-1)], capped); a server's Retry-After is a
         floor, never shortened by jitter.
         """
-        r = (rng or random).random()
-        backoff = min(self.cap, self.base * (2 ** max(0, attempt - 1))) * r
+        r: float = (rng or random).random()
+        backoff = min(self.cap, self.base * (2.0 ** max(0, attempt - 1))) * r
         if retry_after is not None:
             # The server's wait, plus a little spread so a burst of 429s does not return at once.
             return retry_after + r * min(1.0, 0.1 * retry_after)
@@ -115,7 +115,12 @@ def classify_status(status: int, body: Any, headers: Any) -> Failure:
         # A 5xx or 408 may come after the model ran; the provider may have billed it.
         billed = status >= 500 or status == 408
         return Failure(
-            kind, reason, transient=True, billed=billed, retry_after=retry_after, status=status,
+            kind,
+            reason,
+            transient=True,
+            billed=billed,
+            retry_after=retry_after,
+            status=status,
             throttled=status in (429, 503),
         )
     return Failure("4xx", reason, transient=False, status=status)

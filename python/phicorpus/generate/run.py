@@ -71,11 +71,18 @@ def estimate_cost(
 
 
 def _params_dict(params: GenerationParams) -> dict[str, Any]:
-    return {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
-            "seed": params.seed, "samples": params.samples}
+    return {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_tokens": params.max_tokens,
+        "seed": params.seed,
+        "samples": params.samples,
+    }
 
 
-def pending_requests(journal: RequestJournal, requests: Sequence[Request], *, retry_failed: bool) -> list[Request]:
+def pending_requests(
+    journal: RequestJournal, requests: Sequence[Request], *, retry_failed: bool
+) -> list[Request]:
     """Requests with no result in the journal (and, unless ``retry_failed``, no permanent failure)."""
     state = journal.state
     out = []
@@ -121,7 +128,7 @@ def run_generation(
     price = model_price(model, config)
     if max_cost > 0 and price is None:
         raise ValueError(
-            f"model {model!r} has no price: add [generate.prices.\"{model}\"] input/output (USD per 1M tokens) "
+            f'model {model!r} has no price: add [generate.prices."{model}"] input/output (USD per 1M tokens) '
             "to phicorpus.toml, or run without --max-cost"
         )
     if not endpoints:
@@ -138,10 +145,17 @@ def run_generation(
         if recovered:
             echo(f"recovered {recovered} responses from the journal that were not yet in a shard")
         todo = pending_requests(journal, requests, retry_failed=retry_failed)
-        usd, seconds = estimate_cost([_row_for(r, rows) for r in todo], model,
-                                     GenerationParams(**{**_params_dict(params), "samples": 1}), config)
-        worst = sum(worst_case_cost(price, prompt_tokens_upper(r.messages), params.max_tokens) for r in todo) \
-            if price else math.nan
+        usd, seconds = estimate_cost(
+            [_row_for(r, rows) for r in todo],
+            model,
+            GenerationParams(**{**_params_dict(params), "samples": 1}),
+            config,
+        )
+        worst = (
+            sum(worst_case_cost(price, prompt_tokens_upper(r.messages), params.max_tokens) for r in todo)
+            if price
+            else math.nan
+        )
         echo(
             f"plan: {len(requests)} requests ({len(rows)} prompts x {params.samples} samples), "
             f"{len(requests) - len(todo)} already answered, {len(todo)} to send to {model}; "
@@ -166,8 +180,17 @@ def run_generation(
             if len(buffer) >= config.flush_every or time.monotonic() - last_flush[0] >= config.flush_seconds:
                 await flush()
 
-        engine = Engine(journal=journal, urls=endpoints, api_key=api_key, model=model, config=config,
-                        price=price, max_cost=max_cost, progress=bar, on_result=on_result)
+        engine = Engine(
+            journal=journal,
+            urls=endpoints,
+            api_key=api_key,
+            model=model,
+            config=config,
+            price=price,
+            max_cost=max_cost,
+            progress=bar,
+            on_result=on_result,
+        )
         engine.possibly_billed_before(todo)
 
         async def main() -> None:
@@ -219,8 +242,12 @@ def run_generation(
 
 
 def _row_for(request: Request, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {"id": request.prompt_id, "format": request.fmt, "messages": _dump(request.messages),
-            "expected_tokens": request.meta.get("expected_tokens")}
+    return {
+        "id": request.prompt_id,
+        "format": request.fmt,
+        "messages": _dump(request.messages),
+        "expected_tokens": request.meta.get("expected_tokens"),
+    }
 
 
 def _dump(messages: Sequence[Mapping[str, str]]) -> str:
