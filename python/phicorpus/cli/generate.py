@@ -144,3 +144,18 @@ def generate_command(
     )
     if stats["stop_reason"] == "quota exhausted":
         raise click.ClickException("the API quota is exhausted; nothing more was sent (re-run to resume)")
+
+
+@main.command("verify-exercises")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--timeout", type=float, default=None, help="seconds per exercise run")
+@click.option("--workers", type=int, default=None, help="sandboxes run at once")
+@one_line_errors
+def verify_exercises_command(corpus_dir: Path, timeout: float | None, workers: int | None) -> None:
+    """Run each exercise's solution with its tests in a bubblewrap sandbox (ReST^EM); check stories' words."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.verify.exercises import verify_exercises
+
+    config = _config(corpus_dir, sandbox_timeout=timeout, verify_workers=workers)
+    stats = verify_exercises(Corpus.open(corpus_dir), config=config, echo=click.echo)
+    click.echo(json.dumps(stats, sort_keys=True))
