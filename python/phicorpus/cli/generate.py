@@ -159,3 +159,32 @@ def verify_exercises_command(corpus_dir: Path, timeout: float | None, workers: i
     config = _config(corpus_dir, sandbox_timeout=timeout, verify_workers=workers)
     stats = verify_exercises(Corpus.open(corpus_dir), config=config, echo=click.echo)
     click.echo(json.dumps(stats, sort_keys=True))
+
+
+@main.command("grade")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--sample", "sample", type=int, required=True, help="documents to grade (random, kept ones)")
+@click.option("--llm", "llm", multiple=True, help="judge endpoint (default $OPENAI_BASE_URL)")
+@click.option("--model", required=True, help="judge model")
+@click.option("--max-cost", "max_cost", type=float, default=0.0, help="hard cap in USD (0: none)")
+@click.option("--seed", type=int, default=0)
+@one_line_errors
+def grade_command(
+    corpus_dir: Path, sample: int, llm: tuple[str, ...], model: str, max_cost: float, seed: int
+) -> None:
+    """Score a sample of documents with an LLM judge (TinyStories rubric for stories, edu value 0-5 else)."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.verify.grade import grade
+
+    stats = grade(
+        Corpus.open(corpus_dir),
+        sample=sample,
+        endpoints=_endpoints(llm),
+        model=model,
+        config=_config(corpus_dir),
+        max_cost=max_cost,
+        api_key=os.environ.get("OPENAI_API_KEY", ""),
+        seed=seed,
+        echo=click.echo,
+    )
+    click.echo(json.dumps(stats, sort_keys=True))
