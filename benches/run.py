@@ -26,7 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-BENCHES = {"tokenize": "bench_tokenize", "minhash": "bench_minhash", "filter": "bench_filter"}
+BENCHES = {
+    "tokenize": "bench_tokenize",
+    "minhash": "bench_minhash",
+    "filter": "bench_filter",
+    "generate": "bench_generate",
+}
 
 
 def main() -> int:

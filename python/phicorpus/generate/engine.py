@@ -113,7 +113,10 @@ class Engine:
     async def run(self, requests: Sequence[Request]) -> EngineStats:
         for url in self.pool.endpoints:
             self.clients[url.url] = LLMClient(
-                url.url, api_key=self.api_key, timeout=self.config.request_timeout
+                url.url,
+                api_key=self.api_key,
+                timeout=self.config.request_timeout,
+                max_connections=self.config.max_concurrency,
             )
         tasks: set[asyncio.Task[None]] = set()
         try:
