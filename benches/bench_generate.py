@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-
 from phicorpus.config import GenerateConfig, ModelPrice
 from phicorpus.corpus import Corpus
 from phicorpus.generate import GenerationParams, run_generation
@@ -36,8 +35,11 @@ SERVER = Path(__file__).resolve().parents[1] / "tests" / "generate" / "fake_serv
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--latency", str(latency), "--no-record"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), "--latency", str(latency), "--no-record"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
@@ -46,8 +48,9 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
 def prompts_file(directory: Path, n: int, tag: str) -> Path:
     path = directory / f"prompts-{tag}.parquet"
     msgs = [json.dumps([{"role": "user", "content": f"Write about topic {tag}-{i}."}]) for i in range(n)]
-    pq.write_table(pa.table({"id": [f"{tag}-{i}" for i in range(n)], "format": ["textbook"] * n, "messages": msgs}),
-                   path)
+    pq.write_table(
+        pa.table({"id": [f"{tag}-{i}" for i in range(n)], "format": ["textbook"] * n, "messages": msgs}), path
+    )
     return path
 
 
@@ -58,11 +61,25 @@ def rss_mb() -> float:
     return 0.0
 
 
-def one_run(url: str, directory: Path, n: int, concurrency: int, tag: str,
-            samples: list[tuple[int, float]] | None = None) -> tuple[float, float]:
+def one_run(
+    url: str,
+    directory: Path,
+    n: int,
+    concurrency: int,
+    tag: str,
+    samples: list[tuple[int, float]] | None = None,
+) -> tuple[float, float]:
     """(requests/s, CPU ms per request) of one run of ``n`` requests at ``concurrency``."""
-    config = GenerateConfig(concurrency=concurrency, max_concurrency=concurrency, adaptive=False, max_tokens=64,
-                            flush_every=2000, flush_seconds=30.0, min_chars=1, prices={"m": ModelPrice(0.1, 0.4)})
+    config = GenerateConfig(
+        concurrency=concurrency,
+        max_concurrency=concurrency,
+        adaptive=False,
+        max_tokens=64,
+        flush_every=2000,
+        flush_seconds=30.0,
+        min_chars=1,
+        prices={"m": ModelPrice(0.1, 0.4)},
+    )
     prompts = prompts_file(directory, n, tag)
     corpus = Corpus.create(directory / f"corpus-{tag}")
     stop = threading.Event()
@@ -80,8 +97,16 @@ def one_run(url: str, directory: Path, n: int, concurrency: int, tag: str,
         threading.Thread(target=sampler, daemon=True).start()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    stats = run_generation(corpus, prompts, endpoints=[url], model="m", params=GenerationParams(max_tokens=64),
-                           max_cost=0.0, config=config, echo=lambda s: None)
+    stats = run_generation(
+        corpus,
+        prompts,
+        endpoints=[url],
+        model="m",
+        params=GenerationParams(max_tokens=64),
+        max_cost=0.0,
+        config=config,
+        echo=lambda s: None,
+    )
     wall = time.perf_counter() - start
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     stop.set()
@@ -91,10 +116,14 @@ def one_run(url: str, directory: Path, n: int, concurrency: int, tag: str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency", type=float, default=0.5, help="server latency L in seconds")
     parser.add_argument("--concurrency", default="1,4,16,64,256")
-    parser.add_argument("--per-slot", type=int, default=8, help="requests per concurrency slot (n = C * this)")
+    parser.add_argument(
+        "--per-slot", type=int, default=8, help="requests per concurrency slot (n = C * this)"
+    )
     parser.add_argument("--requests", type=int, default=20000, help="requests of the memory run")
     args = parser.parse_args()
     proc, url = start_server(args.latency)
@@ -104,8 +133,13 @@ def main() -> None:
             for c in (int(x) for x in args.concurrency.split(",")):
                 n = max(20, c * args.per_slot)
                 rps, cpu_ms = one_run(url, directory, n, c, f"c{c}")
-                common.report(f"generate C={c} L={args.latency}s n={n}", rps, c / args.latency, "ceiling C/L",
-                              unit="req/s")
+                common.report(
+                    f"generate C={c} L={args.latency}s n={n}",
+                    rps,
+                    c / args.latency,
+                    "ceiling C/L",
+                    unit="req/s",
+                )
                 print(f"{'':<44} client CPU {cpu_ms:.3f} ms/request (goal <= 1 ms)", flush=True)
             samples: list[tuple[int, float]] = []
             c = 256
@@ -119,9 +153,11 @@ def main() -> None:
             if points:
                 first = next((s for s in points if s[0] >= args.requests // 10), points[0])
                 last = points[-1]
-                line = (f"generate memory n={args.requests} C={c} L={fast}s: RSS {first[1]:.0f} MB at "
-                        f"{first[0]} done -> {last[1]:.0f} MB at {last[0]} done; {rps:.0f} req/s, "
-                        f"CPU {cpu_ms:.3f} ms/request")
+                line = (
+                    f"generate memory n={args.requests} C={c} L={fast}s: RSS {first[1]:.0f} MB at "
+                    f"{first[0]} done -> {last[1]:.0f} MB at {last[0]} done; {rps:.0f} req/s, "
+                    f"CPU {cpu_ms:.3f} ms/request"
+                )
                 print(line, flush=True)
                 common.REPORTED.append(line)
     finally:

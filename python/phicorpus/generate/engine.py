@@ -74,8 +74,7 @@ class Engine:
         self.clients: dict[str, LLMClient] = {}
         self.meter = CostMeter(price, max_cost)
         # Money the journal says earlier runs spent or may have spent counts against the cap too.
-        for record in journal.state.results.values():
-            self.meter.spent += float(record.get("cost") or 0.0)
+        self.meter.spent += sum(journal.state.results.values())
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.concurrency = AdaptiveConcurrency(
             config.concurrency, config.max_concurrency, adaptive=config.adaptive

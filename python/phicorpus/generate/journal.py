@@ -42,9 +42,10 @@ class JournalError(Exception):
 class JournalState:
     """What a journal says about each key (rebuilt by reading it from the start)."""
 
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # key -> USD of its result. Only that: the text and the rest stay on disk
+    # (RequestJournal.full_results), so memory does not grow with what was received.
+    results: dict[str, float] = field(default_factory=dict)
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # last failure per key
-    sends: dict[str, int] = field(default_factory=dict)  # attempts sent, all runs
     unresolved: dict[str, int] = field(default_factory=dict)  # sends with no outcome (killed mid-flight)
     billed_unknown: dict[str, int] = field(default_factory=dict)  # attempts possibly billed
 
@@ -54,11 +55,10 @@ class JournalState:
         if not isinstance(key, str):
             return
         if kind == "send":
-            self.sends[key] = self.sends.get(key, 0) + 1
             self.unresolved[key] = self.unresolved.get(key, 0) + 1
         elif kind == "result":
             if key not in self.results:
-                self.results[key] = record
+                self.results[key] = float(record.get("cost") or 0.0)
             self.failures.pop(key, None)
             self._resolve(key)
         elif kind == "fail":
@@ -76,27 +76,33 @@ class JournalState:
             self.unresolved[key] = n - 1
 
 
+def scan_records(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """Whole records of ``path``, each with the byte offset just past it; stops at a torn tail."""
+    if not path.exists():
+        return
+    pos = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return  # torn last line: no newline, never counted
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    return  # only a torn tail can be malformed; what follows is unreliable too
+                pos += len(line)
+                yield record, pos
+            else:
+                pos += len(line)
+
+
 def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
     """Whole records of ``path`` and the byte length they span (a torn tail is left out)."""
-    if not path.exists():
-        return [], 0
-    data = path.read_bytes()
     records: list[dict[str, Any]] = []
     good = 0
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        if end < 0:
-            break  # torn last line: no newline, never counted
-        line = data[pos:end]
-        pos = end + 1
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                # Only a torn tail can be malformed; anything after it is also unreliable.
-                break
-        good = pos
+    for record, end in scan_records(path):
+        records.append(record)
+        good = end
     return records, good
 
 
@@ -128,10 +134,11 @@ class RequestJournal:
         except BlockingIOError as exc:
             os.close(lock_fd)
             raise JournalError(f"{path}: another run is using this journal") from exc
-        records, good = read_records(path)
         state = JournalState()
-        for record in records:
+        good = 0
+        for record, end in scan_records(path):
             state.apply(record)
+            good = end
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         if os.fstat(fd).st_size != good:
             os.ftruncate(fd, good)  # a torn last line from a kill -9
@@ -140,8 +147,20 @@ class RequestJournal:
         return cls(path, fd, lock_fd, state)
 
     @property
-    def results(self) -> dict[str, dict[str, Any]]:
+    def results(self) -> dict[str, float]:
+        """USD of each key's result (the records themselves: :meth:`full_results`)."""
         return self.state.results
+
+    def full_results(self, keys: set[str] | frozenset[str]) -> dict[str, dict[str, Any]]:
+        """The whole result records (text included) of ``keys``, read back from the file."""
+        out: dict[str, dict[str, Any]] = {}
+        if not keys:
+            return out
+        for record, _ in scan_records(self.path):
+            key = record.get("key")
+            if record.get("t") == "result" and isinstance(key, str) and key in keys and key not in out:
+                out[key] = record
+        return out
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -98,8 +98,11 @@ def pending_requests(
 
 def recover(writer: ShardWriter, journal: RequestJournal, requests: Sequence[Request]) -> int:
     """Write out results the journal has but the catalog does not (a run killed before its flush)."""
-    items = [(r, journal.results[r.key]) for r in requests if r.key in journal.results and not writer.has(r)]
-    return writer.write(items) if items else 0
+    missing = [r for r in requests if r.key in journal.results and not writer.has(r)]
+    if not missing:
+        return 0
+    full = journal.full_results({r.key for r in missing})
+    return writer.write([(r, full[r.key]) for r in missing if r.key in full])
 
 
 def run_generation(

@@ -148,9 +148,10 @@ def grade(
         if todo:
             asyncio.run(engine.run(todo))
         scored, unparsed = 0, 0
+        answers = journal.full_results({r.key for r in requests})
         with catalog.transaction():
             for request in requests:
-                record = journal.results.get(request.key)
+                record = answers.get(request.key)
                 if record is None:
                     continue
                 scores = parse_scores(str(record.get("text") or ""), request.fmt)
