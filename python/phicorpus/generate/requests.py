@@ -7,10 +7,11 @@ knows it was paid for. The document id of its response is ``"<format>/" + key[:1
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,9 @@ _PART = re.compile(r"part-(\d+)\.parquet$")
 class ShardWriter:
     """Writes received responses as ``docs/<format>/part-NNNNN.parquet`` + catalog rows, once each."""
 
-    def __init__(self, corpus: Corpus, catalog: Catalog, config: GenerateConfig, model: str) -> None:
+    def __init__(self, corpus: Corpus, catalog: Catalog | None, config: GenerateConfig, model: str) -> None:
+        """``catalog``: a connection to use, or None to open the catalog only while publishing a shard
+        (a run of hours or days then leaves it free for ``phicorpus sql`` in between)."""
         self.corpus = corpus
         self.catalog = catalog
         self.config = config
@@ -163,15 +166,24 @@ class ShardWriter:
         self.docs = 0
         self.dropped: dict[str, int] = {}
         self.shards = 0
-        for fmt in FORMATS:
-            rows = catalog.exec("SELECT id FROM documents WHERE source = ?", [fmt])
-            self.written.update(r[0] for r in rows)
+        with self._session() as cat:
+            for fmt in FORMATS:
+                rows = cat.exec("SELECT id FROM documents WHERE source = ?", [fmt])
+                self.written.update(r[0] for r in rows)
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Catalog]:
+        if self.catalog is not None:
+            yield self.catalog
+        else:
+            with Catalog.open(self.corpus) as catalog:
+                yield catalog
 
     def has(self, request: Request) -> bool:
         return request.doc_id in self.written
 
-    def _next_path(self, fmt: str) -> Path:
-        numbers = [int(m.group(1)) for s in self.catalog.shards("docs", fmt) if (m := _PART.search(s.path))]
+    def _next_path(self, catalog: Catalog, fmt: str) -> Path:
+        numbers = [int(m.group(1)) for s in catalog.shards("docs", fmt) if (m := _PART.search(s.path))]
         return self.corpus.docs_dir(fmt) / f"part-{(max(numbers) + 1) if numbers else 0:05d}.parquet"
 
     def write(self, items: Sequence[tuple[Request, Mapping[str, Any]]]) -> int:
@@ -281,7 +293,20 @@ class ShardWriter:
             ]
         )
         table = pa.table(cols, schema=schema)
-        path = self._next_path(fmt)
+        with self._session() as catalog:
+            self._publish(catalog, fmt, group, cols, table, drops)
+        return len(cols["id"])
+
+    def _publish(
+        self,
+        catalog: Catalog,
+        fmt: str,
+        group: Sequence[tuple[Request, Mapping[str, Any]]],
+        cols: dict[str, list[Any]],
+        table: pa.Table,
+        drops: dict[str, int],
+    ) -> None:
+        path = self._next_path(catalog, fmt)
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp, compression="zstd")
         rel = self.corpus.relative(path)
@@ -335,9 +360,9 @@ class ShardWriter:
                 "doc_id": cols["id"],
             }
         )
-        with self.catalog.transaction():
-            self.catalog.ensure_source(fmt, "synthetic", f"LLM {self.model}")
-            self.catalog.register_shard(
+        with catalog.transaction():
+            catalog.ensure_source(fmt, "synthetic", f"LLM {self.model}")
+            catalog.register_shard(
                 path,
                 "docs",
                 sha256=sha256_file(path),
@@ -346,29 +371,26 @@ class ShardWriter:
                 source=fmt,
                 stage="generate",
             )
-            self.catalog.insert_documents(docs)
-            self.catalog.con.register("_phicorpus_new_requests", reqs)
+            catalog.insert_documents(docs)
+            catalog.con.register("_phicorpus_new_requests", reqs)
             try:
-                self.catalog.exec(
-                    "INSERT OR REPLACE INTO requests BY NAME SELECT * FROM _phicorpus_new_requests"
-                )
+                catalog.exec("INSERT OR REPLACE INTO requests BY NAME SELECT * FROM _phicorpus_new_requests")
             finally:
-                self.catalog.con.unregister("_phicorpus_new_requests")
-            self.catalog.add_drop_counts("generate", fmt, drops)
+                catalog.con.unregister("_phicorpus_new_requests")
+            catalog.add_drop_counts("generate", fmt, drops)
         self.written.update(cols["id"])
         self.docs += len(texts)
         self.shards += 1
         for reason, n in drops.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + n
-        return len(texts)
 
     def record_failures(self, failures: Sequence[tuple[Request, Mapping[str, Any]]]) -> None:
         """Upsert ``requests`` rows of keys that failed for good in this run."""
         if not failures:
             return
-        with self.catalog.transaction():
+        with self._session() as catalog, catalog.transaction():
             for request, record in failures:
-                self.catalog.exec(
+                catalog.exec(
                     "INSERT OR REPLACE INTO requests (key, purpose, prompt_id, sample, model, endpoint, "
                     "status, "
                     "attempts, error) VALUES (?, 'generate', ?, ?, ?, ?, 'failed', ?, ?)",

@@ -140,10 +140,12 @@ def run_generation(
     requests = build_requests(rows, model, params, where=str(prompts))
     remove_stale_temporaries(corpus.root / "docs")
     started = time.monotonic()
-    with RequestJournal.open(corpus.requests_dir / JOURNAL) as journal, Catalog.open(corpus) as catalog:
+    with RequestJournal.open(corpus.requests_dir / JOURNAL) as journal:
         run_params = {"prompts": str(prompts), "model": model, "params": _params_dict(params)}
-        run_id = catalog.start_stage("generate", run_params)
-        writer = ShardWriter(corpus, catalog, config, model)
+        with Catalog.open(corpus) as catalog:
+            run_id = catalog.start_stage("generate", run_params)
+        # The catalog is opened only to publish a shard, so it is free between flushes.
+        writer = ShardWriter(corpus, None, config, model)
         recovered = recover(writer, journal, requests)
         if recovered:
             echo(f"recovered {recovered} responses from the journal that were not yet in a shard")
@@ -232,7 +234,8 @@ def run_generation(
                 "max_cost": max_cost,
                 "seconds": round(time.monotonic() - started, 3),
             }
-            catalog.finish_stage(run_id, result, status=status)
+            with Catalog.open(corpus) as catalog:
+                catalog.finish_stage(run_id, result, status=status)
         echo(
             f"generate: {stats.done} done, {stats.failed} failed, {stats.sent} attempts, "
             f"{writer.docs} documents ({sum(writer.dropped.values())} dropped: "
