@@ -122,6 +122,11 @@ class FakeServer:
         self._loop.run_until_complete(self.start())
         self._ready.set()
         self._loop.run_forever()
+        pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     async def start(self, port: int = 0) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", port, backlog=1024)

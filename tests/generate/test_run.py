@@ -182,7 +182,11 @@ def test_timeouts_and_malformed_bodies_are_retried_and_priced_as_possibly_billed
     with FakeServer(plan=plan) as server:
         corpus, stats = _run(tmp_path, [server.url], n=8, request_timeout=0.4)
     assert stats["done"] == 8 and stats["failed"] == 0
-    assert stats["errors"].get("timeout", 0) + stats["errors"].get("malformed", 0) == 8
+    # every first attempt failed (hang or garbled body); a dropped connection may read as either
+    # a connection error or a timeout depending on the HTTP transport
+    assert stats["errors"].get("timeout", 0) + stats["errors"].get("malformed", 0) >= 8
+    drops = sum(1 for c in server.calls if c.outcome == "drop")
+    assert sum(stats["errors"].values()) == 8 + drops
     assert stats["possibly_billed_usd"] > 0
     journal = list(iter_journal(corpus.requests_dir / "generate.jsonl"))
     assert sum(1 for r in journal if r["t"] == "result") == 8
