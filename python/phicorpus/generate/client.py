@@ -72,10 +72,11 @@ class LLMClient:
         self._response_type = http_module.Response
         shards = max(1, -(-max_connections // self.POOL_SIZE))
         per = -(-max_connections // shards)
+        limits = http_module.Limits(max_connections=per, max_keepalive_connections=per)
         self.sdks = [
             openai.AsyncOpenAI(
                 base_url=base_url, api_key=api_key or "none", max_retries=0, timeout=timeout,
-                http_client=_http_client(http_module.Limits(max_connections=per, max_keepalive_connections=per)),
+                http_client=_http_client(limits),
             )
             for _ in range(shards)
         ]  # fmt: skip
