@@ -34,6 +34,7 @@ BENCHES = {
     "pipeline": "bench_pipeline",
     "build": "bench_build",
     "prompts": "bench_prompts",
+    "generate": "bench_generate",
 }
 
 

@@ -178,6 +178,53 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (benchmark, source)
         )""",
     ],
+    # Generation stream: requests (mirrors the journal in requests/, which stays the source of truth
+    # for "was this key paid"), verification verdicts, pass@k per prompt, judge scores.
+    3: [
+        """CREATE TABLE requests (
+            key VARCHAR PRIMARY KEY,        -- sha256 of model, parameters, messages, sample index
+            purpose VARCHAR NOT NULL,       -- generate | grade
+            prompt_id VARCHAR,
+            sample INTEGER,
+            model VARCHAR,
+            endpoint VARCHAR,               -- URL, or 'batch:<batch id>'
+            status VARCHAR NOT NULL,        -- done | failed
+            attempts INTEGER,
+            finish_reason VARCHAR,
+            prompt_tokens BIGINT,
+            completion_tokens BIGINT,
+            cost DOUBLE,                    -- USD from the response's usage
+            error VARCHAR,                  -- reason of the last failure
+            doc_id VARCHAR,
+            updated_at TIMESTAMP DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE verifications (
+            doc_id VARCHAR PRIMARY KEY,
+            prompt_id VARCHAR,
+            check_kind VARCHAR NOT NULL,    -- exercise-tests | story-words
+            status VARCHAR NOT NULL,        -- passed | failed | unverified
+            reason VARCHAR,
+            seconds DOUBLE,
+            created_at TIMESTAMP DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE pass_at_k (
+            prompt_id VARCHAR PRIMARY KEY,
+            n INTEGER NOT NULL,             -- samples verified
+            c INTEGER NOT NULL,             -- samples passing
+            pass_at_1 DOUBLE,
+            pass_at_k DOUBLE,               -- k = n (any sample passes)
+            created_at TIMESTAMP DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE scores (
+            doc_id VARCHAR NOT NULL,
+            rubric VARCHAR NOT NULL,        -- tinystories | edu
+            metric VARCHAR NOT NULL,        -- grammar | creativity | consistency | educational_value
+            value DOUBLE NOT NULL,
+            judge VARCHAR,                  -- judge model
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (doc_id, rubric, metric)
+        )""",
+    ],
 }
 
 #: The view joining ``documents`` to their text in Parquet. The glob is a session variable

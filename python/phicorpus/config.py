@@ -31,6 +31,7 @@ __all__ = [
     "FilterConfig",
     "GenerateConfig",
     "IngestConfig",
+    "ModelPrice",
     "PromptsConfig",
 ]
 
@@ -214,8 +215,63 @@ class PromptsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per million tokens of one model; ``batch`` multiplies both prices for the Batch API."""
+
+    input: float
+    output: float
+    batch: float = 0.5
+    cached_input: float = -1.0  # < 0: same as input
+
+
+# Shipped list prices (USD per 1M tokens), as published by the providers on PRICES_DATE.
+# A corpus overrides or extends them under [generate.prices."<model>"] in phicorpus.toml.
+PRICES_DATE = "2026-11-01"
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o": ModelPrice(2.50, 10.00),
+    "gpt-4o-mini": ModelPrice(0.15, 0.60),
+    "gpt-4.1": ModelPrice(2.00, 8.00),
+    "gpt-4.1-mini": ModelPrice(0.40, 1.60),
+    "gpt-4.1-nano": ModelPrice(0.10, 0.40),
+    "gpt-3.5-turbo": ModelPrice(0.50, 1.50),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class GenerateConfig:
-    """``[generate]``: the LLM client, limits and prices (issue 5)."""
+    """``[generate]``: the LLM client, limits and prices (issue 5).
+
+    Rates of 0 mean "unlimited unless the server's ``x-ratelimit-*`` headers say otherwise".
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 2048
+    samples: int = 1
+    seed: int = -1  # < 0: no seed sent
+    request_timeout: float = 600.0  # seconds per attempt; a timed-out attempt counts as possibly billed
+    max_attempts: int = 6  # per request key and run
+    backoff_base: float = 1.0  # seconds; attempt n waits base * 2**(n-1) with full jitter
+    backoff_max: float = 60.0
+    requests_per_minute: float = 0.0
+    tokens_per_minute: float = 0.0
+    concurrency: int = 64  # starting concurrency; adaptive between 1 and max_concurrency
+    max_concurrency: int = 256
+    adaptive: bool = True
+    endpoint_failures: int = 5  # consecutive failures before an endpoint rests
+    endpoint_rest: float = 30.0  # seconds
+    flush_every: int = 1000  # results per Parquet shard flush
+    flush_seconds: float = 60.0
+    min_chars: int = 200  # shorter outputs are dropped ("too-short")
+    expected_tokens: int = 800  # per request when the prompts give none (estimate only)
+    tokens_per_second: float = 60.0  # per request, for the time estimate
+    prices_date: str = PRICES_DATE
+    prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    sandbox_timeout: float = 10.0  # seconds per exercise run
+    sandbox_memory_mb: int = 1024
+    sandbox_processes: int = 64
+    sandbox_file_mb: int = 16
+    verify_workers: int = 2
 
 
 @dataclass(frozen=True, slots=True)

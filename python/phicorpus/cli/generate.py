@@ -1,7 +1,190 @@
-"""``phicorpus`` commands: generate."""
+"""``phicorpus`` commands: generate (and its Batch API actions), verify-exercises, grade."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
 
 from phicorpus.cli._group import main, one_line_errors
 
 __all__ = ["main", "one_line_errors"]
+
+
+def _config(out: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    from phicorpus.config import Config
+
+    config = Config.load(out / "phicorpus.toml")
+    return config.override(generate=overrides).generate
+
+
+def _endpoints(llm: tuple[str, ...]) -> list[str]:
+    urls = list(llm) or ([os.environ["OPENAI_BASE_URL"]] if os.environ.get("OPENAI_BASE_URL") else [])
+    if not urls:
+        raise click.UsageError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
+    return urls
+
+
+@main.command("generate")
+@click.option(
+    "--prompts",
+    "prompts",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="prompts Parquet file (id, format, messages | system+user, ...)",
+)
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="corpus directory"
+)
+@click.option(
+    "--llm",
+    "llm",
+    multiple=True,
+    help="OpenAI-compatible base URL (repeat to share the load); default $OPENAI_BASE_URL",
+)
+@click.option("--model", required=True)
+@click.option("--temperature", type=float, default=None)
+@click.option("--top-p", "top_p", type=float, default=None)
+@click.option("--max-tokens", "max_tokens", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--samples", type=int, default=None, help="responses per prompt")
+@click.option("--max-cost", "max_cost", type=float, default=0.0, help="hard cap in USD (0: none)")
+@click.option("--concurrency", type=int, default=None)
+@click.option("--max-concurrency", "max_concurrency", type=int, default=None)
+@click.option(
+    "--rpm", type=float, default=None, help="requests per minute (default: from the server's headers)"
+)
+@click.option(
+    "--tpm", type=float, default=None, help="tokens per minute (default: from the server's headers)"
+)
+@click.option("--max-attempts", "max_attempts", type=int, default=None)
+@click.option("--timeout", "timeout", type=float, default=None, help="seconds per attempt")
+@click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when a TTY)")
+@click.option("--retry-failed", is_flag=True, help="send again keys that failed permanently before")
+@click.option(
+    "--batch",
+    "batch",
+    type=click.Choice(["export", "submit", "status", "import"]),
+    default=None,
+    help="use the OpenAI Batch API instead of live requests",
+)
+@one_line_errors
+def generate_command(
+    prompts: Path,
+    out: Path,
+    llm: tuple[str, ...],
+    model: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    seed: int | None,
+    samples: int | None,
+    max_cost: float,
+    concurrency: int | None,
+    max_concurrency: int | None,
+    rpm: float | None,
+    tpm: float | None,
+    max_attempts: int | None,
+    timeout: float | None,
+    progress: bool | None,
+    retry_failed: bool,
+    batch: str | None,
+) -> None:
+    """Generate documents from prompts with an LLM: resumable, rate-limited, cost-capped."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.generate import GenerationParams, run_generation
+
+    config = _config(
+        out,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=seed,
+        samples=samples,
+        concurrency=concurrency,
+        max_concurrency=max_concurrency,
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        max_attempts=max_attempts,
+        request_timeout=timeout,
+    )
+    corpus = Corpus.create(out)
+    params = GenerationParams.from_config(config)
+    api_key = os.environ.get("OPENAI_API_KEY", "")
+    if batch:
+        from phicorpus.generate.batch import run_batch_action
+
+        stats = run_batch_action(
+            batch,
+            corpus,
+            prompts,
+            endpoints=_endpoints(llm) if batch != "export" else list(llm),
+            model=model,
+            params=params,
+            config=config,
+            api_key=api_key,
+            echo=click.echo,
+        )
+        click.echo(json.dumps(stats, sort_keys=True))
+        return
+    stats = run_generation(
+        corpus,
+        prompts,
+        endpoints=_endpoints(llm),
+        model=model,
+        params=params,
+        max_cost=max_cost,
+        config=config,
+        api_key=api_key,
+        progress=progress,
+        retry_failed=retry_failed,
+        echo=click.echo,
+    )
+    if stats["stop_reason"] == "quota exhausted":
+        raise click.ClickException("the API quota is exhausted; nothing more was sent (re-run to resume)")
+
+
+@main.command("verify-exercises")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--timeout", type=float, default=None, help="seconds per exercise run")
+@click.option("--workers", type=int, default=None, help="sandboxes run at once")
+@one_line_errors
+def verify_exercises_command(corpus_dir: Path, timeout: float | None, workers: int | None) -> None:
+    """Run each exercise's solution with its tests in a bubblewrap sandbox (ReST^EM); check stories' words."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.verify.exercises import verify_exercises
+
+    config = _config(corpus_dir, sandbox_timeout=timeout, verify_workers=workers)
+    stats = verify_exercises(Corpus.open(corpus_dir), config=config, echo=click.echo)
+    click.echo(json.dumps(stats, sort_keys=True))
+
+
+@main.command("grade")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--sample", "sample", type=int, required=True, help="documents to grade (random, kept ones)")
+@click.option("--llm", "llm", multiple=True, help="judge endpoint (default $OPENAI_BASE_URL)")
+@click.option("--model", required=True, help="judge model")
+@click.option("--max-cost", "max_cost", type=float, default=0.0, help="hard cap in USD (0: none)")
+@click.option("--seed", type=int, default=0)
+@one_line_errors
+def grade_command(
+    corpus_dir: Path, sample: int, llm: tuple[str, ...], model: str, max_cost: float, seed: int
+) -> None:
+    """Score a sample of documents with an LLM judge (TinyStories rubric for stories, edu value 0-5 else)."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.verify.grade import grade
+
+    stats = grade(
+        Corpus.open(corpus_dir),
+        sample=sample,
+        endpoints=_endpoints(llm),
+        model=model,
+        config=_config(corpus_dir),
+        max_cost=max_cost,
+        api_key=os.environ.get("OPENAI_API_KEY", ""),
+        seed=seed,
+        echo=click.echo,
+    )
+    click.echo(json.dumps(stats, sort_keys=True))

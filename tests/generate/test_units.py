@@ -1,0 +1,116 @@
+"""Retry classification, backoff, buckets, adaptive concurrency, cost meter, post-processing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from phicorpus.config import GenerateConfig, ModelPrice
+from phicorpus.generate.cost import CostMeter, model_price, prompt_tokens_upper, request_cost
+from phicorpus.generate.limits import AdaptiveConcurrency, RateLimiter, TokenBucket, parse_duration
+from phicorpus.generate.postprocess import parse_exercise, process_output, strip_boilerplate
+from phicorpus.generate.retry import RetryPolicy, classify_status, parse_retry_after
+
+
+def test_classification() -> None:
+    assert classify_status(429, {"error": {"code": "insufficient_quota"}}, {}).quota
+    f = classify_status(429, {"error": {"code": "rate_limit_exceeded"}}, {"retry-after": "3"})
+    assert f.transient and f.throttled and f.retry_after == 3.0 and not f.billed
+    assert classify_status(500, None, {}).billed
+    for status in (408, 409):
+        assert classify_status(status, None, {}).transient
+    for status in (400, 401, 403, 404, 422):
+        failure = classify_status(status, {"error": {"message": "nope"}}, {})
+        assert not failure.transient and "nope" in failure.reason
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert (
+        9
+        <= (parse_retry_after({"retry-after": "Thu, 01 Jan 2037 00:00:10 GMT"}, now=2114380800.0) or 0)
+        <= 10
+    )
+    assert parse_retry_after({}) is None
+
+
+def test_backoff_is_jittered_and_capped_and_floored_by_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=5, base=1.0, cap=8.0)
+    rng = random.Random(0)
+    delays = [policy.delay(10, None, rng) for _ in range(200)]
+    assert max(delays) <= 8.0 and min(delays) >= 0 and len(set(delays)) > 100
+    assert all(policy.delay(1, 5.0, rng) >= 5.0 for _ in range(50))
+
+
+def test_token_bucket_and_durations() -> None:
+    bucket = TokenBucket(10.0, 2.0)
+    bucket.take(2.0)
+    assert 0.05 < bucket.wait_time(1.0) <= 0.1
+    assert (
+        parse_duration("6m0s") == 360.0 and parse_duration("20ms") == 0.02 and parse_duration("1.5s") == 1.5
+    )
+    limiter = RateLimiter()
+    limiter.observe(
+        {
+            "x-ratelimit-limit-tokens": "600000",
+            "x-ratelimit-remaining-tokens": "0",
+            "x-ratelimit-reset-tokens": "2s",
+        }
+    )
+    assert limiter.tokens.rate == 10000.0 and limiter.paused_until > 0
+
+
+def test_adaptive_concurrency() -> None:
+    async def main() -> None:
+        conc = AdaptiveConcurrency(4, 8)
+        for _ in range(4):
+            await conc.acquire()
+        waiter = asyncio.create_task(conc.acquire())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        for _ in range(4):
+            conc.success()
+        assert conc.limit == 5
+        await asyncio.sleep(0)
+        assert waiter.done()
+        conc.throttled()
+        assert conc.limit == 2
+        conc.throttled()  # the same burst: one cut
+        assert conc.limit == 2
+
+    asyncio.run(main())
+
+
+def test_cost_meter_and_prices() -> None:
+    price = ModelPrice(2.0, 8.0, batch=0.5)
+    usage = {"prompt_tokens": 1000, "completion_tokens": 500}
+    assert request_cost(price, usage) == (1000 * 2 + 500 * 8) / 1e6
+    assert request_cost(price, usage, batch=True) == request_cost(price, usage) / 2
+    meter = CostMeter(price, cap=1.0)
+    assert meter.reserve(0.6) and not meter.reserve(0.6)
+    meter.settle(0.6, None)  # unknown outcome: counted as spent at worst case
+    assert meter.possibly == 0.6 and not meter.reserve(0.5) and meter.reserve(0.4)
+    config = GenerateConfig()
+    assert model_price("gpt-4o-2024-08-06", config) == model_price("gpt-4o", config)
+    assert model_price("nope", config) is None
+    assert prompt_tokens_upper([{"role": "user", "content": "héllo"}]) >= len("héllo".encode())
+
+
+def test_postprocess() -> None:
+    assert strip_boilerplate("Certainly! Here's a story:\n\nOnce upon a time.") == "Once upon a time."
+    assert strip_boilerplate("Once upon a time.") == "Once upon a time."
+    text = (
+        "### Problem\nSum two numbers.\n\n### Solution\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+        "### Tests\n```python\nassert add(2, 2) == 4\n```\n"
+    )
+    ex = parse_exercise(text)
+    assert ex and ex.solution.startswith("def add") and ex.tests.startswith("assert")
+    assert parse_exercise("### Problem\nx\n### Solution\nno code") is None
+    assert process_output("x" * 300, "length", "textbook", min_chars=10).drop_reason == "truncated"
+    assert process_output("  ", "stop", "textbook", min_chars=10).drop_reason == "empty"
+    assert process_output("tiny", "stop", "textbook", min_chars=10).drop_reason == "too-short"
+    story = process_output(
+        "The dog ran to the park. " * 5, "stop", "stories", min_chars=10, words=["dog", "moon"]
+    )
+    assert story.drop_reason is None and story.missing_words == ("moon",)
