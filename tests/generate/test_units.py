@@ -105,8 +105,15 @@ def test_postprocess() -> None:
         "### Tests\n```python\nassert add(2, 2) == 4\n```\n"
     )
     ex = parse_exercise(text)
-    assert ex and ex.solution.startswith("def add") and ex.tests.startswith("assert")
+    assert ex and ex.solution_code.startswith("def add") and ex.tests_code.startswith("assert")
     assert parse_exercise("### Problem\nx\n### Solution\nno code") is None
+    # A python-tests answer must parse; a text exercise (a worked maths problem) need not.
+    worked = "Problem 1. What is 2 + 3? Solution: count on from 2: 3, 4, 5. " * 5
+    assert process_output(worked, "stop", "exercises", min_chars=10).drop_reason == "unparsed-exercise"
+    kept = process_output(worked, "stop", "exercises", min_chars=10, answer_format="text")
+    assert kept.drop_reason is None and kept.exercise is None
+    parsed = process_output(text, "stop", "exercises", min_chars=10, answer_format="python-tests")
+    assert parsed.exercise is not None and parsed.exercise.entry_point == "add"
     assert process_output("x" * 300, "length", "textbook", min_chars=10).drop_reason == "truncated"
     assert process_output("  ", "stop", "textbook", min_chars=10).drop_reason == "empty"
     assert process_output("tiny", "stop", "textbook", min_chars=10).drop_reason == "too-short"

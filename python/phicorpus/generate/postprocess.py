@@ -4,10 +4,9 @@ Every response becomes one document; the ones not fit for training keep a drop r
 (``truncated`` when ``finish_reason == "length"``, ``empty``, ``too-short``, ``content-filter``,
 ``unparsed-exercise``) so the catalog can count them.
 
-The exercise layout is the prompt engine's: ``### Problem``, ``### Solution`` with one
-```` ```python ```` block, ``### Tests`` with one ```` ```python ```` block of asserts.
-:func:`parse_exercise` is the one place that knows it (the prompts stream exports its own
-``phicorpus.prompts.parse_exercise``; swap it in here at merge).
+Programming exercises (prompts with ``answer_format == "python-tests"``) follow the prompt
+engine's layout, ``phicorpus.prompts.EXERCISE_LAYOUT``, and are split by the one parser that knows
+it, :func:`phicorpus.prompts.parse_exercise`; other exercises (worked maths problems, ...) are text.
 
 Example:
     >>> strip_boilerplate("Sure! Here is a textbook section:\\n\\n# Fractions\\nA fraction ...")
@@ -19,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from phicorpus.prompts.exercise import ANSWER_PYTHON_TESTS, Exercise, parse_exercise
 
 __all__ = ["Exercise", "Processed", "parse_exercise", "process_output", "strip_boilerplate"]
 
@@ -41,37 +42,6 @@ def strip_boilerplate(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Exercise:
-    problem: str
-    solution: str
-    tests: str
-
-
-_SECTION = re.compile(r"^#{2,4}\s*(problem|solution|tests?)\s*:?\s*$", re.IGNORECASE | re.MULTILINE)
-_CODE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
-
-
-def parse_exercise(text: str) -> Exercise | None:
-    """Split an exercise answer into problem, solution code and test code; None if malformed."""
-    marks = list(_SECTION.finditer(text))
-    parts: dict[str, str] = {}
-    for i, mark in enumerate(marks):
-        name = mark.group(1).lower().rstrip("s") or "test"
-        name = "tests" if name.startswith("test") else name
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        parts.setdefault(name, text[mark.end() : end].strip())
-    if not {"problem", "solution", "tests"} <= parts.keys():
-        return None
-    solution = _CODE.search(parts["solution"])
-    tests = _CODE.search(parts["tests"])
-    if not solution or not tests or not parts["problem"]:
-        return None
-    if "assert" not in tests.group(1):
-        return None
-    return Exercise(parts["problem"], solution.group(1).strip() + "\n", tests.group(1).strip() + "\n")
-
-
-@dataclass(frozen=True, slots=True)
 class Processed:
     text: str
     drop_reason: str | None
@@ -87,9 +57,19 @@ def missing_words(text: str, words: Sequence[str]) -> tuple[str, ...]:
 
 
 def process_output(
-    text: str, finish_reason: str | None, fmt: str, *, min_chars: int, words: Sequence[str] = ()
+    text: str,
+    finish_reason: str | None,
+    fmt: str,
+    *,
+    min_chars: int,
+    words: Sequence[str] = (),
+    answer_format: str | None = None,
 ) -> Processed:
-    """Clean one response and decide whether it is kept (``drop_reason is None``)."""
+    """Clean one response and decide whether it is kept (``drop_reason is None``).
+
+    ``answer_format`` is the prompt's (``python-tests`` answers must parse as an exercise); prompt
+    files without the column treat every ``exercises`` prompt as ``python-tests``.
+    """
     clean = strip_boilerplate(text or "")
     if finish_reason == "length":
         return Processed(clean, "truncated")
@@ -97,7 +77,7 @@ def process_output(
         return Processed(clean, "content-filter")
     if not clean:
         return Processed(clean, "empty")
-    if fmt == "exercises":
+    if answer_format == ANSWER_PYTHON_TESTS or (answer_format is None and fmt == "exercises"):
         exercise = parse_exercise(clean)
         if exercise is None:
             return Processed(clean, "unparsed-exercise")

@@ -118,6 +118,7 @@ META = (
     "words",
     "expected_tokens",
     "web_id",
+    "answer_format",
 )
 
 
@@ -238,6 +239,7 @@ class ShardWriter:
                 fmt,
                 min_chars=self.config.min_chars,
                 words=words,
+                answer_format=meta.get("answer_format"),
             )
             if processed.drop_reason:
                 drops[processed.drop_reason] = drops.get(processed.drop_reason, 0) + 1
@@ -261,8 +263,8 @@ class ShardWriter:
                 "words": words,
                 "missing_words": list(processed.missing_words),
                 "problem": ex.problem if ex else None,
-                "solution": ex.solution if ex else None,
-                "tests": ex.tests if ex else None,
+                "solution": ex.solution_code if ex else None,
+                "tests": ex.tests_code if ex else None,
                 "drop_reason": processed.drop_reason,
             }
             for name, value in values.items():

@@ -97,6 +97,9 @@ def verify_exercises(
         stats["sandbox"] = "bubblewrap" if sandbox else unavailable
         if exercises:
             cols = _columns(corpus, exercises, ["solution", "tests"])
+            # Only programming exercises (answer_format python-tests) carry code to run; worked
+            # maths or prose exercises are text and have nothing to execute.
+            exercises = [d for d in exercises if cols[d[0]]["solution"] or cols[d[0]]["tests"]]
             verdicts: dict[str, RunVerdict] = {}
             if sandbox is not None:
                 box = sandbox
