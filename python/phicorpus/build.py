@@ -680,6 +680,9 @@ class BuildInputs:
     code: tuple[Path, ...] = ()
     web: tuple[Path, ...] = ()
     benchmarks: tuple[Path, ...] = ()
+    #: Hard cap in USD on everything this corpus's generation journal has spent (0: no cap).
+    max_cost: float = 0.0
+    api_key: str = ""
 
 
 def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
@@ -803,6 +806,116 @@ def describe_plan(
 # -- the main job ---------------------------------------------------------------------------------
 
 
+#: Extra responses asked for beyond the token target, for the ones the filters and verification drop.
+LLM_OVERGENERATE = 1.15
+
+
+def llm_format_shares(
+    spec: MixSpec, groups: dict[str, tuple[str, ...]], weights: dict[str, float]
+) -> dict[str, float]:
+    """Each generated format's share of the training tokens: a group's weight split over its
+    formats by ``[prompts] format_weights`` (rewrite is only made when named on its own)."""
+    shares: dict[str, float] = {}
+    for name, weight in spec.entries:
+        members = [m for m in groups.get(name, (name,)) if m in LLM_SOURCES and m != "rewrite"]
+        if not members or weight <= 0:
+            continue
+        w = {m: max(weights.get(m, 0.0), 0.0) for m in members}
+        total = sum(w.values())
+        for m in members:
+            shares[m] = shares.get(m, 0.0) + weight * (w[m] / total if total else 1 / len(members))
+    return shares
+
+
+def plan_llm_prompts(
+    config: Config, inputs: BuildInputs, spec: MixSpec, groups: dict[str, tuple[str, ...]]
+) -> pa.Table:
+    """Render (in memory, nothing sent) the prompts whose responses fill the LLM sources' share of
+    ``--tokens``: per format, target tokens x (1 + valid fraction) x :data:`LLM_OVERGENERATE` over
+    that format's expected tokens per response, then one :func:`render_prompts` call so topics are
+    shared out across formats (every topic used before any is used twice).
+
+    Raises:
+        BuildError: no ``--model``, or no ``--tokens`` (an LLM corpus has no natural size).
+    """
+    import dataclasses
+
+    from phicorpus.prompts import prompts_for_tokens, render_prompts
+
+    if not inputs.model:
+        raise BuildError("--llm needs --model (the model name at that endpoint)")
+    if not config.build.tokens:
+        raise BuildError("with --llm, give --tokens N: how many training tokens to generate for")
+    shares = llm_format_shares(spec, groups, dict(config.prompts.format_weights))
+    counts: dict[str, int] = {}
+    if not shares:
+        raise BuildError("the mix names no generated format (textbook, exercises, stories)")
+    for fmt, share in shares.items():
+        probe = render_prompts(32, formats=(fmt,), seed=config.build.seed, config=config.prompts)
+        per_response = float(np.mean(probe.column("expected_tokens").to_numpy()))
+        target = share * config.build.tokens * (1 + config.build.valid_fraction) * LLM_OVERGENERATE
+        counts[fmt] = prompts_for_tokens(int(target), per_response * config.generate.samples)
+    n = sum(counts.values())
+    prompts_config = dataclasses.replace(
+        config.prompts, format_weights={fmt: c / n for fmt, c in counts.items()}
+    )
+    return render_prompts(
+        n, formats=tuple(counts), seed=config.build.seed, web=inputs.web, config=prompts_config
+    )
+
+
+def describe_llm_plan(prompts: pa.Table, config: Config, inputs: BuildInputs) -> list[str]:
+    """The generation lines of the plan: prompts per format, samples, estimated dollars and time."""
+    from phicorpus.generate import GenerationParams, estimate_cost
+
+    params = GenerationParams.from_config(config.generate)
+    usd, seconds = estimate_cost(prompts, inputs.model or "", params, config.generate)
+    formats = prompts.column("format").to_pylist()
+    per = ", ".join(f"{f} {formats.count(f):,}" for f in sorted(set(formats)))
+    price = "no price for this model in [generate.prices]" if usd != usd else f"${usd:,.2f}"
+    cap = f"; --max-cost ${inputs.max_cost:,.2f} is a hard cap" if inputs.max_cost else "; no --max-cost cap"
+    return [
+        f"LLM: {inputs.model} at {inputs.llm}: {prompts.num_rows:,} prompts ({per}) x "
+        f"{params.samples} sample(s)",
+        f"LLM cost estimate: {price} (prices of {config.generate.prices_date}), about "
+        f"{seconds / 3600:.1f} h at concurrency {config.generate.concurrency}{cap}",
+    ]
+
+
+def generate_llm_sources(
+    corpus: Corpus, config: Config, inputs: BuildInputs, prompts: pa.Table, *, echo: Echo = print
+) -> dict[str, Any]:
+    """Publish the prompts, generate their responses (journaled: a re-run never pays twice), then
+    verify the programming exercises in the sandbox (ReST^EM: failing ones are dropped).
+
+    Raises:
+        BuildError: the run stopped on the cost cap or an exhausted quota (re-run to resume).
+    """
+    from phicorpus.generate import GenerationParams, run_generation
+    from phicorpus.prompts import write_prompts
+    from phicorpus.verify.exercises import verify_exercises
+
+    path = write_prompts(corpus, prompts)
+    stats = run_generation(
+        corpus,
+        path,
+        endpoints=[inputs.llm or ""],
+        model=inputs.model or "",
+        params=GenerationParams.from_config(config.generate),
+        max_cost=inputs.max_cost,
+        config=config.generate,
+        api_key=inputs.api_key,
+        echo=echo,
+    )
+    if stats.get("stop_reason"):
+        raise BuildError(
+            f"generation stopped: {stats['stop_reason']}; what was received is kept, re-run to resume"
+        )
+    if "exercises" in set(prompts.column("format").to_pylist()):
+        verify_exercises(corpus, config=config.generate, echo=echo)
+    return dict(stats)
+
+
 def _stage(module: str, func: str) -> Callable[..., Any]:
     """A stage entry point of another part of phicorpus, imported when it is needed."""
     import importlib
@@ -827,12 +940,17 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
         _load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
     for line in describe_plan(corpus, config.build, inputs, config.ingest):
         echo(line)
-    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
-    publish_bytes(corpus.config_path, config.to_toml().encode())
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:
         spec, groups, _ = resolve_mix(config.build.mix, catalog, llm=llm)
     wanted = {m for name, w in spec.entries if w > 0 for m in groups.get(name, (name,))}
+    prompts = None
+    if wanted & set(LLM_SOURCES):
+        prompts = plan_llm_prompts(config, inputs, spec, groups)
+        for line in describe_llm_plan(prompts, config, inputs):
+            echo(line)
+    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
+    publish_bytes(corpus.config_path, config.to_toml().encode())
     if wanted & set(OFFLINE_SOURCES):
         _stage("phicorpus.sources.bios", "write_bios")(
             corpus,
@@ -842,8 +960,8 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
             permute=config.build.bios_permute,
             fullname=config.build.bios_fullname,
         )
-    if wanted & set(LLM_SOURCES):
-        raise BuildError("LLM generation is wired into build at integration (run `phicorpus generate`)")
+    if prompts is not None:
+        generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
     if "code" in wanted:
         _stage("phicorpus.sources.code", "ingest_code")(
             corpus, list(inputs.code) or None, config=config.ingest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -16,8 +17,16 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 @click.option("--mix", default=None, help="name:weight,... over groups (synthetic, code) and sources.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
 @click.option("--tokens", type=int, default=None, help="Training tokens (default: what the data gives).")
-@click.option("--llm", default=None, help="OpenAI-compatible base URL (none: offline generators).")
+@click.option(
+    "--llm",
+    default=None,
+    envvar="OPENAI_BASE_URL",
+    help="OpenAI-compatible base URL [$OPENAI_BASE_URL] (none: the offline generators).",
+)
 @click.option("--model", default=None, help="Model name at --llm.")
+@click.option(
+    "--max-cost", "max_cost", type=float, default=0.0, help="Hard cap in USD on generation (0: none)."
+)
 @click.option("--tokenizer", default=None, help="tokenizer.json to use (default: train one).")
 @click.option("--code", "code", multiple=True, type=click.Path(path_type=Path), help="Code dirs/files.")
 @click.option("--web", "web", multiple=True, type=click.Path(path_type=Path), help="Web samples.")
@@ -34,6 +43,7 @@ def build(
     tokens: int | None,
     llm: str | None,
     model: str | None,
+    max_cost: float,
     tokenizer: str | None,
     code: tuple[Path, ...],
     web: tuple[Path, ...],
@@ -62,7 +72,15 @@ def build(
             "name": name,
         }
     )
-    inputs = BuildInputs(llm=llm, model=model, code=code, web=web, benchmarks=benchmarks)
+    inputs = BuildInputs(
+        llm=llm or None,
+        model=model,
+        code=code,
+        web=web,
+        benchmarks=benchmarks,
+        max_cost=max_cost,
+        api_key=os.environ.get("OPENAI_API_KEY", ""),
+    )
     manifest = run_build(corpus, config, inputs, echo=click.echo)
     train = manifest["splits"]["train"]
     click.echo(

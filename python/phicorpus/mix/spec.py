@@ -27,9 +27,10 @@ class MixError(ValueError):
 
 
 def default_groups(llm: bool) -> dict[str, tuple[str, ...]]:
-    """The source groups: ``synthetic`` (LLM sources with an LLM, else the offline generators) and
-    ``code``."""
-    return {"synthetic": LLM_SOURCES if llm else OFFLINE_SOURCES, "code": ("code",)}
+    """The source groups: ``synthetic`` (with an LLM the generated textbooks, exercises and stories;
+    without, the offline generators) and ``code``. ``rewrite`` is named on its own."""
+    generated = tuple(s for s in LLM_SOURCES if s != "rewrite")
+    return {"synthetic": generated if llm else OFFLINE_SOURCES, "code": ("code",)}
 
 
 @dataclass(frozen=True, slots=True)
