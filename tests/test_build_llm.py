@@ -12,20 +12,16 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from tests.generate.conftest import fast_config
+from tests.generate.fake_server import Action, Call, FakeServer
 
 from phicorpus.build import BuildError, BuildInputs, run_build
 from phicorpus.catalog import Catalog
 from phicorpus.config import BuildConfig, Config, ModelPrice
 from phicorpus.corpus import Corpus, sha256_file
 from phicorpus.mix import SHARE_TOLERANCE
-from tests.generate.conftest import fast_config
-from tests.generate.fake_server import Action, Call, FakeServer
 
-WORDS = (
-    "energy system water light plant animal number pattern force motion city river market price "
-    "story friend school teacher garden language history island machine signal reason method "
-    "problem answer result value change growth season weather family village journey question"
-).split()
+WORDS = ["energy", "system", "water", "light", "plant", "animal", "number", "pattern", "force", "motion", "city", "river", "market", "price", "story", "friend", "school", "teacher", "garden", "language", "history", "island", "machine", "signal", "reason", "method", "problem", "answer", "result", "value", "change", "growth", "season", "weather", "family", "village", "journey", "question"]
 
 
 def prose(seed: str, extra: list[str]) -> str:
