@@ -21,7 +21,46 @@ from phicorpus.config import BuildConfig, Config, ModelPrice
 from phicorpus.corpus import Corpus, sha256_file
 from phicorpus.mix import SHARE_TOLERANCE
 
-WORDS = ["energy", "system", "water", "light", "plant", "animal", "number", "pattern", "force", "motion", "city", "river", "market", "price", "story", "friend", "school", "teacher", "garden", "language", "history", "island", "machine", "signal", "reason", "method", "problem", "answer", "result", "value", "change", "growth", "season", "weather", "family", "village", "journey", "question"]
+WORDS = [
+    "energy",
+    "system",
+    "water",
+    "light",
+    "plant",
+    "animal",
+    "number",
+    "pattern",
+    "force",
+    "motion",
+    "city",
+    "river",
+    "market",
+    "price",
+    "story",
+    "friend",
+    "school",
+    "teacher",
+    "garden",
+    "language",
+    "history",
+    "island",
+    "machine",
+    "signal",
+    "reason",
+    "method",
+    "problem",
+    "answer",
+    "result",
+    "value",
+    "change",
+    "growth",
+    "season",
+    "weather",
+    "family",
+    "village",
+    "journey",
+    "question",
+]
 
 
 def prose(seed: str, extra: list[str]) -> str:
