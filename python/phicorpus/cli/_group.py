@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -48,3 +49,11 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise
 
     return wrapper
+
+
+def llm_endpoints(llm: tuple[str, ...]) -> list[str]:
+    """The ``--llm`` base URLs, else ``$OPENAI_BASE_URL``; a usage error when there is neither."""
+    urls = list(llm) or ([os.environ["OPENAI_BASE_URL"]] if os.environ.get("OPENAI_BASE_URL") else [])
+    if not urls:
+        raise click.UsageError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
+    return urls

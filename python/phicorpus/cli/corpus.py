@@ -5,14 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from phicorpus.cli._group import main, one_line_errors
+from phicorpus.cli._group import llm_endpoints, main, one_line_errors
+
+if TYPE_CHECKING:
+    from phicorpus.corpus import Corpus
 
 __all__ = ["main", "one_line_errors"]
 
@@ -123,6 +127,14 @@ def classifier() -> None:
     help='JSONL of {"id": ..., "score": 0-5} from a judge.',
 )
 @click.option(
+    "--llm",
+    "llm",
+    multiple=True,
+    help="Judge endpoint, OpenAI-compatible base URL (repeat to share the load); default $OPENAI_BASE_URL.",
+)
+@click.option("--model", default=None, help="Judge model: score the sample with it (edu value 0-5).")
+@click.option("--max-cost", "max_cost", type=float, default=0.0, help="Hard cap in USD (0: none).")
+@click.option(
     "--sample", type=int, default=1000, show_default=True, help="Documents to sample for the judge."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -131,50 +143,51 @@ def classifier() -> None:
     "out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Without --labels: write the sample (id, text) here for a judge to score.",
+    help="Without --labels or --model: write the sample (id, text) here for a judge to score.",
 )
 @one_line_errors
 def annotate_cmd(
-    corpus_dir: Path, labels_file: Path | None, sample: int, seed: int, out: Path | None
+    corpus_dir: Path,
+    labels_file: Path | None,
+    llm: tuple[str, ...],
+    model: str | None,
+    max_cost: float,
+    sample: int,
+    seed: int,
+    out: Path | None,
 ) -> None:
-    """Store judge scores (0-5) for a sample of documents, or write the sample to be judged."""
+    """Edu-value labels (0-5) of a seeded sample of kept documents, for `classifier train`.
+
+    With --model, an LLM judge scores the sample (the `grade` edu rubric, through the generation
+    engine: journaled, so a re-run pays for no document twice). With --labels, a judge's scores are
+    imported. With neither, the sample is written out for a judge to score.
+    """
     from phicorpus.catalog import Catalog
     from phicorpus.corpus import Corpus, atomic_path, read_texts
-    from phicorpus.filter.classifier import load_labels
+    from phicorpus.filter.classifier import load_labels, publish_labels
+    from phicorpus.verify.grade import sample_documents
 
+    if labels_file is not None and model is not None:
+        raise click.UsageError("give either --labels or --model, not both")
+    if out is not None and (labels_file is not None or model is not None):
+        raise click.UsageError("--out is where the sample goes when there is no --labels or --model")
+    if (llm or max_cost) and model is None:
+        raise click.UsageError("--llm and --max-cost need --model (the judge)")
     corpus = Corpus.open(corpus_dir)
     if labels_file is not None:
         labels = load_labels(labels_file)
-        from phicorpus.corpus import publish_bytes
-
-        lines = "".join(json.dumps({"id": k, "score": v}) + "\n" for k, v in sorted(labels.items()))
-        target = corpus.root / "models" / "edu_labels.jsonl"
-        publish_bytes(target, lines.encode())
-        with Catalog.open(corpus) as catalog:
-            from phicorpus.corpus import sha256_file
-
-            known = {r[0] for r in catalog.exec("SELECT id FROM documents")}
-            missing = [k for k in labels if k not in known]
-            if missing:
-                raise ValueError(f"{labels_file}: {len(missing)} ids not in the corpus, e.g. {missing[0]}")
-            catalog.register_shard(
-                target,
-                "labels",
-                sha256=sha256_file(target),
-                size=target.stat().st_size,
-                rows=len(labels),
-                stage="classifier",
-            )
+        target = publish_labels(corpus, labels, str(labels_file))
         click.echo(f"stored {len(labels)} labels in {corpus.relative(target)}")
         return
-    # No labels: write a deterministic sample for an LLM judge (the generation client scores it).
+    if model is not None:
+        _annotate_with_judge(corpus, model, llm_endpoints(llm), max_cost, sample, seed)
+        return
     with Catalog.open(corpus, read_only=True) as catalog:
-        rows = catalog.exec("SELECT id, file, row FROM documents WHERE drop_stage IS NULL ORDER BY id")
-    picked = sorted(random.Random(seed).sample(rows, min(sample, len(rows))), key=lambda r: (r[1], r[2]))
+        picked = sample_documents(catalog, sample, seed)
     target = out or corpus.root / "models" / "edu_sample.jsonl"
     with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         by_file: dict[str, list[tuple[str, int]]] = {}
-        for doc_id, file, row in picked:
+        for doc_id, _source, file, row in sorted(picked, key=lambda d: (d[2], d[3])):
             by_file.setdefault(file, []).append((doc_id, row))
         for file, members in by_file.items():
             for (doc_id, _), text in zip(
@@ -182,6 +195,42 @@ def annotate_cmd(
             ):
                 fh.write(json.dumps({"id": doc_id, "text": text}) + "\n")
     click.echo(f"wrote {len(picked)} documents to {target}; score them 0-5 and pass --labels")
+
+
+def _annotate_with_judge(
+    corpus: Corpus, model: str, endpoints: list[str], max_cost: float, sample: int, seed: int
+) -> None:
+    """Score the seeded sample with the edu rubric and store the parsed scores as the labels file."""
+    from phicorpus.catalog import Catalog
+    from phicorpus.filter.classifier import publish_labels
+    from phicorpus.verify.grade import judge_documents, sample_documents, store_scores
+
+    config = _config(corpus.root).generate
+    with Catalog.open(corpus) as catalog:
+        run_id = catalog.start_stage("classifier-annotate", {"sample": sample, "model": model, "seed": seed})
+        docs = sample_documents(catalog, sample, seed)
+        judged = judge_documents(
+            corpus,
+            docs,
+            endpoints=endpoints,
+            model=model,
+            config=config,
+            max_cost=max_cost,
+            api_key=os.environ.get("OPENAI_API_KEY", ""),
+            rubric="edu",
+        )
+        store_scores(catalog, judged, model)
+        stats = judged.stats
+        catalog.finish_stage(run_id, stats, status="done" if judged.scores else "failed")
+    if not judged.scores:
+        _print_stats(stats)
+        raise ValueError(
+            f"the judge scored none of {len(docs)} documents ({stats['unparsed']} answers did not parse, "
+            f"{stats['failed']} requests failed); no labels stored"
+        )
+    labels = {doc_id: scores["educational_value"] for doc_id, scores in judged.scores.items()}
+    target = publish_labels(corpus, labels, f"judge {model}")
+    _print_stats({**stats, "labels": len(labels), "labels_file": corpus.relative(target)})
 
 
 @classifier.command("train")
@@ -205,10 +254,10 @@ def train_cmd(
     """Fit the linear classifier on the labels and report held-out accuracy and F1."""
     from phicorpus.catalog import Catalog
     from phicorpus.corpus import Corpus, read_texts, sha256_file
-    from phicorpus.filter.classifier import evaluate, load_labels, train_classifier
+    from phicorpus.filter.classifier import evaluate, labels_path, load_labels, train_classifier
 
     corpus = Corpus.open(corpus_dir)
-    labels = load_labels(labels_file or corpus.root / "models" / "edu_labels.jsonl")
+    labels = load_labels(labels_file or labels_path(corpus))
     config = _config(corpus_dir).filter
     with Catalog.open(corpus) as catalog:
         rows = catalog.exec("SELECT id, file, row FROM documents ORDER BY id")

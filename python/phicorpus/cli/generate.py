@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from phicorpus.cli._group import main, one_line_errors
+from phicorpus.cli._group import llm_endpoints, main, one_line_errors
 
 __all__ = ["main", "one_line_errors"]
 
@@ -18,13 +18,6 @@ def _config(out: Path, **overrides: object):  # type: ignore[no-untyped-def]
 
     config = Config.load(out / "phicorpus.toml")
     return config.override(generate=overrides).generate
-
-
-def _endpoints(llm: tuple[str, ...]) -> list[str]:
-    urls = list(llm) or ([os.environ["OPENAI_BASE_URL"]] if os.environ.get("OPENAI_BASE_URL") else [])
-    if not urls:
-        raise click.UsageError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
-    return urls
 
 
 @main.command("generate")
@@ -120,7 +113,7 @@ def generate_command(
             batch,
             corpus,
             prompts,
-            endpoints=_endpoints(llm) if batch != "export" else list(llm),
+            endpoints=llm_endpoints(llm) if batch != "export" else list(llm),
             model=model,
             params=params,
             config=config,
@@ -132,7 +125,7 @@ def generate_command(
     stats = run_generation(
         corpus,
         prompts,
-        endpoints=_endpoints(llm),
+        endpoints=llm_endpoints(llm),
         model=model,
         params=params,
         max_cost=max_cost,
@@ -179,7 +172,7 @@ def grade_command(
     stats = grade(
         Corpus.open(corpus_dir),
         sample=sample,
-        endpoints=_endpoints(llm),
+        endpoints=llm_endpoints(llm),
         model=model,
         config=_config(corpus_dir),
         max_cost=max_cost,

@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from phicorpus import _core
-from phicorpus.corpus import atomic_path
+from phicorpus.catalog import Catalog
+from phicorpus.corpus import Corpus, atomic_path, publish_bytes, sha256_file
 
-__all__ = ["EduModel", "evaluate", "load_labels", "train_classifier"]
+__all__ = ["EduModel", "evaluate", "labels_path", "load_labels", "publish_labels", "train_classifier"]
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,42 @@ def load_labels(path: str | Path) -> dict[str, float]:
                 raise ValueError(f"{path}:{number}: score {score} is not in 0-5")
             out[doc_id] = score
     return out
+
+
+def labels_path(corpus: Corpus) -> Path:
+    """Where ``classifier annotate`` stores the labels and ``classifier train`` reads them."""
+    return corpus.root / "models" / "edu_labels.jsonl"
+
+
+def publish_labels(corpus: Corpus, labels: dict[str, float], origin: str) -> Path:
+    """Write ``labels`` as the corpus's labels file (JSONL, sorted by id), atomically, and register it.
+
+    Args:
+        corpus: the corpus the labelled documents belong to.
+        labels: ``{document id: score 0-5}``.
+        origin: what the labels came from, for the error message (a file name, a judge model).
+
+    Raises:
+        ValueError: an id is not a document of the corpus (nothing is written then).
+
+    Example:
+        >>> publish_labels(corpus, {"code/0a1b": 4.0}, "judge.jsonl")  # doctest: +SKIP
+        PosixPath('.../models/edu_labels.jsonl')
+    """
+    target = labels_path(corpus)
+    lines = "".join(json.dumps({"id": k, "score": v}) + "\n" for k, v in sorted(labels.items()))
+    with Catalog.open(corpus) as catalog:
+        known = {r[0] for r in catalog.exec("SELECT id FROM documents")}
+        missing = [k for k in labels if k not in known]
+        if missing:
+            raise ValueError(f"{origin}: {len(missing)} ids not in the corpus, e.g. {missing[0]}")
+        publish_bytes(target, lines.encode())
+        catalog.register_shard(
+            target,
+            "labels",
+            sha256=sha256_file(target),
+            size=target.stat().st_size,
+            rows=len(labels),
+            stage="classifier",
+        )
+    return target

@@ -10,6 +10,9 @@ Rubrics:
 The judge answers in fixed ``Name: <number>`` lines, parsed by :func:`parse_scores`; an answer that
 does not parse is counted, not guessed. Requests go through the same engine as generation (journal
 ``requests/grade.jsonl``, retries, limits, cost cap), so a re-run pays for no document twice.
+:func:`judge_documents` is the judging on its own; ``phicorpus classifier annotate --model`` uses it
+with the ``edu`` rubric to label the classifier's sample (sharing the journal: a document ``grade``
+already scored on that rubric is not paid for again).
 
 Example:
     >>> parse_scores("Grammar: 8/10\\nCreativity: 6\\nConsistency: 9", "tinystories")
@@ -22,6 +25,7 @@ import asyncio
 import random
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -35,7 +39,15 @@ from phicorpus.generate.journal import RequestJournal
 from phicorpus.generate.progress import Progress
 from phicorpus.generate.requests import Request, request_key
 
-__all__ = ["RUBRICS", "grade", "parse_scores"]
+__all__ = [
+    "RUBRICS",
+    "Judgement",
+    "grade",
+    "judge_documents",
+    "parse_scores",
+    "sample_documents",
+    "store_scores",
+]
 
 RUBRICS: dict[str, dict[str, tuple[float, float]]] = {
     "tinystories": {"grammar": (1, 10), "creativity": (1, 10), "consistency": (1, 10)},
@@ -83,13 +95,136 @@ def rubric_for(source: str) -> str:
     return "tinystories" if source == "stories" else "edu"
 
 
-def _sample_docs(
-    catalog: Catalog, n: int, seed: int, sources: Sequence[str] | None
+def sample_documents(
+    catalog: Catalog, n: int, seed: int, sources: Sequence[str] | None = None
 ) -> list[tuple[str, str, str, int]]:
+    """``n`` kept documents as ``(id, source, file, row)``, a seeded shuffle of all of them cut at ``n``.
+
+    The same seed gives the same order, so a larger ``n`` extends a smaller one's sample.
+    """
     rows = catalog.exec('SELECT id, source, file, "row" FROM documents WHERE drop_stage IS NULL ORDER BY id')
     docs = [(r[0], r[1], r[2], int(r[3])) for r in rows if not sources or r[1] in sources]
     random.Random(seed).shuffle(docs)
     return docs[:n]
+
+
+@dataclass
+class Judgement:
+    """What the judge said about a set of documents.
+
+    Attributes:
+        scores: document id -> {metric: value}, for the documents whose answer parsed.
+        rubrics: document id -> the rubric it was judged on (for those in ``scores``).
+        stats: sampled, sent (attempts put on the wire), scored, unparsed, failed, spent_usd,
+            stop_reason.
+    """
+
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    rubrics: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def judge_documents(
+    corpus: Corpus,
+    docs: Sequence[tuple[str, str, str, int]],
+    *,
+    endpoints: Sequence[str],
+    model: str,
+    config: GenerateConfig,
+    max_cost: float = 0.0,
+    api_key: str = "",
+    rubric: str | None = None,
+    max_chars: int = 12000,
+) -> Judgement:
+    """Have the judge ``model`` score ``docs`` (``(id, source, file, row)``, as :func:`sample_documents`).
+
+    ``rubric`` is one of :data:`RUBRICS`, or None for each document's own (:func:`rubric_for`).
+    Requests go through the generation engine with the journal ``requests/grade.jsonl``: a key
+    answered before (by ``grade`` or ``classifier annotate``) is read back, not sent, and documents
+    with the same text share one request. An answer that does not parse is counted, not guessed.
+
+    Example:
+        >>> judged = judge_documents(corpus, docs, endpoints=[url], model="m", config=cfg,
+        ...                          rubric="edu")  # doctest: +SKIP
+        >>> judged.scores["code/0a1b"]  # doctest: +SKIP
+        {'educational_value': 3.0}
+    """
+    price = model_price(model, config)
+    if max_cost > 0 and price is None:
+        raise ValueError(f"model {model!r} has no price in [generate.prices]; cannot enforce --max-cost")
+    api = {"temperature": 0.0, "max_tokens": 40}
+    by_file: dict[str, list[tuple[str, str, int]]] = {}
+    for doc_id, source, file, row in docs:
+        by_file.setdefault(file, []).append((doc_id, source, row))
+    asked: list[tuple[str, Request]] = []  # (document id, its request) in the order of docs' files
+    for file, items in by_file.items():
+        texts = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
+        for doc_id, source, row in items:
+            doc_rubric = rubric or rubric_for(source)
+            messages = (
+                {"role": "system", "content": JUDGE[doc_rubric]},
+                {"role": "user", "content": str(texts[row].as_py() or "")[:max_chars]},
+            )
+            key = request_key(model, api, messages, 0)
+            asked.append((doc_id, Request(key, doc_id, 0, doc_rubric, messages, api, {"source": source})))
+    with RequestJournal.open(corpus.requests_dir / "grade.jsonl") as journal:
+        # One request per key: documents with the same text (duplicates not yet removed) are paid once.
+        unique = list({r.key: r for _, r in asked}.values())
+        todo = [r for r in unique if r.key not in journal.results]
+
+        async def on_result(request: Request, record: dict[str, Any]) -> None:
+            return None
+
+        engine = Engine(
+            journal=journal,
+            urls=endpoints,
+            api_key=api_key,
+            model=model,
+            config=config,
+            price=price,
+            max_cost=max_cost,
+            progress=Progress(len(todo), enabled=False),
+            on_result=on_result,
+            purpose="grade",
+        )
+        engine.possibly_billed_before(todo)
+        if todo:
+            asyncio.run(engine.run(todo))
+        answers = journal.full_results({r.key for r in unique})
+    judged = Judgement()
+    unparsed = 0
+    for doc_id, request in asked:
+        record = answers.get(request.key)
+        if record is None:
+            continue
+        scores = parse_scores(str(record.get("text") or ""), request.fmt)
+        if scores is None:
+            unparsed += 1
+            continue
+        judged.scores[doc_id] = scores
+        judged.rubrics[doc_id] = request.fmt
+    judged.stats = {
+        "sampled": len(docs),
+        "sent": engine.stats.sent,
+        "scored": len(judged.scores),
+        "unparsed": unparsed,
+        "failed": engine.stats.failed,
+        "spent_usd": round(engine.meter.spent, 6),
+        "stop_reason": engine.stats.stop_reason,
+    }
+    return judged
+
+
+def store_scores(catalog: Catalog, judged: Judgement, judge: str) -> None:
+    """Write ``judged``'s scores to the catalog's ``scores`` table (replacing earlier ones)."""
+    with catalog.transaction():
+        for doc_id, scores in judged.scores.items():
+            for metric, value in scores.items():
+                catalog.exec(
+                    "INSERT OR REPLACE INTO scores (doc_id, rubric, metric, value, judge) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [doc_id, judged.rubrics[doc_id], metric, value, judge],
+                )
 
 
 def grade(
@@ -107,73 +242,24 @@ def grade(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Score ``sample`` random kept documents with the judge ``model``; returns statistics."""
-    price = model_price(model, config)
-    if max_cost > 0 and price is None:
-        raise ValueError(f"model {model!r} has no price in [generate.prices]; cannot enforce --max-cost")
-    with Catalog.open(corpus) as catalog, RequestJournal.open(corpus.requests_dir / "grade.jsonl") as journal:
+    with Catalog.open(corpus) as catalog:
         run_id = catalog.start_stage("grade", {"sample": sample, "model": model, "seed": seed})
-        docs = _sample_docs(catalog, sample, seed, sources)
-        by_file: dict[str, list[tuple[str, str, int]]] = {}
-        for doc_id, source, file, row in docs:
-            by_file.setdefault(file, []).append((doc_id, source, row))
-        requests: list[Request] = []
-        api = {"temperature": 0.0, "max_tokens": 40}
-        for file, items in by_file.items():
-            texts = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
-            for doc_id, source, row in items:
-                rubric = rubric_for(source)
-                messages = (
-                    {"role": "system", "content": JUDGE[rubric]},
-                    {"role": "user", "content": str(texts[row].as_py() or "")[:max_chars]},
-                )
-                key = request_key(model, api, messages, 0)
-                requests.append(Request(key, doc_id, 0, rubric, messages, api, {"source": source}))
-        todo = [r for r in requests if r.key not in journal.results]
-
-        async def on_result(request: Request, record: dict[str, Any]) -> None:
-            return None
-
-        engine = Engine(
-            journal=journal,
-            urls=endpoints,
-            api_key=api_key,
+        docs = sample_documents(catalog, sample, seed, sources)
+        judged = judge_documents(
+            corpus,
+            docs,
+            endpoints=endpoints,
             model=model,
             config=config,
-            price=price,
             max_cost=max_cost,
-            progress=Progress(len(todo), enabled=False),
-            on_result=on_result,
-            purpose="grade",
+            api_key=api_key,
+            max_chars=max_chars,
         )
-        if todo:
-            asyncio.run(engine.run(todo))
-        scored, unparsed = 0, 0
-        answers = journal.full_results({r.key for r in requests})
-        with catalog.transaction():
-            for request in requests:
-                record = answers.get(request.key)
-                if record is None:
-                    continue
-                scores = parse_scores(str(record.get("text") or ""), request.fmt)
-                if scores is None:
-                    unparsed += 1
-                    continue
-                scored += 1
-                for metric, value in scores.items():
-                    catalog.exec(
-                        "INSERT OR REPLACE INTO scores (doc_id, rubric, metric, value, judge) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [request.prompt_id, request.fmt, metric, value, model],
-                    )
-        stats = {
-            "sampled": len(docs),
-            "sent": engine.stats.sent,
-            "scored": scored,
-            "unparsed": unparsed,
-            "failed": engine.stats.failed,
-            "spent_usd": round(engine.meter.spent, 6),
-            "stop_reason": engine.stats.stop_reason,
-        }
+        store_scores(catalog, judged, model)
+        stats = judged.stats
         catalog.finish_stage(run_id, stats)
-    echo(f"grade: {scored} of {len(docs)} documents scored by {model} ({unparsed} answers did not parse)")
+    echo(
+        f"grade: {stats['scored']} of {len(docs)} documents scored by {model} "
+        f"({stats['unparsed']} answers did not parse)"
+    )
     return stats
