@@ -141,3 +141,10 @@ def test_llm_build_needs_a_model_and_a_token_target(tmp_path: Path) -> None:
         run_build(corpus, Config(build=BuildConfig(tokens=1000)), BuildInputs(llm="http://127.0.0.1:9/v1"))
     with pytest.raises(BuildError, match="--tokens"):
         run_build(corpus, Config(), BuildInputs(llm="http://127.0.0.1:9/v1", model="m"))
+
+
+def test_generated_source_without_documents_or_llm_fails_before_any_work(tmp_path: Path) -> None:
+    corpus = Corpus.create(tmp_path)
+    with pytest.raises(BuildError, match="textbook: no documents in this corpus and no LLM"):
+        run_build(corpus, Config(build=BuildConfig(mix="textbook:0.5,code:0.5")), BuildInputs())
+    assert not list(tmp_path.glob("docs/*"))  # nothing ingested or generated

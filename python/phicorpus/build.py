@@ -695,6 +695,8 @@ def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
         opts += ", fullname" if config.bios_fullname else ""
         people = f"{config.bios_people:,} people"
         return f"offline bioS generator ({people}, {opts}, seed {config.seed}); not LLM output"
+    if not inputs.llm:
+        return "documents already generated into this corpus (no --llm: nothing new is generated)"
     return f"LLM generation ({inputs.model or 'model?'} at {inputs.llm})"
 
 
@@ -943,9 +945,16 @@ def run_build(corpus: Corpus, config: Config, inputs: BuildInputs, *, echo: Echo
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:
         spec, groups, _ = resolve_mix(config.build.mix, catalog, llm=llm)
+        have = kept_counts(catalog)
     wanted = {m for name, w in spec.entries if w > 0 for m in groups.get(name, (name,))}
+    missing = sorted(s for s in wanted & set(LLM_SOURCES) if not have.get(s, (0, 0))[0])
+    if missing and not llm:
+        raise BuildError(
+            f"{', '.join(missing)}: no documents in this corpus and no LLM to generate them; give "
+            "--llm URL --model M (or $OPENAI_BASE_URL), or mix the offline 'bios' / 'synthetic'"
+        )
     prompts = None
-    if wanted & set(LLM_SOURCES):
+    if llm and wanted & set(LLM_SOURCES):
         prompts = plan_llm_prompts(config, inputs, spec, groups)
         for line in describe_llm_plan(prompts, config, inputs):
             echo(line)
