@@ -330,8 +330,6 @@ def tokenize_sources(
                 catalog.register_shard(
                     ids_path,
                     "token-cache-ids",
-                    sha256=sha256_file(ids_path),
-                    size=ids_path.stat().st_size,
                     rows=len(ids),
                     source=source,
                     stage="build",

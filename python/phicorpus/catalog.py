@@ -407,14 +407,22 @@ class Catalog:
         path: str | Path,
         kind: str,
         *,
-        sha256: str,
-        size: int,
+        sha256: str | None = None,
+        size: int | None = None,
         rows: int | None = None,
         tokens: int | None = None,
         source: str | None = None,
         stage: str | None = None,
     ) -> None:
-        """Record a file that is already in place (published with ``corpus.atomic_path``)."""
+        """Record a file that is already in place (published with ``corpus.atomic_path``).
+
+        ``sha256`` and ``size`` are read from the file when not given (a writer that hashed while
+        writing passes its own).
+        """
+        if sha256 is None or size is None:
+            on_disk = Path(path) if Path(path).is_absolute() else self.corpus.absolute(str(path))
+            sha256 = sha256 if sha256 is not None else sha256_file(on_disk)
+            size = size if size is not None else on_disk.stat().st_size
         rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
         self.exec(
             "INSERT OR REPLACE INTO shards (path, kind, source, stage, sha256, bytes, rows, tokens) "
@@ -469,6 +477,15 @@ class Catalog:
                     "ON CONFLICT (stage, source, reason) DO UPDATE SET count = drop_counts.count + ?",
                     [stage, source, reason, int(count), int(count)],
                 )
+
+    def recount_drops(self, stage: str) -> None:
+        """Replace every drop count of ``stage`` with a count of the documents it dropped."""
+        self.exec("DELETE FROM drop_counts WHERE stage = ?", [stage])
+        self.exec(
+            "INSERT INTO drop_counts (stage, source, reason, count) "
+            "SELECT ?, source, drop_reason, count(*) FROM documents WHERE drop_stage = ? GROUP BY ALL",
+            [stage, stage],
+        )
 
     def set_drop_counts(self, stage: str, source: str, counts: Mapping[str, int]) -> None:
         """Replace the drop counts of ``stage`` for ``source`` (a stage that recomputes them all)."""

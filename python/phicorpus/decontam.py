@@ -146,14 +146,7 @@ def run_decontam(
                         "FROM _decontam d WHERE documents.id = d.id AND d.contaminated "
                         "AND documents.drop_stage IS NULL"
                     )
-                    counts = catalog.exec(
-                        "SELECT source, drop_reason, count(*) FROM documents WHERE drop_stage = 'decontam' "
-                        "GROUP BY ALL"
-                    )
-                    for (source,) in catalog.exec("SELECT DISTINCT source FROM _decontam"):
-                        catalog.set_drop_counts(
-                            "decontam", source, {str(r[1]): int(r[2]) for r in counts if r[0] == source}
-                        )
+                    catalog.recount_drops("decontam")  # over every document this stage dropped, any run
                 per_bench = catalog.exec(
                     "SELECT benchmark, source, count(*), sum(hits) FROM _decontam "
                     "WHERE contaminated GROUP BY ALL"

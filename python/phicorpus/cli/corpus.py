@@ -253,7 +253,7 @@ def train_cmd(
 ) -> None:
     """Fit the linear classifier on the labels and report held-out accuracy and F1."""
     from phicorpus.catalog import Catalog
-    from phicorpus.corpus import Corpus, read_texts, sha256_file
+    from phicorpus.corpus import Corpus, read_texts
     from phicorpus.filter.classifier import evaluate, labels_path, load_labels, train_classifier
 
     corpus = Corpus.open(corpus_dir)
@@ -285,8 +285,6 @@ def train_cmd(
         catalog.register_shard(
             target,
             "model",
-            sha256=sha256_file(target),
-            size=target.stat().st_size,
             rows=len(train_ids),
             stage="classifier",
         )

@@ -185,15 +185,7 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
                     "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
                     "WHERE documents.id = d.id AND d.reason IS NOT NULL AND documents.drop_stage IS NULL"
                 )
-                # Counts and rates over every document that reached dedup (this run or an earlier).
-                counts = catalog.exec(
-                    "SELECT source, drop_reason, count(*) FROM documents "
-                    "WHERE drop_stage = 'dedup' GROUP BY ALL"
-                )
-                for (source,) in catalog.exec("SELECT DISTINCT source FROM documents"):
-                    catalog.set_drop_counts(
-                        "dedup", source, {str(r[1]): int(r[2]) for r in counts if r[0] == source}
-                    )
+                catalog.recount_drops("dedup")  # over every document this stage dropped, any run
                 catalog.exec("DELETE FROM dup_stats")
                 for grouping, column in (("source", "source"), ("topic", "topic_id")):
                     catalog.exec(

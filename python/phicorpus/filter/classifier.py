@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from phicorpus import _core
 from phicorpus.catalog import Catalog
-from phicorpus.corpus import Corpus, atomic_path, publish_bytes, sha256_file
+from phicorpus.corpus import Corpus, atomic_path, publish_bytes
 
 __all__ = ["EduModel", "evaluate", "labels_path", "load_labels", "publish_labels", "train_classifier"]
 
@@ -153,8 +153,6 @@ def publish_labels(corpus: Corpus, labels: dict[str, float], origin: str) -> Pat
         catalog.register_shard(
             target,
             "labels",
-            sha256=sha256_file(target),
-            size=target.stat().st_size,
             rows=len(labels),
             stage="classifier",
         )

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog
 from phicorpus.config import GenerateConfig
-from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.generate.postprocess import process_output
 
 __all__ = ["GenerationParams", "Request", "ShardWriter", "build_requests", "load_prompts", "request_key"]
@@ -367,8 +367,6 @@ class ShardWriter:
             catalog.register_shard(
                 path,
                 "docs",
-                sha256=sha256_file(path),
-                size=path.stat().st_size,
                 rows=len(texts),
                 source=fmt,
                 stage="generate",

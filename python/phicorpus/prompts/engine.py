@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from phicorpus.config import PromptsConfig
-from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.prompts.allocation import allocate_topics, largest_remainder
 from phicorpus.prompts.exercise import ANSWER_PYTHON_TESTS, ANSWER_TEXT, EXERCISE_LAYOUT
 from phicorpus.prompts.templates import FORMATS, FormatTemplates, Templates, load_templates
@@ -441,8 +441,6 @@ def write_prompts(corpus: Corpus, table: pa.Table) -> Path:
             catalog.register_shard(
                 corpus.relative(path),
                 "prompts",
-                sha256=sha256_file(path),
-                size=path.stat().st_size,
                 rows=table.num_rows,
                 stage="prompts",
             )

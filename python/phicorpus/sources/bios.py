@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.corpus import Corpus, atomic_path
 
 __all__ = [
     "ATTRIBUTES",
@@ -492,8 +492,6 @@ def write_bios(
                 catalog.register_shard(
                     corpus.relative(path),
                     "docs",
-                    sha256=sha256_file(path),
-                    size=path.stat().st_size,
                     rows=part.num_rows,
                     source=source,
                     stage=stage,
@@ -507,8 +505,6 @@ def write_bios(
                 catalog.register_shard(
                     corpus.relative(qa_path),
                     "qa",
-                    sha256=sha256_file(qa_path),
-                    size=qa_path.stat().st_size,
                     rows=qa.num_rows,
                     source=source,
                     stage=stage,

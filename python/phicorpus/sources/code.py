@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import IngestConfig
-from phicorpus.corpus import Corpus, atomic_path, remove_stale_temporaries, sha256_file
+from phicorpus.corpus import Corpus, atomic_path, remove_stale_temporaries
 
 __all__ = ["DATASET_SUFFIXES", "LANGUAGES", "default_code_paths", "document_id", "ingest_code"]
 
@@ -406,7 +406,7 @@ def _write_chunk(
             mask = pa.array([i not in existing for i in rows["id"]])
             new_docs = new_docs.filter(mask)
         catalog.register_shard(
-            shard, "docs", sha256=sha256_file(shard), size=shard.stat().st_size, rows=len(docs),
+            shard, "docs", rows=len(docs),
             source=source, stage="ingest",
         )  # fmt: skip
         inserted = catalog.insert_documents(new_docs) if new_docs.num_rows else 0
