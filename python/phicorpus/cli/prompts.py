@@ -136,9 +136,9 @@ def prompts(
     topics_dir: str | None,
     web_fraction: float | None,
 ) -> None:
-    """Render prompts: ``phicorpus prompts --n N --out FILE [--formats ...] [--web FILE] [--seed S]``.
+    """Render topic-seeded prompts to a Parquet file (or into a corpus with --corpus).
 
-    ``phicorpus prompts stats FILE`` reports the diversity of a prompt file.
+    `phicorpus prompts stats FILE` reports the diversity of a prompt file.
     """
     if ctx.invoked_subcommand is not None:
         return
