@@ -28,7 +28,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,9 +283,11 @@ def tokenize_sources(
     dtype = dtype_for_vocab(tok.max_id)
     pools: dict[str, SourcePool] = {}
     with Catalog.open(corpus) as catalog, ThreadPoolExecutor(1, "phicorpus-read") as reader:
+        # First pass: what each source needs, so the reader can fetch the next source's first
+        # Parquet file while the current source's last one is tokenized.
+        todo: list[tuple[str, list[str], dict[str, Any], list[list[tuple[str, int]]]]] = []
         for source in sorted(sources):
             prefix = _cache_prefix(corpus, name, source)
-            ids_path = prefix.with_name(source + ".ids.parquet")
             docs = kept_documents(catalog, source)
             ids = [d[0] for d in docs]
             params = {
@@ -295,26 +297,44 @@ def tokenize_sources(
                 "documents": len(ids),
                 "ids": _ids_digest(ids),
             }
-            stage = f"tokenize:{name}:{source}"
-            cached = all(p.is_file() for p in (ids_path, *_pair(prefix)))
-            if cached and catalog.stage_done(stage, params):
+            cached = all(p.is_file() for p in (prefix.with_name(source + ".ids.parquet"), *_pair(prefix)))
+            if cached and catalog.stage_done(f"tokenize:{name}:{source}", params):
                 pools[source] = SourcePool(ids, IndexedDataset(prefix).sequence_lengths.astype(np.int64))
                 continue
+            groups: list[list[tuple[str, int]]] = []
+            for _, file, row in docs:
+                if not groups or groups[-1][0][0] != file:
+                    groups.append([])
+                groups[-1].append((file, row))
+            todo.append((source, ids, params, groups))
+        ahead: dict[int, Future[list[str]]] = {}
+
+        def first_read(i: int) -> Future[list[str]] | None:
+            if i >= len(todo) or not todo[i][3]:
+                return None
+            if i not in ahead:
+                ahead[i] = reader.submit(read_texts, corpus, todo[i][3][0])
+            return ahead[i]
+
+        for position, (source, ids, params, files) in enumerate(todo):
+            prefix = _cache_prefix(corpus, name, source)
+            ids_path = prefix.with_name(source + ".ids.parquet")
+            stage = f"tokenize:{name}:{source}"
             run = catalog.start_stage(stage, params)
             echo(f"tokenizing {len(ids)} documents of {source}")
             remove_stale_temporaries(prefix.parent)
-            files: list[list[tuple[str, int]]] = []
-            for _, file, row in docs:
-                if not files or files[-1][0][0] != file:
-                    files.append([])
-                files[-1].append((file, row))
 
-            def fill(writer: Any, files: list[list[tuple[str, int]]] = files) -> None:
-                pending = reader.submit(read_texts, corpus, files[0]) if files else None
+            def fill(
+                writer: Any, files: list[list[tuple[str, int]]] = files, position: int = position
+            ) -> None:
+                pending = first_read(position)
                 for k in range(len(files)):
                     assert pending is not None
                     texts = pending.result()
-                    pending = reader.submit(read_texts, corpus, files[k + 1]) if k + 1 < len(files) else None
+                    if k + 1 < len(files):
+                        pending = reader.submit(read_texts, corpus, files[k + 1])
+                    else:  # the next source's first file, read while this one is tokenized
+                        first_read(position + 1)
                     if tok.core is not None:
                         writer.add_texts(texts, tok.core, False, threads or None)
                     else:
