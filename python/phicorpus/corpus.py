@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 TMP_SUFFIX = ".tmp"
+#: The writer's catalog, beside the published ``catalog.duckdb`` (hidden: readers never open it).
+WRITER_CATALOG = ".catalog-writer.duckdb"
 
 
 class CorpusError(Exception):
@@ -57,7 +59,7 @@ class Corpus:
     def open(cls, root: str | Path) -> Corpus:
         """An existing corpus; raises :class:`CorpusError` if there is no catalog in ``root``."""
         path = Path(root)
-        if not (path / "catalog.duckdb").is_file():
+        if not (path / "catalog.duckdb").is_file() and not (path / WRITER_CATALOG).is_file():
             raise CorpusError(f"{path}: not a phicorpus corpus (no catalog.duckdb)")
         return cls(path.resolve())
 
@@ -67,7 +69,14 @@ class Corpus:
 
     @property
     def catalog_path(self) -> Path:
+        """The published read snapshot of the catalog: what readers open (``phicorpus sql``,
+        ``stats``, ``duckdb -readonly``); replaced atomically by the writer after it commits."""
         return self.root / "catalog.duckdb"
+
+    @property
+    def writer_catalog_path(self) -> Path:
+        """The pipeline's own catalog file: only the one writer opens it (see :mod:`phicorpus.catalog`)."""
+        return self.root / WRITER_CATALOG
 
     @property
     def prompts_dir(self) -> Path:

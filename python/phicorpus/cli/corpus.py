@@ -298,26 +298,60 @@ def train_cmd(
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @click.argument("query")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the result to this file (needed for --format parquet).",
 )
 @one_line_errors
-def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
-    """Run a read-only SQL query on the catalog (external file access limited to the corpus)."""
+def sql_cmd(corpus_dir: Path, query: str, fmt: str, out_file: Path | None) -> None:
+    """Run a read-only SQL query on the catalog (external file access limited to the corpus).
+
+    Reads the catalog's published snapshot: it works while a build runs and sees the catalog as
+    of the build's last publish (the last finished stage or a commit a few seconds old).
+    """
     import duckdb
 
     from phicorpus.catalog import open_sql_connection
 
+    if fmt == "parquet" and out_file is None:
+        raise click.UsageError("--format parquet needs --out FILE")
     con = open_sql_connection(corpus_dir)
+    table: Any = None
     try:
         try:
-            cursor = con.execute(query)
-            columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall()
+            if fmt == "parquet":
+                relation = con.sql(query)
+                if relation is None:
+                    raise click.ClickException("the statement returns no result to write")
+                table = relation.to_arrow_table()
+            else:
+                cursor = con.execute(query)
+                columns = [d[0] for d in cursor.description or []]
+                rows = cursor.fetchall()
         except duckdb.Error as exc:
             raise click.ClickException(str(exc).strip()) from exc
     finally:
         con.close()
-    out = sys.stdout
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        from phicorpus.corpus import atomic_path
+
+        assert out_file is not None
+        with atomic_path(out_file) as tmp:
+            pq.write_table(table, tmp)
+        click.echo(f"wrote {table.num_rows:,} rows to {out_file}", err=True)
+        return
+    out: Any = sys.stdout if out_file is None else io.StringIO()
     if fmt == "json":
         for row in rows:
             out.write(
@@ -338,6 +372,10 @@ def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
             )
             if k == 0:
                 out.write("  ".join("-" * w for w in widths) + "\n")
+    if out_file is not None:
+        from phicorpus.corpus import publish_bytes
+
+        publish_bytes(out_file, out.getvalue().encode())
 
 
 @main.command("verify")
