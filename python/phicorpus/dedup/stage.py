@@ -26,13 +26,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog
+from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
@@ -92,13 +93,43 @@ def choose_keepers(
     return reps[leader]
 
 
+#: Stages that drop documents after dedup has seen them: their drops are still dedup's input.
+_LATER_STAGES = ("dedup", "decontam")
+
+
+def _input_fingerprint(catalog: Catalog) -> str:
+    """What dedup's decisions depend on: every document it sees (not dropped by an earlier stage)
+    with its file, row and edu score (order-independent: count, xor and sum of row hashes)."""
+    row = catalog.exec_one(
+        'SELECT count(*), bit_xor(h), sum(h) FROM (SELECT hash(id, file, "row", edu_score) AS h '
+        "FROM documents WHERE drop_stage IS NULL OR list_contains(?, drop_stage))",
+        [list(_LATER_STAGES)],
+    )
+    assert row is not None
+    return f"{row[0]}:{row[1] or 0}:{row[2] or 0}"
+
+
+def _last_stats(catalog: Catalog, params: dict[str, Any]) -> dict[str, Any]:
+    row = catalog.exec_one(
+        "SELECT stats FROM stage_runs WHERE stage = 'dedup' AND params_hash = ? AND status = 'done' "
+        "ORDER BY id DESC LIMIT 1",
+        [params_hash(params)],
+    )
+    stats: dict[str, Any] = json.loads(row[0]) if row and row[0] else {}
+    return {**stats, "skipped": True}
+
+
 def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
     """Remove exact and near duplicates among the kept documents of every source.
+
+    Skipped (nothing read, nothing written) when a run with the same parameters finished on the
+    same input documents.
 
     Returns:
         Statistics: ``documents``, ``exact_duplicates``, ``near_duplicates``, ``clusters`` (with
         more than one document: a kept document and those dropped for it), ``largest_cluster``,
-        ``bands``/``rows`` (the candidate banding).
+        ``bands``/``rows`` (the candidate banding); a skipped run returns the finished run's
+        statistics with ``skipped: true``.
     """
     params = {
         "threshold": config.threshold,
@@ -112,6 +143,9 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
     }
     bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
     with Catalog.open(corpus) as catalog:
+        params["input"] = _input_fingerprint(catalog)
+        if catalog.stage_done("dedup", params):
+            return _last_stats(catalog, params)  # same documents, same parameters: nothing to do
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
         )
