@@ -51,9 +51,11 @@ def test_open_corpus_frames_match_the_catalog(built: Path) -> None:
     documents = corpus.documents()
     assert isinstance(documents, pl.LazyFrame)
     all_docs = documents.collect()
-    n = duckdb.connect(str(built / "catalog.duckdb"), read_only=True).execute(
-        "SELECT count(*) FROM documents"
-    ).fetchall()[0][0]
+    n = (
+        duckdb.connect(str(built / "catalog.duckdb"), read_only=True)
+        .execute("SELECT count(*) FROM documents")
+        .fetchall()[0][0]
+    )
     assert all_docs.height == n and all_docs.get_column("text").null_count() == 0
     kept = corpus.kept().collect()
     drops = corpus.drops().collect()
@@ -113,7 +115,7 @@ def test_views_work_from_anywhere_and_after_a_move(built: Path, tmp_path: Path) 
             rel = os.path.relpath(moved, elsewhere)
             script = (
                 "import duckdb, sys; con = duckdb.connect(sys.argv[1] + '/catalog.duckdb', read_only=True); "
-                "con.execute(\"SET file_search_path = '\" + sys.argv[1] + \"'\"); "
+                'con.execute("SET file_search_path = \'" + sys.argv[1] + "\'"); '
                 "print(con.execute('SELECT count(*) FROM kept_text').fetchall()[0][0])"
             )
             cmd = [sys.executable, "-c", script, rel]

@@ -120,7 +120,7 @@ class CorpusReader:
             where: a SQL condition on ``documents`` (no parameters; for a filter the catalog
                 applies before anything reaches polars, e.g. ``"source = 'code'"``).
         """
-        docs = self.sql(f"SELECT * FROM documents WHERE {where} ORDER BY file, \"row\"")
+        docs = self.sql(f'SELECT * FROM documents WHERE {where} ORDER BY file, "row"')
         files = sorted(set(docs.get_column("file").to_list())) if docs.height else []
         return docs.lazy().join(self._texts(files), on="id", how="left")
 

@@ -1,4 +1,4 @@
-"""``phicorpus`` commands: ingest, filter, dedup, decontam, classifier, sql, verify."""
+"""``phicorpus`` commands: ingest, filter, dedup, decontam, classifier, sql, report, verify."""
 
 from __future__ import annotations
 
@@ -376,6 +376,26 @@ def sql_cmd(corpus_dir: Path, query: str, fmt: str, out_file: Path | None) -> No
         from phicorpus.corpus import publish_bytes
 
         publish_bytes(out_file, out.getvalue().encode())
+
+
+@main.command("report")
+@click.argument("corpus_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@one_line_errors
+def report_cmd(corpus_dir: Path, out_file: Path) -> None:
+    """One self-contained HTML page of plots and sample documents (works while a build runs)."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.report import write_report
+
+    path = write_report(Corpus.open(corpus_dir), out_file)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no network needed)")
 
 
 @main.command("verify")
