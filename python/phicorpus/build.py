@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from phicorpus.catalog import Catalog, kept_counts
 from phicorpus.config import BuildConfig, Config
-from phicorpus.corpus import Corpus, publish_bytes
+from phicorpus.corpus import Corpus, publish_bytes, remove_stale_temporaries
 from phicorpus.decontam import run_decontam
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
@@ -180,6 +180,10 @@ def run_build(
         load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
     for line in describe_plan(corpus, config.build, inputs, config.ingest):
         echo(line)
+    # The build is the corpus's one writer: whatever a killed run half-wrote anywhere (a stage
+    # whose re-run is skipped included, e.g. bioS's qa.parquet) goes now.
+    for folder in ("docs", "prompts", "cache", "build"):
+        remove_stale_temporaries(corpus.root / folder)
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:
         spec, groups, _ = resolve_mix(config.build.mix, catalog, llm=llm)
