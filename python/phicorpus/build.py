@@ -16,19 +16,19 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog, kept_counts
+from phicorpus.catalog import Catalog, kept_counts, params_hash
 from phicorpus.config import BuildConfig, Config
-from phicorpus.corpus import Corpus, publish_bytes, remove_stale_temporaries
+from phicorpus.corpus import Corpus, publish_bytes, remove_stale_temporaries, sha256_file
 from phicorpus.decontam import run_decontam
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
-from phicorpus.generate import GenerationParams, run_generation
 from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, MixPlan
 from phicorpus.mix.planning import (
     BuildError,
@@ -39,13 +39,11 @@ from phicorpus.mix.planning import (
     plan_llm_prompts,
     resolve_mix,
 )
-from phicorpus.prompts import write_prompts
 from phicorpus.shard.stage import write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code
 from phicorpus.stage import Executor
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
-from phicorpus.verify.exercises import verify_exercises
 
 __all__ = ["BuildError", "BuildInputs", "build_shards", "generate_llm_sources", "run_build"]
 
@@ -138,6 +136,12 @@ def generate_llm_sources(
     Raises:
         BuildError: the run stopped on the cost cap or an exhausted quota (re-run to resume).
     """
+    # Imported here: the LLM client (openai) takes about a second to import, which a re-run of
+    # an offline build that has nothing to do should not pay.
+    from phicorpus.generate import GenerationParams, run_generation
+    from phicorpus.prompts import write_prompts
+    from phicorpus.verify.exercises import verify_exercises
+
     path = write_prompts(corpus, prompts)
     stats = run_generation(
         corpus,
@@ -201,12 +205,19 @@ def run_build(
         for line in describe_llm_plan(prompts, config, inputs):
             echo(line)
     # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
-    publish_bytes(corpus.config_path, config.to_toml().encode())
+    toml = config.to_toml().encode()
+    if not corpus.config_path.is_file() or corpus.config_path.read_bytes() != toml:
+        publish_bytes(corpus.config_path, toml)
+    build_params = _build_params(config, inputs)
+    manifest = _unchanged_build(corpus, config.build.name, build_params)
+    if manifest is not None:
+        echo("nothing changed since this build finished: every stage is done")
+        return manifest
     if wanted & set(OFFLINE_SOURCES):
         write_bios(
             corpus,
             config.build.bios_people,
-            seed=config.build.seed,
+            seed=config.build.bios_seed,
             multi=config.build.bios_multi,
             permute=config.build.bios_permute,
             fullname=config.build.bios_fullname,
@@ -221,4 +232,66 @@ def run_build(
     run_dedup(corpus, config.dedup)
     if inputs.benchmarks:
         run_decontam(corpus, list(inputs.benchmarks), config.decontam)
-    return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo)
+    manifest = build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo)
+    with Catalog.open(corpus) as catalog, catalog.transaction():
+        run = catalog.start_stage(f"build:{config.build.name}", build_params)
+        catalog.finish_stage(run, {"state": _catalog_state(catalog)})
+    return manifest
+
+
+# -- a re-run with nothing to do ------------------------------------------------------------------
+#
+# Every stage skips itself when done with the same parameters and inputs; asking each one still
+# costs a pass over the documents (the tokenizer sample, the mix plan). So a finished build
+# records what it was given and the catalog's state after it; a re-run given the same, on a
+# catalog nothing has touched since (no stage run, file or document added or dropped) and with
+# the build's files in place, is done at once.
+
+
+def _build_params(config: Config, inputs: BuildInputs) -> dict[str, Any]:
+    tokenizer = Path(config.build.tokenizer) if config.build.tokenizer else None
+    return {
+        "config": config.to_toml(),
+        "llm": inputs.llm or "",
+        "model": inputs.model or "",
+        "max_cost": inputs.max_cost,
+        "code": [str(Path(p).resolve()) for p in inputs.code],
+        "web": [str(Path(p).resolve()) for p in inputs.web],
+        "benchmarks": [str(Path(p).resolve()) for p in inputs.benchmarks],
+        "tokenizer_sha256": sha256_file(tokenizer) if tokenizer else "",
+    }
+
+
+def _catalog_state(catalog: Catalog) -> list[Any]:
+    row = catalog.exec_one(
+        "SELECT (SELECT max(id) FROM stage_runs), (SELECT count(*) FROM shards), "
+        "(SELECT max(created_at)::VARCHAR FROM shards), (SELECT count(*) FROM documents), "
+        "(SELECT count(*) FROM documents WHERE drop_stage IS NULL)"
+    )
+    return list(row or ())
+
+
+def _unchanged_build(corpus: Corpus, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of build ``name`` when it finished with ``params`` and nothing changed since."""
+    if not corpus.writer_catalog_path.is_file() and not corpus.catalog_path.is_file():
+        return None
+    with Catalog.open(corpus) as catalog:
+        row = catalog.exec_one(
+            "SELECT stage, params_hash, status, stats FROM stage_runs ORDER BY id DESC LIMIT 1"
+        )
+        if row is None or row[0] != f"build:{name}" or row[1] != params_hash(params) or row[2] != "done":
+            return None
+        if json.loads(row[3] or "{}").get("state") != _catalog_state(catalog):
+            return None
+    build_dir = corpus.build_dir(name)
+    try:
+        manifest: dict[str, Any] = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
+        for split in manifest["splits"].values():
+            for shard in split["shards"]:
+                if (build_dir / shard["bin"]).stat().st_size != shard["bytes"]:
+                    return None
+                (build_dir / shard["idx"]).stat()
+        (build_dir / "tokenizer.json").stat()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return manifest

@@ -305,6 +305,9 @@ class BuildConfig:
     bios_permute: bool = True
     #: Full name in every sentence instead of pronouns ("fullname").
     bios_fullname: bool = False
+    #: Seed of the bioS generator, apart from ``seed`` (the shuffle and split of a build), so a
+    #: build with another ``seed`` over an existing corpus re-uses its biographies.
+    bios_seed: int = 0
     #: Rust threads for tokenization (0: all cores).
     threads: int = 0
 

@@ -15,15 +15,16 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog
+from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import FilterConfig
-from phicorpus.corpus import Corpus, CorpusError, read_texts
+from phicorpus.corpus import Corpus, CorpusError, read_texts, sha256_file
 from phicorpus.filter.classifier import EduModel
 from phicorpus.filter.code import CodeThresholds, code_drop_reasons, code_signals
 from phicorpus.filter.signals import QualityThresholds, quality_signals
@@ -80,6 +81,25 @@ def _params(config: FilterConfig) -> dict[str, Any]:
     }
 
 
+def _input_fingerprint(catalog: Catalog) -> str:
+    """The documents the filter judges: count, xor and sum of the hashes of (id, file, row)."""
+    row = catalog.exec_one(
+        'SELECT count(*), bit_xor(h), sum(h) FROM (SELECT hash(id, file, "row") AS h FROM documents)'
+    )
+    assert row is not None
+    return f"{row[0]}:{row[1] or 0}:{row[2] or 0}"
+
+
+def _pending(catalog: Catalog, edu: bool) -> bool:
+    """Whether any document still lacks its signals (or, with the edu filter, its score)."""
+    row = catalog.exec_one(
+        "SELECT count(*) FROM documents d LEFT JOIN quality_signals q USING (id) "
+        "WHERE q.id IS NULL OR (? AND q.edu_score IS NULL)",
+        [edu],
+    )
+    return bool(row and row[0])
+
+
 def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = None) -> dict[str, Any]:
     """Apply the quality rules (and the edu filter when ``config.min_edu > 0``) to every document.
 
@@ -97,10 +117,29 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
     stats: dict[str, Any] = {"shards": 0, "shards_resumed": 0, "scored": 0, "edu_scored": 0}
     dropped: Counter[str] = Counter()
     with Catalog.open(corpus) as catalog:
+        params = {**_params(config), "input": _input_fingerprint(catalog)}
+        if model is not None:
+            params["edu_model_sha256"] = sha256_file(corpus.absolute(config.edu_model))
+        if catalog.stage_done("filter", params) and not _pending(catalog, model is not None):
+            # Same documents, same parameters, nothing unscored: the decisions stand; write nothing.
+            row = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = 'filter' AND params_hash = ? "
+                "AND status = 'done' ORDER BY id DESC LIMIT 1",
+                [params_hash(params)],
+            )
+            files = catalog.exec_one("SELECT count(*) FROM shards WHERE kind = 'docs'")
+            return {
+                **(json.loads(row[0]) if row and row[0] else {}),
+                "shards": 0,
+                "shards_resumed": int(files[0]) if files else 0,
+                "scored": 0,
+                "edu_scored": 0,
+                "skipped": True,
+            }
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'filter' AND status = 'running'"
         )
-        run = catalog.start_stage("filter", _params(config))
+        run = catalog.start_stage("filter", params)
         for (file,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path"):
             todo = catalog.exec(
                 "SELECT d.id, d.source, d.kind, d.row, q.id IS NULL AS new_doc FROM documents d "

@@ -98,7 +98,7 @@ def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
         opts = f"multi={config.bios_multi}{', permute' if config.bios_permute else ''}"
         opts += ", fullname" if config.bios_fullname else ""
         people = f"{config.bios_people:,} people"
-        return f"offline bioS generator ({people}, {opts}, seed {config.seed}); not LLM output"
+        return f"offline bioS generator ({people}, {opts}, seed {config.bios_seed}); not LLM output"
     if not inputs.llm:
         return "documents already generated into this corpus (no --llm: nothing new is generated)"
     return f"LLM generation ({inputs.model or 'model?'} at {inputs.llm})"
@@ -118,7 +118,7 @@ def _estimate_source(
 
         sample = min(config.bios_people, 200)
         docs, _ = generate_bios(
-            sample, config.seed, config.bios_multi, config.bios_permute, config.bios_fullname
+            sample, config.bios_seed, config.bios_multi, config.bios_permute, config.bios_fullname
         )
         chars = sum(len(t) for t in docs.column("text").to_pylist())
         n_docs = config.bios_people * config.bios_multi

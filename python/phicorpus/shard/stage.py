@@ -211,12 +211,15 @@ def write_build(
     stage_name = f"shards:{name}"
     manifest_path = build_dir / "manifest.json"
     with Catalog.open(corpus) as catalog:
-        if catalog.stage_done(stage_name, params) and manifest_path.is_file():
+        last = catalog.exec_one(
+            "SELECT params_hash, status FROM stage_runs WHERE stage = ? ORDER BY id DESC LIMIT 1",
+            [stage_name],
+        )
+        # Done only if the last run is this plan's: an earlier one's files were written over by
+        # the plan in between (another --seed of the same build name).
+        if last == (params_hash(params), "done") and manifest_path.is_file():
             done: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
             return done
-        last = catalog.exec_one(
-            "SELECT params_hash FROM stage_runs WHERE stage = ? ORDER BY id DESC LIMIT 1", [stage_name]
-        )
         if last is not None and last[0] != params_hash(params):
             _clear_build_outputs(corpus, catalog, build_dir)
             clear_markers(corpus, stage_name)

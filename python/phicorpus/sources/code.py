@@ -285,14 +285,25 @@ def ingest_code(
     skipped: Counter[str] = Counter()
     bad: list[str] = []
     with Catalog.open(corpus) as catalog:
-        _mark_interrupted(catalog, "ingest")
-        run = catalog.start_stage("ingest", params)
-        catalog.ensure_source(source, "code" if kind == "code" else "web", ", ".join(str(p) for p in inputs))
+        run: int | None = None
+
+        def begin() -> int:
+            # Recorded only when there is something to do: a re-run that finds every shard
+            # written leaves the catalog untouched (nothing for readers' snapshot to republish).
+            _mark_interrupted(catalog, "ingest")
+            run = catalog.start_stage("ingest", params)
+            catalog.ensure_source(
+                source, "code" if kind == "code" else "web", ", ".join(str(p) for p in inputs)
+            )
+            return run
+
         for index, chunk in enumerate(_chunks(inputs, config)):
             shard = out_dir / f"part-{key}-{index:05d}.parquet"
             if catalog.is_registered(shard):
                 stats["shards_resumed"] += 1
                 continue
+            if run is None:
+                run = begin()
             docs, skips = _resolve(chunk, config)
             written = _write_chunk(catalog, corpus, shard, docs, skips, source, kind)
             stats["documents"] += written
@@ -305,6 +316,21 @@ def ingest_code(
                         f"{skip.path}:{skip.line}: {skip.reason}"
                         + (f" ({skip.detail})" if skip.detail else "")
                     )
+        if run is None:
+            last = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = 'ingest' AND params_hash = ? AND status = 'done' "
+                "ORDER BY id DESC LIMIT 1",
+                [params_hash(params)],
+            )
+            if last and last[0]:
+                return {
+                    **json.loads(last[0]),
+                    "documents": 0,
+                    "shards_written": 0,
+                    "shards_resumed": stats["shards_resumed"],
+                    "skipped_run": True,
+                }
+            run = begin()
         catalog.refresh_views()
         totals = catalog.exec(
             "SELECT count(*), coalesce(sum(bytes), 0) FROM documents WHERE source = ?", [source]
