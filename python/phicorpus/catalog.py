@@ -57,7 +57,7 @@ from typing import Any
 
 import duckdb
 
-from phicorpus.corpus import Corpus, CorpusError, atomic_path, sha256_file
+from phicorpus.corpus import TMP_SUFFIX, Corpus, CorpusError, atomic_path, sha256_file
 
 __all__ = [
     "MIGRATIONS",
@@ -258,8 +258,9 @@ KEPT_TEXT_VIEW = """CREATE OR REPLACE VIEW kept_text AS
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
-#: Seconds between snapshot publishes after commits inside one write session (every session
-#: publishes when it closes, so a reader is at most one stage behind).
+#: Seconds between snapshot publishes after commits inside one write session, at least (and at
+#: least ten times what the last copy took); every session publishes when it closes, so a reader
+#: is at most one stage behind.
 PUBLISH_INTERVAL = 2.0
 #: How long an open waits for a conflicting lock to go away: readers (a ``duckdb`` session that
 #: opened the snapshot read-write holds it exclusively until the next publish replaces it) and
@@ -330,6 +331,7 @@ class Catalog:
         self.corpus = corpus
         self.read_only = read_only
         self._published_at = time.monotonic()
+        self._publish_seconds = 0.0
 
     @classmethod
     def open(cls, corpus: Corpus, *, read_only: bool = False) -> Catalog:
@@ -354,6 +356,11 @@ class Catalog:
             if not path.is_file() and corpus.catalog_path.is_file():
                 _adopt_snapshot(corpus)
             con = _connect(path, read_only=False, wait=WRITE_LOCK_WAIT)
+            # Holding the write lock: a snapshot copy a killed writer left half-made is garbage.
+            for name in (corpus.catalog_path.name, path.name):
+                for stale in corpus.root.glob(f".{name}.*{TMP_SUFFIX}"):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
         catalog = cls(con, corpus, read_only)
         try:
             catalog.exec("SET VARIABLE phicorpus_docs = ?", [catalog.docs_glob])
@@ -417,12 +424,14 @@ class Catalog:
             return False  # not fully checkpointed: never publish half a state
         if not force and _same_database_state(writer, snapshot):
             return False
+        start = time.monotonic()
         with atomic_path(snapshot) as tmp:
             shutil.copyfile(writer, tmp)
         # A WAL beside the snapshot would be a `duckdb` session's that opened it read-write.
         with contextlib.suppress(FileNotFoundError):
             snapshot.with_name(snapshot.name + ".wal").unlink()
         self._published_at = time.monotonic()
+        self._publish_seconds = self._published_at - start
         return True
 
     def close(self) -> None:
@@ -500,7 +509,10 @@ class Catalog:
             self.exec("ROLLBACK")
             raise
         self.exec("COMMIT")
-        if not self.read_only and time.monotonic() - self._published_at >= PUBLISH_INTERVAL:
+        # At most every PUBLISH_INTERVAL seconds, and never more than a tenth of the time
+        # (a large catalog takes a while to copy).
+        interval = max(PUBLISH_INTERVAL, 10 * self._publish_seconds)
+        if not self.read_only and time.monotonic() - self._published_at >= interval:
             with contextlib.suppress(duckdb.Error, OSError):
                 self.publish()
 

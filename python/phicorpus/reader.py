@@ -3,7 +3,8 @@
 Every call reads the published catalog snapshot (``catalog.duckdb``, see :mod:`phicorpus.catalog`),
 so it works while a build runs, never slows it down, and sees the catalog as of the writer's last
 publish: a finished stage, or a commit a few seconds old. Each call opens the snapshot afresh,
-so a later call sees newer data. The catalog's rows are read when the method is called; the
+so a later call sees newer data (:meth:`CorpusReader.snapshot` holds one for a block of calls). The
+catalog's rows are read when the method is called; the
 document text stays in the corpus's Parquet files and is joined lazily (``scan_parquet``), so it
 is read only when a query selects ``text``.
 
@@ -21,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +72,27 @@ def open_corpus(path: str | Path) -> CorpusReader:
 class CorpusReader:
     """Polars views of one corpus's catalog. Make one with :func:`open_corpus`."""
 
-    def __init__(self, corpus: Corpus) -> None:
+    def __init__(self, corpus: Corpus, con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.corpus = corpus
+        self._con = con
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[CorpusReader]:
+        """A reader whose every call reads one snapshot (one connection, held until the block
+        ends): figures computed from several queries then agree with each other.
+
+        Example:
+            >>> with open_corpus("corpus/").snapshot() as snap:  # doctest: +SKIP
+            ...     kept, drops = snap.kept().collect(), snap.drop_counts().collect()
+        """
+        if self._con is not None:
+            yield self
+            return
+        con = self.connect()
+        try:
+            yield CorpusReader(self.corpus, con)
+        finally:
+            con.close()
 
     @property
     def root(self) -> Path:
@@ -87,11 +109,12 @@ class CorpusReader:
         Example:
             >>> open_corpus("corpus/").sql("SELECT count(*) AS n FROM kept_text")  # doctest: +SKIP
         """
-        con = self.connect()
+        con = self._con or self.connect()
         try:
             table = con.sql(query, params=params).to_arrow_table()
         finally:
-            con.close()
+            if con is not self._con:
+                con.close()
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         return frame

@@ -591,6 +591,7 @@ def write_report(corpus: Corpus, out: Path) -> Path:
         ReportError: plotly is not installed (the message gives the install command).
     """
     _plotly()
-    page = render_report(CorpusReader(corpus))
+    with CorpusReader(corpus).snapshot() as reader:  # every figure from the same catalog state
+        page = render_report(reader)
     publish_bytes(out, page.encode("utf-8"))
     return out
