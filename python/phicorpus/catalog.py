@@ -533,11 +533,14 @@ def verify_files(catalog: Catalog) -> tuple[int, list[FileProblem]]:
 
 
 def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection for user SQL: no writes, file access only inside the corpus.
+    """A read-only connection for user SQL: it reads the catalog and the corpus text, writes nothing.
 
-    External access is switched off after ``allowed_directories`` is set to the corpus root, so
-    the text views still read the corpus's Parquet and nothing else; the switch cannot be turned
-    back on in the session.
+    DuckDB's ``allowed_directories`` lets a writer (``COPY ... TO``, ``EXPORT DATABASE``) into an
+    allowed directory as well as a reader, so no directory is allowed: external access is switched
+    off entirely (and locked), and the text views read the registered document Parquet files
+    through an Arrow dataset opened by phicorpus before the switch (temporary views shadowing the
+    catalog's ``document_text`` / ``kept_text``). A registered file that is missing is left out of
+    the views (``phicorpus verify`` names it).
     """
     try:
         corpus = Corpus.open(root)
@@ -546,14 +549,45 @@ def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
     catalog = Catalog.open(corpus, read_only=True)
     con = catalog.con
     try:
-        con.execute("SET allowed_directories = ?", [[str(corpus.root) + "/"]]).fetchall()
+        con.register(SQL_DOCS_RELATION, _docs_dataset(catalog))
         con.execute("SET enable_external_access = false").fetchall()
         con.execute("SET autoinstall_known_extensions = false").fetchall()
+        con.execute("SET autoload_known_extensions = false").fetchall()
         con.execute("SET lock_configuration = true").fetchall()
+        con.execute(SQL_DOCUMENT_TEXT_VIEW).fetchall()
+        con.execute(SQL_KEPT_TEXT_VIEW).fetchall()
     except BaseException:
         con.close()
         raise
     return con
+
+
+#: The Arrow dataset of document text registered on a ``phicorpus sql`` connection, and the
+#: temporary views over it (same columns as :data:`DOCUMENT_TEXT_VIEW`).
+SQL_DOCS_RELATION = "_phicorpus_docs"
+SQL_DOCUMENT_TEXT_VIEW = f"""CREATE OR REPLACE TEMP VIEW document_text AS
+    SELECT d.*, t.text FROM documents d JOIN {SQL_DOCS_RELATION} t ON t.id = d.id"""
+SQL_KEPT_TEXT_VIEW = """CREATE OR REPLACE TEMP VIEW kept_text AS
+    SELECT * FROM document_text WHERE drop_stage IS NULL"""
+
+
+def _docs_dataset(catalog: Catalog) -> Any:
+    """``(id, text)`` of every registered document Parquet file that is present, lazily read."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = [
+        str(path)
+        for record in catalog.shards(kind="docs")
+        if (path := catalog.corpus.absolute(record.path)).is_file()
+    ]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    try:
+        return ds.dataset(files, schema=schema, format="parquet")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CatalogError(
+            f"{catalog.corpus.root}: a document file is unreadable ({exc}); run phicorpus verify"
+        ) from exc
 
 
 def open_catalog(root: str | Path, *, read_only: bool = False, create: bool = False) -> Catalog:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import decimal
 import io
 import json
+import math
 import os
 import random
 import sys
@@ -302,7 +304,11 @@ def train_cmd(
 )
 @one_line_errors
 def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
-    """Run a read-only SQL query on the catalog (external file access limited to the corpus)."""
+    """Run a read-only SQL query on the catalog; the text views read the corpus's documents.
+
+    No file is read or written by the query itself: COPY TO, EXPORT, ATTACH and file functions
+    are refused.
+    """
     import duckdb
 
     from phicorpus.catalog import open_sql_connection
@@ -313,16 +319,21 @@ def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
             cursor = con.execute(query)
             columns = [d[0] for d in cursor.description or []]
             rows = cursor.fetchall()
+        except duckdb.PermissionException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"{first} (phicorpus sql reads the catalog; document text is in the document_text "
+                "and kept_text views; nothing is written)"
+            ) from exc
         except duckdb.Error as exc:
-            raise click.ClickException(str(exc).strip()) from exc
+            raise click.ClickException(str(exc).strip().splitlines()[0]) from exc
     finally:
         con.close()
     out = sys.stdout
     if fmt == "json":
         for row in rows:
-            out.write(
-                json.dumps(dict(zip(columns, row, strict=True)), default=str, ensure_ascii=False) + "\n"
-            )
+            record = dict(zip(columns, map(_json_value, row), strict=True))
+            out.write(json.dumps(record, default=str, ensure_ascii=False, allow_nan=False) + "\n")
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -338,6 +349,19 @@ def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
             )
             if k == 0:
                 out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    """A SQL value as strict JSON: NaN and infinities (no JSON spelling) become null."""
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return value
 
 
 @main.command("verify")
