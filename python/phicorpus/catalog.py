@@ -52,6 +52,7 @@ __all__ = [
     "ShardRecord",
     "open_sql_connection",
     "params_hash",
+    "verify_catalog",
     "verify_files",
 ]
 
@@ -241,6 +242,12 @@ KEPT_TEXT_VIEW = """CREATE OR REPLACE VIEW kept_text AS
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
+#: What to do about a catalog DuckDB cannot read.
+DAMAGED_ADVICE = (
+    "restore catalog.duckdb from a backup, or move it aside and re-run the stages "
+    "(generated documents come back from requests/ without paying again)"
+)
+
 
 def params_hash(params: Mapping[str, Any]) -> str:
     """A stable hash of stage parameters (sorted-key JSON)."""
@@ -280,6 +287,11 @@ class Catalog:
             raise CatalogError(f"{path}: no catalog (run a stage that creates the corpus first)")
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.IOException, duckdb.SerializationException) as exc:
+            if "lock" in str(exc).lower():
+                first = str(exc).strip().splitlines()[0]
+                raise CatalogError(f"{path}: cannot open catalog: {first}") from exc
+            raise cls(None, corpus, read_only).damaged(exc) from exc  # type: ignore[arg-type]
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CatalogError(f"{path}: cannot open catalog: {first}") from exc
@@ -289,6 +301,9 @@ class Catalog:
             catalog._migrate()
             if not read_only:
                 catalog.refresh_views()
+        except duckdb.Error as exc:
+            con.close()
+            raise catalog.damaged(exc) from exc
         except BaseException:
             con.close()
             raise
@@ -317,7 +332,17 @@ class Catalog:
         DuckDB >= 2.0 refuses the next statement on a connection while a result is unread, so
         every statement whose rows are not wanted still goes through here.
         """
-        return self.con.execute(sql, params).fetchall()
+        try:
+            return self.con.execute(sql, params).fetchall()
+        except duckdb.InterruptException as exc:
+            raise KeyboardInterrupt from exc  # Ctrl-C inside a query: the CLI stops cleanly (130)
+        except (duckdb.IOException, duckdb.FatalException, duckdb.SerializationException) as exc:
+            raise self.damaged(exc) from exc
+
+    def damaged(self, exc: BaseException) -> CatalogError:
+        """The error for a catalog file DuckDB cannot read (truncated, overwritten, torn)."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return CatalogError(f"{self.corpus.catalog_path}: catalog damaged ({first}); {DAMAGED_ADVICE}")
 
     def exec_one(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
         """The first row of a statement (all rows are fetched; see :meth:`exec`)."""
@@ -499,6 +524,60 @@ class FileProblem:
 
     path: str
     problem: str
+
+
+def verify_catalog(catalog: Catalog) -> list[FileProblem]:
+    """Read every block of every catalog table, and check the documents against their Parquet.
+
+    DuckDB checksums each block, so reading all of them finds a truncated or overwritten catalog;
+    then each document file the ``documents`` table points at must be registered and its Parquet
+    footer must hold every row a document points at.
+
+    Returns:
+        the problems, each naming ``catalog.duckdb`` or the document file.
+    """
+    name = catalog.corpus.relative(catalog.corpus.catalog_path)
+    try:
+        tables = [
+            row[0]
+            for row in catalog.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND NOT temporary ORDER BY table_name"
+            ).fetchall()
+        ]
+        for table in tables:
+            quoted = '"' + table.replace('"', '""') + '"'
+            catalog.con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {quoted}").fetchall()
+        pointed = catalog.con.execute(
+            "SELECT file, count(*), max(\"row\") FROM documents GROUP BY file ORDER BY file"
+        ).fetchall()
+    except duckdb.InterruptException as exc:
+        raise KeyboardInterrupt from exc
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return [FileProblem(name, f"damaged ({first}); {DAMAGED_ADVICE}")]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    registered = {record.path for record in catalog.shards()}
+    problems: list[FileProblem] = []
+    for file, documents, last_row in pointed:
+        if file not in registered:
+            problems.append(FileProblem(file, f"not registered, though {documents} documents point at it"))
+            continue
+        path = catalog.corpus.absolute(file)
+        if not path.is_file():
+            continue  # verify_files names it missing
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(FileProblem(file, f"corrupt (Parquet footer unreadable: {exc})"))
+            continue
+        if last_row >= rows:
+            problems.append(
+                FileProblem(file, f"corrupt (Parquet has {rows} rows, a document points at row {last_row})")
+            )
+    return problems
 
 
 def verify_files(catalog: Catalog) -> tuple[int, list[FileProblem]]:

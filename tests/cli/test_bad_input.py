@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from phicorpus.cli import main
 
@@ -79,3 +79,41 @@ def test_sql_json_is_valid_json(code_corpus: Path) -> None:
     record = json.loads(result.output, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert record == {"a": None, "b": None, "c": 1.5, "d": [1.0, None], "e": None}
     assert not any(isinstance(v, float) and math.isnan(v) for v in record.values())
+
+
+def _one_line_error(result: Result, *needles: str) -> None:
+    """Exit 1, the last line ``Error: ...``, no traceback, each needle in the output."""
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in result.output, (needle, result.output)
+
+
+def test_truncated_catalog_is_named_by_verify_stats_and_ingest(code_corpus: Path, tmp_path: Path) -> None:
+    out = _copy(code_corpus, tmp_path)
+    catalog = out / "catalog.duckdb"
+    with open(catalog, "r+b") as fh:
+        fh.truncate(catalog.stat().st_size // 2)
+    runner = CliRunner()
+    result = runner.invoke(main, ["verify", str(out)])
+    _one_line_error(result, "catalog.duckdb: damaged", "restore catalog.duckdb", "no file was checked")
+    for args in (["stats", str(out)], ["ingest", "code", str(tmp_path), "--out", str(out)],
+                 ["sql", str(out), "SELECT count(*) FROM documents"], ["filter", str(out)]):  # fmt: skip
+        result = runner.invoke(main, args)
+        _one_line_error(result, "catalog damaged", str(catalog))
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_verify_checks_documents_against_registered_parquet(code_corpus: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    out = _copy(code_corpus, tmp_path)
+    docs = next((out / "docs" / "code").glob("*.parquet"))
+    con = duckdb.connect(str(out / "catalog.duckdb"))
+    con.execute("DELETE FROM shards WHERE kind = 'docs'")
+    con.close()
+    result = CliRunner().invoke(main, ["verify", str(out)])
+    _one_line_error(result, f"docs/code/{docs.name}: not registered, though 3 documents point at it")
+    assert "re-run the command that wrote them" in result.output

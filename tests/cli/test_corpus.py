@@ -65,7 +65,7 @@ def test_pipeline_sql_and_verify(tmp_path: Path) -> None:
     assert not (tmp_path / "x.csv").exists()
 
     result = runner.invoke(main, ["verify", str(out)])
-    assert result.exit_code == 0 and "ok: 1 files verified" in result.output
+    assert result.exit_code == 0 and "ok: catalog and 1 files verified" in result.output
     shard = next((out / "docs" / "code").glob("part-*.parquet"))
     data = bytearray(shard.read_bytes())
     data[100] ^= 0xFF

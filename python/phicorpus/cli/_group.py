@@ -16,9 +16,60 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Exit status after Ctrl-C (128 + SIGINT), as a shell reports a process killed by it.
+EXIT_INTERRUPTED = 130
+
+
+class PhicorpusGroup(click.Group):
+    """The root group: Ctrl-C and errors nobody anticipated end in one line, never a traceback.
+
+    A stage stops cleanly on ``KeyboardInterrupt`` (its open transaction rolls back, temporary
+    files are removed, nothing half-written is registered), then the command exits 130. Any other
+    unexpected exception becomes ``Error: internal error ...`` and exit 1; ``--traceback`` shows it.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        import duckdb
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except (KeyboardInterrupt, duckdb.InterruptException):
+            click.echo(
+                "interrupted: stopped cleanly (nothing half-written was registered); "
+                "re-run the same command to resume",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if ctx.params.get("traceback"):
+                raise
+            raise click.ClickException(_internal_error(exc)) from exc
+
+
+def _internal_error(exc: Exception) -> str:
+    """One line for an exception no command turned into a message of its own."""
+    import duckdb
+
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, duckdb.IOException | duckdb.FatalException | duckdb.InternalException):
+        hint = ""
+        if "catalog.duckdb" in first:
+            hint = "; the catalog is damaged: run phicorpus verify"
+        return f"{first}{hint}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or first}"
+    where = f": {first}" if first else ""
+    return f"internal error ({type(exc).__name__}{where}); re-run with --traceback and report it"
+
+
+@click.group(cls=PhicorpusGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phicorpus")
-def main() -> None:
+@click.option(
+    "--traceback", is_flag=True, hidden=True, help="Show the traceback of an internal error."
+)
+def main(traceback: bool) -> None:
     """Build textbook-quality synthetic pretraining corpora and write them as token shards."""
 
 

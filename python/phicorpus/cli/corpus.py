@@ -368,13 +368,28 @@ def _json_value(value: Any) -> Any:
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @one_line_errors
 def verify_cmd(corpus_dir: Path) -> None:
-    """Re-check every registered file (size and sha256); name each missing or corrupt one."""
-    from phicorpus.catalog import open_catalog, verify_files
+    """Check the catalog itself, then every registered file (size and sha256, Parquet footers).
+
+    Each missing or corrupt file is named, with what to do about it.
+    """
+    from phicorpus.catalog import open_catalog, verify_catalog, verify_files
 
     with open_catalog(corpus_dir, read_only=True) as catalog:
-        checked, problems = verify_files(catalog)
+        problems = verify_catalog(catalog)
+        checked = 0
+        if not any(p.path.endswith("catalog.duckdb") for p in problems):
+            checked, file_problems = verify_files(catalog)
+            problems += file_problems
     for problem in problems:
         click.echo(f"{problem.path}: {problem.problem}", err=True)
+    if any(p.path.endswith("catalog.duckdb") for p in problems):
+        raise click.ClickException("the catalog is damaged; no file was checked")
     if problems:
-        raise click.ClickException(f"{len(problems)} of {checked} files missing or corrupt")
-    click.echo(f"ok: {checked} files verified")
+        raise click.ClickException(
+            f"{len(problems)} of {checked} files missing or corrupt; {_REPAIR_ADVICE}"
+        )
+    click.echo(f"ok: catalog and {checked} files verified")
+
+
+#: What to do about missing or corrupt files, for the last line of a failed verify.
+_REPAIR_ADVICE = "re-run the command that wrote them"
