@@ -35,10 +35,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -50,6 +51,7 @@ __all__ = [
     "CatalogError",
     "FileProblem",
     "ShardRecord",
+    "interruptible",
     "open_sql_connection",
     "params_hash",
     "verify_catalog",
@@ -249,6 +251,63 @@ DAMAGED_ADVICE = (
 )
 
 
+R = TypeVar("R")
+
+
+def interruptible(con: duckdb.DuckDBPyConnection, query: Callable[[], R]) -> R:
+    """Run ``query`` (a call on ``con``) so that Ctrl-C interrupts it and raises KeyboardInterrupt.
+
+    Python only sees SIGINT between bytecodes, never inside a long DuckDB call, so on the main
+    thread the call runs on a helper thread while the main thread waits; on Ctrl-C the query is
+    interrupted (``con.interrupt()``), its thread is awaited, and ``KeyboardInterrupt`` raised.
+    DuckDB's own interruption errors become ``KeyboardInterrupt`` too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _translate_interrupt(query)
+    done = threading.Event()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, query()))
+        except BaseException as exc:  # handed to the waiting thread
+            box.append((False, exc))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="phicorpus-query", daemon=True)
+    worker.start()
+    try:
+        while not done.wait(0.25):
+            pass
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    ok, value = box[0]
+    if ok:
+        result: R = value
+        return result
+    if _is_interrupt(value):
+        raise KeyboardInterrupt from value
+    raise value
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "Query interrupted" in str(exc)
+    )
+
+
+def _translate_interrupt(query: Callable[[], R]) -> R:
+    try:
+        return query()
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if _is_interrupt(exc):
+            raise KeyboardInterrupt from exc
+        raise
+
+
 def params_hash(params: Mapping[str, Any]) -> str:
     """A stable hash of stage parameters (sorted-key JSON)."""
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
@@ -333,9 +392,7 @@ class Catalog:
         every statement whose rows are not wanted still goes through here.
         """
         try:
-            return self.con.execute(sql, params).fetchall()
-        except duckdb.InterruptException as exc:
-            raise KeyboardInterrupt from exc  # Ctrl-C inside a query: the CLI stops cleanly (130)
+            return interruptible(self.con, lambda: self.con.execute(sql, params).fetchall())
         except (duckdb.IOException, duckdb.FatalException, duckdb.SerializationException) as exc:
             raise self.damaged(exc) from exc
 
@@ -632,6 +689,7 @@ def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
         con.execute("SET enable_external_access = false").fetchall()
         con.execute("SET autoinstall_known_extensions = false").fetchall()
         con.execute("SET autoload_known_extensions = false").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
         con.execute("SET lock_configuration = true").fetchall()
         con.execute(SQL_DOCUMENT_TEXT_VIEW).fetchall()
         con.execute(SQL_KEPT_TEXT_VIEW).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,73 @@ def test_verify_checks_documents_against_registered_parquet(code_corpus: Path, t
     result = CliRunner().invoke(main, ["verify", str(out)])
     _one_line_error(result, f"docs/code/{docs.name}: not registered, though 3 documents point at it")
     assert "re-run the command that wrote them" in result.output
+
+
+def _links(fds: Path) -> list[str]:
+    """Targets of a process's open file descriptors (those still open while listed)."""
+    targets = []
+    try:
+        for fd in fds.iterdir():
+            try:
+                targets.append(os.readlink(fd))
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return targets
+
+
+def test_sigint_during_a_catalog_query_exits_130(code_corpus: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    query = "SELECT count(*) FROM range(100000000000) a"  # minutes of work
+    child = subprocess.Popen(
+        [sys.executable, "-m", "phicorpus.cli", "sql", str(code_corpus), query],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Ready once the catalog is open (imports done, inside the command); then the query runs.
+        deadline = time.monotonic() + 60
+        fds = Path(f"/proc/{child.pid}/fd")
+        while time.monotonic() < deadline and not any("catalog.duckdb" in t for t in _links(fds)):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 130, (out, err)
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        "interrupted: stopped cleanly (nothing half-written was registered); "
+        "re-run the same command to resume"
+    ]
+
+
+def test_ctrl_c_in_a_stage_exits_130_and_unexpected_errors_are_one_line(
+    code_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import phicorpus.filter.stage as filter_stage
+
+    out = _copy(code_corpus, tmp_path)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(filter_stage, "run_filter", interrupted)
+    result = CliRunner().invoke(main, ["filter", str(out)])
+    assert result.exit_code == 130 and "interrupted: stopped cleanly" in result.output
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("quality_reason")
+
+    monkeypatch.setattr(filter_stage, "run_filter", broken)
+    result = CliRunner().invoke(main, ["filter", str(out)])
+    _one_line_error(result, "internal error (KeyError: 'quality_reason'); re-run with --traceback")
+    result = CliRunner().invoke(main, ["--traceback", "filter", str(out)])
+    assert isinstance(result.exception, KeyError)

@@ -43,6 +43,9 @@ class PhicorpusGroup(click.Group):
             )
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
+            if isinstance(exc, RuntimeError) and "Query interrupted" in str(exc):
+                click.echo("interrupted: stopped cleanly; re-run the same command to resume", err=True)
+                ctx.exit(EXIT_INTERRUPTED)
             if ctx.params.get("traceback"):
                 raise
             raise click.ClickException(_internal_error(exc)) from exc

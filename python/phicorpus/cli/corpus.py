@@ -311,14 +311,17 @@ def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
     """
     import duckdb
 
-    from phicorpus.catalog import open_sql_connection
+    from phicorpus.catalog import interruptible, open_sql_connection
 
     con = open_sql_connection(corpus_dir)
+
+    def run() -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = con.execute(query)
+        return [d[0] for d in cursor.description or []], cursor.fetchall()
+
     try:
         try:
-            cursor = con.execute(query)
-            columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall()
+            columns, rows = interruptible(con, run)
         except duckdb.PermissionException as exc:
             first = str(exc).strip().splitlines()[0]
             raise click.ClickException(
