@@ -309,6 +309,14 @@ class BuildConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
+        from phicorpus.corpus import CorpusError, check_name
+
+        try:
+            check_name(self.name, "name")
+        except CorpusError as exc:
+            raise ValueError(str(exc)) from exc
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.shard_tokens <= 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "Corpus",
     "CorpusError",
     "atomic_path",
+    "check_name",
     "fsync_dir",
     "publish_bytes",
     "read_texts",
@@ -35,6 +37,26 @@ TMP_SUFFIX = ".tmp"
 
 class CorpusError(Exception):
     """A corpus directory problem; the message names the path."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is one path component of ``[A-Za-z0-9._-]`` (not ``.``/``..``), else an error.
+
+    Build and source names become directories of the corpus (``build/<name>/``,
+    ``docs/<source>/``), so a name with a separator, ``..`` or nothing at all would write outside
+    its place (``--name ../../escape``) or over another's (``--name ""`` writes into ``build/``).
+
+    Raises:
+        CorpusError: naming the value and the rule.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        raise CorpusError(
+            f"{what} {name!r} is not valid: one path component of letters, digits, '.', '_' and '-'"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +100,12 @@ class Corpus:
         return self.root / "requests"
 
     def docs_dir(self, source: str) -> Path:
-        """``docs/<source>/``: the Parquet shards of one source."""
-        return self.root / "docs" / source
+        """``docs/<source>/``: the Parquet shards of one source (a valid name, see :func:`check_name`)."""
+        return self.root / "docs" / check_name(source, "source name")
 
     def build_dir(self, name: str) -> Path:
-        """``build/<name>/``: token shards, tokenizer and manifest of one build."""
-        return self.root / "build" / name
+        """``build/<name>/``: token shards, tokenizer and manifest of one build (a valid name)."""
+        return self.root / "build" / check_name(name, "build name")
 
     def relative(self, path: str | Path) -> str:
         """``path`` relative to the corpus root, with ``/`` separators (how the catalog stores it)."""

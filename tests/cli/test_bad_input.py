@@ -188,3 +188,44 @@ def test_ctrl_c_in_a_stage_exits_130_and_unexpected_errors_are_one_line(
     _one_line_error(result, "internal error (KeyError: 'quality_reason'); re-run with --traceback")
     result = CliRunner().invoke(main, ["--traceback", "filter", str(out)])
     assert isinstance(result.exception, KeyError)
+
+
+@pytest.mark.parametrize("name", ["../../escape", "", "a/b", "..", ".", "x y", "/abs"])
+def test_build_and_source_names_are_one_path_component(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "c"
+    runner = CliRunner()
+    result = runner.invoke(main, ["build", "--out", str(out), "--name", name, "--tokens", "1000"])
+    assert result.exit_code == 2 and "Invalid value for '--name'" in result.output, result.output
+    assert "one path component" in result.output
+    result = runner.invoke(main, ["ingest", "code", str(tmp_path), "--out", str(out), "--source", name])
+    assert result.exit_code == 2 and "Invalid value for '--source'" in result.output, result.output
+    # Nothing written anywhere: no configuration saved, nothing beside or above the corpus.
+    assert not (out / "phicorpus.toml").exists() and not (out / "catalog.duckdb").exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) in ([], ["deep"], ["c", "deep"])
+
+
+def test_names_from_the_configuration_file_are_checked_too(tmp_path: Path) -> None:
+    from phicorpus.config import Config, ConfigError
+    from phicorpus.corpus import Corpus, CorpusError
+
+    toml = tmp_path / "phicorpus.toml"
+    toml.write_text('[build]\nname = "../../escape"\n')
+    with pytest.raises(ConfigError, match=r"phicorpus.toml: build: name '../../escape' is not valid"):
+        Config.load(toml)
+    with pytest.raises(CorpusError, match="source name 'a/b' is not valid"):
+        Corpus.create(tmp_path / "c").docs_dir("a/b")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "--out", "{tmp}/c", "--seed", "-1"],
+        ["bios", "--corpus", "{tmp}/c", "--people", "2", "--seed", "-1"],
+        ["prompts", "--n", "2", "--out", "{tmp}/p.parquet", "--seed", "-1"],
+    ],
+)
+def test_a_negative_seed_names_the_flag(args: list[str], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--seed': -1 is not in the range x>=0" in result.output
+    assert not (tmp_path / "c" / "phicorpus.toml").exists()

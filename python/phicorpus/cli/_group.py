@@ -105,6 +105,22 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a build or source name is one path component of ``[A-Za-z0-9._-]``."""
+    from phicorpus.corpus import CorpusError, check_name
+
+    if value is None:
+        return None
+    try:
+        return check_name(value, "name")
+    except CorpusError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+#: ``--seed``: seeds are non-negative (NumPy and the Rust core take unsigned seeds).
+SEED = click.IntRange(min=0)
+
+
 def llm_endpoints(llm: tuple[str, ...]) -> list[str]:
     """The ``--llm`` base URLs, else ``$OPENAI_BASE_URL``; a usage error when there is neither."""
     urls = list(llm) or ([os.environ["OPENAI_BASE_URL"]] if os.environ.get("OPENAI_BASE_URL") else [])

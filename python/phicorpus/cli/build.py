@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from phicorpus.cli._group import main, one_line_errors
+from phicorpus.cli._group import SEED, checked_name, main, one_line_errors
 
 __all__ = ["build", "main", "one_line_errors", "stats"]
 
@@ -31,11 +31,13 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 @click.option("--code", "code", multiple=True, type=click.Path(path_type=Path), help="Code dirs/files.")
 @click.option("--web", "web", multiple=True, type=click.Path(path_type=Path), help="Web samples.")
 @click.option("--benchmarks", multiple=True, type=click.Path(path_type=Path), help="For decontamination.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=SEED, default=None, help="Seed of sampling and shuffling (>= 0).")
 @click.option("--valid-fraction", type=float, default=None, help="Share held out for validation.")
 @click.option("--max-epochs", type=float, default=None, help="Most repeats of any source.")
 @click.option("--shard-tokens", type=int, default=None, help="Tokens per shard file.")
-@click.option("--name", default=None, help="Build name (build/<name>/).")
+@click.option(
+    "--name", default=None, callback=checked_name, help="Build name (build/<name>/; [A-Za-z0-9._-])."
+)
 @one_line_errors
 def build(
     mix: str | None,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from phicorpus.cli._group import llm_endpoints, main, one_line_errors
+from phicorpus.cli._group import SEED, checked_name, llm_endpoints, main, one_line_errors
 
 if TYPE_CHECKING:
     from phicorpus.corpus import Corpus
@@ -41,7 +41,13 @@ def ingest() -> None:
 @ingest.command("code")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
-@click.option("--source", default="code", show_default=True, help="Source name of the documents.")
+@click.option(
+    "--source",
+    default="code",
+    show_default=True,
+    callback=checked_name,
+    help="Source name of the documents ([A-Za-z0-9._-]).",
+)
 @click.option("--shard-files", type=int, default=None, help="Input files per shard.")
 @one_line_errors
 def ingest_code_cmd(paths: tuple[Path, ...], out: Path, source: str, shard_files: int | None) -> None:
@@ -139,7 +145,7 @@ def classifier() -> None:
 @click.option(
     "--sample", type=int, default=1000, show_default=True, help="Documents to sample for the judge."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--out",
     "out",
@@ -248,7 +254,7 @@ def _annotate_with_judge(
 @click.option(
     "--threshold", type=float, default=3.0, show_default=True, help="Score that counts as positive."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @one_line_errors
 def train_cmd(
     corpus_dir: Path, labels_file: Path | None, holdout: float, threshold: float, seed: int

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from phicorpus.cli._group import main, one_line_errors
+from phicorpus.cli._group import SEED, main, one_line_errors
 
 __all__ = ["main", "one_line_errors"]
 
@@ -64,7 +64,7 @@ def topics_stats(directory: str | None) -> None:
 @topics.command("sample")
 @_DIR
 @click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @one_line_errors
 def topics_sample(directory: str | None, n: int, seed: int) -> None:
     """Print N random leaf topics with their paths."""
@@ -110,7 +110,7 @@ def topics_check(directory: str | None) -> None:
     "--web", multiple=True, type=click.Path(dir_okay=False), help="JSONL/Parquet web samples (repeatable)."
 )
 @click.option("--rewrite-from", multiple=True, type=click.Path(dir_okay=False), help="Documents to rewrite.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None, help="phicorpus.toml."
 )
@@ -232,7 +232,7 @@ def prompts_stats(file: str, config_path: str | None, as_json: bool) -> None:
 @main.command("bios")
 @click.option("--corpus", type=click.Path(file_okay=False), required=True, help="Corpus directory.")
 @click.option("--people", "n_people", type=click.IntRange(min=1), required=True, help="Number of people.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--multi", type=click.IntRange(min=1), default=1, show_default=True, help="Biographies per person."
 )
