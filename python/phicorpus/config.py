@@ -50,6 +50,8 @@ class IngestConfig:
         shard_files: input files per Parquet shard (the unit of resumption).
         skip_dirs: directory names never entered (``vendored``/``generated`` and tool caches).
         content_column: the text column of JSONL/Parquet inputs (The Stack: ``content``).
+        max_record_bytes: larger records of JSONL/Parquet inputs are skipped (``oversized``): one
+            huge record would otherwise hold gigabytes through filter, dedup and tokenization.
     """
 
     extensions: tuple[str, ...] = (
@@ -92,6 +94,11 @@ class IngestConfig:
         ".mypy_cache",
     )
     content_column: str = "content"
+    max_record_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes <= 0 or self.max_file_bytes <= 0 or self.shard_files <= 0:
+            raise ValueError("max_record_bytes, max_file_bytes and shard_files must be positive")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ __all__ = [
     "CorpusError",
     "atomic_path",
     "check_name",
+    "file_kind_problem",
     "fsync_dir",
     "publish_bytes",
     "read_texts",
@@ -57,6 +58,30 @@ def check_name(name: str, what: str = "name") -> str:
             f"{what} {name!r} is not valid: one path component of letters, digits, '.', '_' and '-'"
         )
     return name
+
+
+def file_kind_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or ``None`` for a regular file.
+
+    ``no such file or directory`` only when nothing is there: a FIFO, socket or device is named
+    as what it is (reading a FIFO would block, and a re-run could not read it again).
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file or directory"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{kind}, not a regular file (write it to a file first)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,3 +229,62 @@ def test_a_negative_seed_names_the_flag(args: list[str], tmp_path: Path) -> None
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--seed': -1 is not in the range x>=0" in result.output
     assert not (tmp_path / "c" / "phicorpus.toml").exists()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_ingest_names_skip_reasons_and_fails_when_every_input_is_bad(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = _write(tmp_path / "mixed.jsonl", b'{"content": "def a():\\n    return 1\\n"}\n{bad json\n'
+                  b'{"text": "no content"}\n\xff{"content": "x"}\n')  # fmt: skip
+    big = _write(tmp_path / "big.jsonl", json.dumps({"content": "x = 1\n" * 200_000}).encode() + b"\n")
+    result = runner.invoke(main, ["ingest", "code", str(good), str(big), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.splitlines()]
+    assert ["documents", "1"] in lines
+    assert ["bad_json", "1"] in lines and ["no_content", "1"] in lines
+    assert ["invalid_utf8", "1"] in lines and ["oversized", "1"] in lines
+    assert f"{good}:2: bad_json" in result.output and f"{good}:4: invalid_utf8" in result.output
+    oversized = "oversized (record of 1,400,016 bytes > ingest.max_record_bytes 1,000,000)"
+    assert f"{big}:1: {oversized}" in result.output
+    # The cap is configurable; --json gives the raw statistics.
+    args = ["ingest", "code", str(big), "--out", str(tmp_path / "c2"), "--max-record-bytes", "2000000"]
+    result = runner.invoke(main, [*args, "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["documents"] == 1, result.output
+
+    bad = _write(tmp_path / "bad.jsonl", b'{"x": 1}\nnot json\n')
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stack = tmp_path / "stack.parquet"
+    pq.write_table(pa.table({"text": ["def f(): pass"]}), stack)
+    for inputs, needles in [
+        ([bad], [f"no documents from {bad}: skipped 2 (", "bad_json 1", "no_content 1", f"{bad}:2: bad_"]),
+        ([stack], [f"{stack}:0: no_content (no column 'content')"]),
+    ]:
+        result = runner.invoke(main, ["ingest", "code", *map(str, inputs), "--out", str(tmp_path / "c3")])
+        _one_line_error(result, *needles)
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_fifo_is_named_as_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "code.py"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(main, ["ingest", "code", str(fifo), "--out", str(tmp_path / "c")])
+    _one_line_error(result, f"{fifo}:0: unreadable (a FIFO, not a regular file")
+    assert "no such file" not in result.output
+    web = tmp_path / "web.jsonl"
+    os.mkfifo(web)
+    args = ["prompts", "--n", "2", "--out", str(tmp_path / "p.parquet"), "--web", str(web)]
+    result = CliRunner().invoke(main, args)
+    _one_line_error(result, f"{web}:0: web file: a FIFO, not a regular file")
+
+
+def test_invalid_utf8_in_a_web_file_names_file_and_line(tmp_path: Path) -> None:
+    web = _write(tmp_path / "web.jsonl", b'{"text": "fine words about rivers"}\n{"text": "caf\xe9"}\n')
+    args = ["prompts", "--n", "2", "--out", str(tmp_path / "p.parquet"), "--web", str(web)]
+    result = CliRunner().invoke(main, args)
+    _one_line_error(result, f"{web}:2: invalid UTF-8 (byte 13 of the line)")

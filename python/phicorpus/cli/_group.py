@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import os
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -115,6 +116,55 @@ def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) 
         return check_name(value, "name")
     except CorpusError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
+#: ``--json``: a stage's summary as raw JSON instead of the table.
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+
+
+def print_summary(title: str, stats: Mapping[str, Any], as_json: bool) -> None:
+    """A stage's statistics as a two-column table (or, with ``--json``, the raw JSON)."""
+    if as_json:
+        click.echo(json.dumps(stats, indent=2, sort_keys=True, default=str))
+        return
+    click.echo(title)
+    for line in summary_lines(stats):
+        click.echo(line)
+
+
+def summary_lines(stats: Mapping[str, Any], indent: int = 2) -> list[str]:
+    """Rows ``  name    value`` of a statistics mapping; nested mappings and lists indented."""
+    pad = " " * indent
+    lines: list[str] = []
+    width = max((len(str(k)) for k in stats), default=0) + 2
+    for key, value in stats.items():
+        label = str(key).replace("_", " ") if indent == 2 else str(key)  # nested: reasons, sources
+        if isinstance(value, Mapping):
+            lines.append(f"{pad}{label}" + ("" if value else "  -"))
+            lines.extend(summary_lines(value, indent + 2))
+        elif isinstance(value, (list, tuple)):
+            if all(isinstance(v, (int, float)) for v in value):
+                lines.append(f"{pad}{label.ljust(width)}{', '.join(map(_cell, value)) or '-'}")
+            else:
+                lines.append(f"{pad}{label}")
+                for item in value:
+                    if isinstance(item, Mapping):
+                        lines.extend(summary_lines(item, indent + 4))
+                    else:
+                        lines.append(f"{pad}  {_cell(item)}")
+        else:
+            lines.append(f"{pad}{label.ljust(width)}{_cell(value)}")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "-"}[value]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
 
 
 #: ``--seed``: seeds are non-negative (NumPy and the Rust core take unsigned seeds).

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from phicorpus.cli._group import SEED, checked_name, llm_endpoints, main, one_line_errors
+from phicorpus.cli._group import (
+    JSON_OPTION,
+    SEED,
+    checked_name,
+    llm_endpoints,
+    main,
+    one_line_errors,
+    print_summary,
+)
 
 if TYPE_CHECKING:
     from phicorpus.corpus import Corpus
@@ -48,20 +56,36 @@ def ingest() -> None:
     callback=checked_name,
     help="Source name of the documents ([A-Za-z0-9._-]).",
 )
-@click.option("--shard-files", type=int, default=None, help="Input files per shard.")
+@click.option("--shard-files", type=click.IntRange(min=1), default=None, help="Input files per shard.")
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Skip larger JSONL/Parquet records as oversized (default 1,000,000).",
+)
+@JSON_OPTION
 @one_line_errors
-def ingest_code_cmd(paths: tuple[Path, ...], out: Path, source: str, shard_files: int | None) -> None:
+def ingest_code_cmd(
+    paths: tuple[Path, ...],
+    out: Path,
+    source: str,
+    shard_files: int | None,
+    max_record_bytes: int | None,
+    as_json: bool,
+) -> None:
     """Ingest code: directories, source files, JSONL/Parquet with a `content` column.
 
-    With no PATH, the standard library source of the running Python.
+    With no PATH, the standard library source of the running Python. Skipped inputs are counted
+    by reason, and the first bad ones named by file and line; when every input is bad the
+    command fails.
     """
     from phicorpus.corpus import Corpus
     from phicorpus.sources.code import ingest_code
 
+    config = _config(out).override(ingest={"shard_files": shard_files, "max_record_bytes": max_record_bytes})
     corpus = Corpus.create(out)
-    config = _config(out).override(ingest={"shard_files": shard_files})
     stats = ingest_code(corpus, list(paths) or None, config=config.ingest, source=source)
-    _print_stats(stats)
+    print_summary(f"ingest {source!r}", stats, as_json)
 
 
 @main.command("filter")
