@@ -91,14 +91,15 @@ def ingest_code_cmd(
 @main.command("filter")
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @click.option("--min-edu", type=float, default=None, help="Drop documents the edu classifier scores lower.")
+@JSON_OPTION
 @one_line_errors
-def filter_cmd(corpus_dir: Path, min_edu: float | None) -> None:
+def filter_cmd(corpus_dir: Path, min_edu: float | None, as_json: bool) -> None:
     """Heuristic quality rules (prose and code sets) and the edu-value filter."""
     from phicorpus.corpus import Corpus
     from phicorpus.filter.stage import run_filter
 
     config = _config(corpus_dir).override(filter={"min_edu": min_edu})
-    _print_stats(run_filter(Corpus.open(corpus_dir), config.filter))
+    print_summary("filter", run_filter(Corpus.open(corpus_dir), config.filter), as_json)
 
 
 @main.command("dedup")
@@ -106,8 +107,11 @@ def filter_cmd(corpus_dir: Path, min_edu: float | None) -> None:
 @click.option("--threshold", type=float, default=None, help="Jaccard threshold (default 0.8).")
 @click.option("--ngram", type=int, default=None, help="Words per shingle (default 5).")
 @click.option("--num-perm", type=int, default=None, help="MinHash permutations (default 128).")
+@JSON_OPTION
 @one_line_errors
-def dedup_cmd(corpus_dir: Path, threshold: float | None, ngram: int | None, num_perm: int | None) -> None:
+def dedup_cmd(
+    corpus_dir: Path, threshold: float | None, ngram: int | None, num_perm: int | None, as_json: bool
+) -> None:
     """Exact, then MinHash-LSH near-duplicate removal across all sources."""
     from phicorpus.corpus import Corpus
     from phicorpus.dedup.stage import run_dedup
@@ -115,7 +119,7 @@ def dedup_cmd(corpus_dir: Path, threshold: float | None, ngram: int | None, num_
     config = _config(corpus_dir).override(
         dedup={"threshold": threshold, "ngram": ngram, "num_perm": num_perm}
     )
-    _print_stats(run_dedup(Corpus.open(corpus_dir), config.dedup))
+    print_summary("dedup", run_dedup(Corpus.open(corpus_dir), config.dedup), as_json)
 
 
 @main.command("decontam")
@@ -131,9 +135,15 @@ def dedup_cmd(corpus_dir: Path, threshold: float | None, ngram: int | None, num_
 @click.option("--field", "fields", multiple=True, help="Text field of the benchmark records (repeatable).")
 @click.option("--ngram", type=int, default=None, help="Words per n-gram (default 13).")
 @click.option("--flag", is_flag=True, help="Only flag overlapping documents (decontam_hits), do not drop.")
+@JSON_OPTION
 @one_line_errors
 def decontam_cmd(
-    corpus_dir: Path, benchmarks: tuple[Path, ...], fields: tuple[str, ...], ngram: int | None, flag: bool
+    corpus_dir: Path,
+    benchmarks: tuple[Path, ...],
+    fields: tuple[str, ...],
+    ngram: int | None,
+    flag: bool,
+    as_json: bool,
 ) -> None:
     """Drop (or flag) documents sharing an n-gram with a benchmark."""
     from phicorpus.corpus import Corpus
@@ -142,7 +152,8 @@ def decontam_cmd(
     config = _config(corpus_dir).override(
         decontam={"fields": list(fields) or None, "ngram": ngram, "mode": "flag" if flag else None}
     )
-    _print_stats(run_decontam(Corpus.open(corpus_dir), list(benchmarks), config.decontam))
+    stats = run_decontam(Corpus.open(corpus_dir), list(benchmarks), config.decontam)
+    print_summary("decontam", stats, as_json)
 
 
 @main.group()

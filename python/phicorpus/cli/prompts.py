@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from phicorpus.cli._group import SEED, main, one_line_errors
+from phicorpus.cli._group import JSON_OPTION, SEED, main, one_line_errors, print_summary
 
 __all__ = ["main", "one_line_errors"]
 
@@ -238,8 +238,11 @@ def prompts_stats(file: str, config_path: str | None, as_json: bool) -> None:
 )
 @click.option("--permute", is_flag=True, help="Shuffle the sentence order of each biography.")
 @click.option("--fullname", is_flag=True, help="Full name in every sentence instead of pronouns.")
+@JSON_OPTION
 @one_line_errors
-def bios(corpus: str, n_people: int, seed: int, multi: int, permute: bool, fullname: bool) -> None:
+def bios(
+    corpus: str, n_people: int, seed: int, multi: int, permute: bool, fullname: bool, as_json: bool
+) -> None:
     """Write the offline bioS knowledge corpus (Physics of Language Models 3.1) into a corpus."""
     from phicorpus.corpus import Corpus
     from phicorpus.sources.bios import write_bios
@@ -247,4 +250,4 @@ def bios(corpus: str, n_people: int, seed: int, multi: int, permute: bool, fulln
     stats = write_bios(
         Corpus.create(corpus), n_people, seed=seed, multi=multi, permute=permute, fullname=fullname
     )
-    click.echo(json.dumps(stats, sort_keys=True))
+    print_summary("bios", stats, as_json)
