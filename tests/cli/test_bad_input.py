@@ -288,3 +288,51 @@ def test_invalid_utf8_in_a_web_file_names_file_and_line(tmp_path: Path) -> None:
     args = ["prompts", "--n", "2", "--out", str(tmp_path / "p.parquet"), "--web", str(web)]
     result = CliRunner().invoke(main, args)
     _one_line_error(result, f"{web}:2: invalid UTF-8 (byte 13 of the line)")
+
+
+def _module(i: int) -> str:
+    import random
+
+    rng = random.Random(i)
+    return "\n".join(f"def f{j}(x):\n    return x * {rng.randint(0, 99)} + {j}" for j in range(30)) + "\n"
+
+
+def test_rerunning_dedup_and_filter_recomputes_their_decisions(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(12):
+        (src / f"m{i}.py").write_text(_module(i))
+    out = tmp_path / "c"
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", "code", str(src), "--out", str(out)]).exit_code == 0
+
+    def kept() -> int:
+        result = runner.invoke(main, ["sql", str(out), "SELECT count(*) FROM kept_text", "--format", "csv"])
+        return int(result.output.splitlines()[1])
+
+    result = runner.invoke(main, ["dedup", str(out), "--threshold", "0"])
+    assert result.exit_code == 0 and kept() == 1
+    assert "warning: dedup dropped 91.7% of source 'code' (11 of 12 documents)" in result.output
+    result = runner.invoke(main, ["dedup", str(out), "--json"])  # the default threshold again
+    assert result.exit_code == 0 and json.loads(result.output)["near_duplicates"] == 0
+    assert kept() == 12 and "warnings" not in json.loads(result.output)
+
+    # The edu filter: a classifier trained on labels (modules 0-5 good, 6-11 poor).
+    labels = tmp_path / "labels.jsonl"
+    q = "SELECT id, provenance->>'path' AS path FROM documents"
+    result = runner.invoke(main, ["sql", str(out), q, "--format", "json"])
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    score = {r["id"]: 5 if int(Path(r["path"]).stem[1:]) < 6 else 0 for r in rows}
+    labels.write_text("".join(json.dumps({"id": i, "score": s}) + "\n" for i, s in score.items()))
+    assert runner.invoke(main, ["classifier", "annotate", str(out), "--labels", str(labels)]).exit_code == 0
+    result = runner.invoke(main, ["classifier", "train", str(out), "--holdout", "0"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["filter", str(out), "--min-edu", "100", "--json"])
+    assert result.exit_code == 0 and kept() == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["warnings"] == ["filter dropped 100.0% of source 'code' (12 of 12 documents)"]
+    result = runner.invoke(main, ["filter", str(out), "--min-edu", "0", "--json"])
+    assert result.exit_code == 0 and kept() == 12, result.output
+    assert json.loads(result.output)["restored"] == 12
+    q = "SELECT count(*) FROM drop_counts WHERE stage = 'filter' AND count > 0"
+    assert runner.invoke(main, ["sql", str(out), q, "--format", "csv"]).output.splitlines()[1] == "0"

@@ -75,8 +75,9 @@ def test_dedup_across_sources(tmp_path: Path) -> None:
     assert per_source == {"code": 0, "textbook": 2}
     assert per_topic == [("t1", 21)]
     assert sizes == {1: 38, 2: 2}
-    # A re-run keeps the decisions.
-    assert run_dedup(corpus, DedupConfig())["near_duplicates"] == 0
+    # A re-run recomputes the same decisions from the same inputs.
+    again = run_dedup(corpus, DedupConfig())
+    assert (again["exact_duplicates"], again["near_duplicates"]) == (1, 1)
     with Catalog.open(corpus, read_only=True) as cat:
         assert len(cat.exec("SELECT id FROM documents WHERE drop_stage = 'dedup'")) == 2
         assert dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes")) == {1: 38, 2: 2}

@@ -130,6 +130,8 @@ def print_summary(title: str, stats: Mapping[str, Any], as_json: bool) -> None:
     click.echo(title)
     for line in summary_lines(stats):
         click.echo(line)
+    for warning in stats.get("warnings", ()):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def summary_lines(stats: Mapping[str, Any], indent: int = 2) -> list[str]:

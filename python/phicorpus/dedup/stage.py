@@ -20,6 +20,10 @@ Steps, streaming the text shard by shard (only one shard's text is in memory at 
    size histogram (a cluster = a representative and the documents dropped for it), in one
    catalog transaction. A killed run commits nothing; the re-run starts over.
 
+The inputs are the documents no earlier stage dropped, including those a previous dedup run
+dropped: every run recomputes all of dedup's decisions, so a run with other parameters replaces
+the last one's. A run dropping more than 90% of a source says so (``warnings``).
+
 Example:
     >>> stats = run_dedup(Corpus.open("corpus/"), DedupConfig(threshold=0.8))  # doctest: +SKIP
 """
@@ -36,6 +40,7 @@ from phicorpus.catalog import Catalog
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
+from phicorpus.destructive import heavy_drop_warnings
 
 __all__ = ["choose_keepers", "rank_best_first", "run_dedup"]
 
@@ -116,9 +121,12 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
         )
         run = catalog.start_stage("dedup", params)
+        # The stage's inputs: every document no earlier stage dropped, those an earlier dedup run
+        # dropped included, so a run with other parameters recomputes every decision (a looser
+        # threshold brings back what a stricter one dropped).
         docs = catalog.con.sql(
-            "SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE drop_stage IS NULL "
-            "ORDER BY file, row"
+            "SELECT id, source, topic_id, file, row, edu_score FROM documents "
+            "WHERE drop_stage IS NULL OR drop_stage = 'dedup' ORDER BY file, row"
         ).to_arrow_table()
         n = docs.num_rows
         files = docs.column("file").to_numpy(zero_copy_only=False)
@@ -175,11 +183,11 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
             catalog.con.register("_dedup", decisions)
             try:
                 catalog.exec(
-                    "UPDATE documents SET exact_hash = d.exact_hash, "
-                    # A re-run sees only the kept documents: keep the clusters found before.
-                    "dup_cluster = coalesce(d.dup_cluster, documents.dup_cluster) "
-                    "FROM _dedup d "
-                    "WHERE documents.id = d.id"
+                    "UPDATE documents SET drop_stage = NULL, drop_reason = NULL WHERE drop_stage = 'dedup'"
+                )
+                catalog.exec(
+                    "UPDATE documents SET exact_hash = d.exact_hash, dup_cluster = d.dup_cluster "
+                    "FROM _dedup d WHERE documents.id = d.id"
                 )
                 catalog.exec(
                     "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
@@ -205,7 +213,9 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
                 )
             finally:
                 catalog.con.unregister("_dedup")
-        stats = {
+        source_col = docs.column("source").to_numpy(zero_copy_only=False)
+        warnings = heavy_drop_warnings("dedup", source_col, dropped)
+        stats: dict[str, Any] = {
             "documents": int(n),
             "exact_duplicates": int(exact_dup.sum()),
             "near_duplicates": int((dropped & ~exact_dup).sum()),
@@ -214,5 +224,7 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
             "bands": bands,
             "rows": rows,
         }
+        if warnings:
+            stats["warnings"] = warnings
         catalog.finish_stage(run, stats)
     return stats
