@@ -142,7 +142,15 @@ def prompts(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from phicorpus.prompts import load_templates, load_text_records, prompts_for_tokens, render_prompts
+    import pyarrow.parquet as pq
+
+    from phicorpus.prompts import (
+        iter_prompt_batches,
+        load_templates,
+        load_text_records,
+        prompts_for_tokens,
+        write_prompt_file,
+    )
 
     if (n is None) == (tokens is None):
         raise click.UsageError("give exactly one of --n and --tokens")
@@ -164,25 +172,22 @@ def prompts(
         )
         n = prompts_for_tokens(tokens, expected or 1.0)
     documents = load_text_records(rewrite_from, what="rewrite") if rewrite_from else []
-    table = render_prompts(
+    # Rendered and written batch by batch: a million prompts never sit in memory as text.
+    batches = iter_prompt_batches(
         n, formats=chosen, seed=seed, web=web, config=config, documents=documents, templates=loaded_templates
     )
     if corpus is not None:
         from phicorpus.corpus import Corpus
         from phicorpus.prompts import write_prompts
 
-        path = write_prompts(Corpus.create(corpus), table)
+        path = write_prompts(Corpus.create(corpus), batches)
+        counts: Counter[str] = Counter(
+            pq.read_table(path, columns=["format"]).column("format").to_pylist()
+        )
     else:
-        import pyarrow.parquet as pq
-
-        from phicorpus.corpus import atomic_path
-
-        path = Path(out or "")
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-    counts = Counter(table.column("format").to_pylist())
+        path, counts, _ = write_prompt_file(Path(out or ""), batches)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    click.echo(f"{table.num_rows} prompts ({summary}) -> {path}")
+    click.echo(f"{sum(counts.values())} prompts ({summary}) -> {path}")
 
 
 @prompts.command("stats")
