@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from phicorpus.catalog import Catalog, kept_counts
 from phicorpus.config import BuildConfig, Config
-from phicorpus.corpus import Corpus, publish_bytes, remove_stale_temporaries
+from phicorpus.corpus import Corpus, file_kind_problem, publish_bytes, read_texts, remove_stale_temporaries
 from phicorpus.decontam import run_decontam
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
@@ -34,8 +34,8 @@ from phicorpus.mix.planning import (
     BuildError,
     BuildInputs,
     describe_llm_plan,
-    describe_plan,
     format_mix_plan,
+    plan_build,
     plan_llm_prompts,
     resolve_mix,
 )
@@ -44,6 +44,7 @@ from phicorpus.shard.stage import write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code
 from phicorpus.stage import Executor
+from phicorpus.tokenize.fitness import FITNESS_SAMPLE, check_training_tokenizer
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
 from phicorpus.verify.exercises import verify_exercises
 
@@ -173,13 +174,27 @@ def run_build(
     generation, or the offline bioS generator), code ingestion, filter, dedup, decontamination
     (with ``inputs.benchmarks``), then :func:`build_shards`.
     """
+    # Every input is checked, and every check the plan can make is made, before anything is
+    # written: the configuration is saved only for a build that passed them (issue 14).
     for path in inputs.code:
-        if not Path(path).exists():
-            raise BuildError(f"{path}: no such file or directory (--code)")
+        problem = file_kind_problem(path) if not Path(path).is_dir() else None
+        if problem is not None:
+            raise BuildError(f"{path}: {problem} (--code)")
+    for path in (*inputs.web, *inputs.benchmarks):
+        problem = file_kind_problem(path)
+        if problem is not None:
+            raise BuildError(f"{path}: {problem} ({'--web' if path in inputs.web else '--benchmarks'})")
     if config.build.tokenizer:
-        load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
-    for line in describe_plan(corpus, config.build, inputs, config.ingest):
+        tok = load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
+        fit = check_training_tokenizer(
+            tok, _tokenizer_sample(corpus), allow_lossy=config.build.allow_lossy_tokenizer
+        )
+        echo(fit.describe())
+    plan_lines, planned_tokens = plan_build(corpus, config.build, inputs, config.ingest)
+    for line in plan_lines:
         echo(line)
+    for line in plan_warnings(corpus, config, inputs):
+        echo(f"warning: {line}")
     # The build is the corpus's one writer: whatever a killed run half-wrote anywhere (a stage
     # whose re-run is skipped included, e.g. bioS's qa.parquet) goes now.
     for folder in ("docs", "prompts", "cache", "build"):
@@ -200,8 +215,34 @@ def run_build(
         prompts = plan_llm_prompts(config, inputs, spec, groups)
         for line in describe_llm_plan(prompts, config, inputs):
             echo(line)
-    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
+    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory"). Saved once
+    # the plan and inputs passed their checks; a build that then fails puts the previous one back,
+    # so its flags do not stick (a killed or interrupted build keeps them: its re-run resumes).
+    previous = corpus.config_path.read_bytes() if corpus.config_path.is_file() else None
     publish_bytes(corpus.config_path, config.to_toml().encode())
+    try:
+        manifest, warnings = _run_stages(corpus, config, inputs, wanted, prompts, executor, echo)
+    except Exception:
+        if previous is None:
+            corpus.config_path.unlink(missing_ok=True)
+        else:
+            publish_bytes(corpus.config_path, previous)
+        raise
+    for line in warnings + _smaller_than_planned(manifest, planned_tokens):
+        echo(f"warning: {line}")
+    return manifest
+
+
+def _run_stages(
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    wanted: set[str],
+    prompts: pa.Table | None,
+    executor: Executor | None,
+    echo: Echo,
+) -> tuple[dict[str, Any], list[str]]:
+    """Every stage of the build in order; the manifest and the stages' warnings."""
     if wanted & set(OFFLINE_SOURCES):
         write_bios(
             corpus,
@@ -217,8 +258,63 @@ def run_build(
         ingest_code(
             corpus, list(inputs.code) or None, config=config.ingest
         )
-    run_filter(corpus, config.filter)
-    run_dedup(corpus, config.dedup)
+    warnings = list(run_filter(corpus, config.filter).get("warnings", []))
+    warnings += run_dedup(corpus, config.dedup).get("warnings", [])
     if inputs.benchmarks:
         run_decontam(corpus, list(inputs.benchmarks), config.decontam)
-    return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo)
+    llm = bool(inputs.llm)
+    return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo), warnings
+
+
+#: A build with fewer training tokens than this share of its --tokens target is called out.
+FAR_SMALLER = 0.5
+
+
+def _smaller_than_planned(manifest: dict[str, Any], planned: int) -> list[str]:
+    got = int(manifest["splits"]["train"]["tokens"])
+    if planned and got < FAR_SMALLER * planned:
+        share = f"{got / planned:.1%}"
+        return [f"the build has {got:,} training tokens, {share} of the {planned:,} its plan showed"]
+    return []
+
+
+def plan_warnings(corpus: Corpus, config: Config, inputs: BuildInputs) -> list[str]:
+    """Settings that will throw most of the data away, and what a new --code does to the old code."""
+    lines = []
+    if config.dedup.threshold < 0.5:
+        lines.append(
+            f"dedup threshold {config.dedup.threshold:g}: documents sharing a small part of their word "
+            "5-grams count as duplicates; expect most of every source dropped (default 0.8)"
+        )
+    if config.filter.min_edu >= 4:
+        lines.append(f"--min-edu {config.filter.min_edu:g} keeps only documents the classifier scores "
+                     f">= {config.filter.min_edu:g} of 5; expect most documents dropped")  # fmt: skip
+    if corpus.catalog_path.is_file():
+        current = [str(Path(p).resolve()) for p in inputs.code] or None
+        with Catalog.open(corpus) as catalog:
+            rows = catalog.exec(
+                "SELECT provenance->>'input', count(*) FROM documents WHERE source = 'code' GROUP BY ALL"
+            )
+        if current is not None:
+            earlier = sum(int(n) for src, n in rows if not any(str(src).startswith(c) for c in current))
+            if earlier:
+                lines.append(
+                    f"'code' already holds {earlier:,} documents ingested from other inputs; they stay "
+                    "in the mix beside --code's (a source only grows; use a new corpus to replace it)"
+                )
+    return lines
+
+
+def _tokenizer_sample(corpus: Corpus, n: int = 64) -> list[str]:
+    """Up to ``n`` kept documents of the corpus (by id), else a fixed text, for the [UNK] rate."""
+    if corpus.catalog_path.is_file():
+        with Catalog.open(corpus) as catalog:
+            rows = catalog.exec(
+                'SELECT file, "row" FROM documents WHERE drop_stage IS NULL ORDER BY id LIMIT ?', [n]
+            )
+        texts: list[str] = []
+        for file in sorted({f for f, _ in rows}):
+            texts += read_texts(corpus, file, [int(r) for f, r in rows if f == file])
+        if texts:
+            return texts
+    return list(FITNESS_SAMPLE)

@@ -314,6 +314,8 @@ class BuildConfig:
     bios_fullname: bool = False
     #: Rust threads for tokenization (0: all cores).
     threads: int = 0
+    #: Accept a ``tokenizer`` that is not byte-level BPE (WordPiece, Unigram): its [UNK]s lose text.
+    allow_lossy_tokenizer: bool = False
 
     def __post_init__(self) -> None:
         from phicorpus.corpus import CorpusError, check_name

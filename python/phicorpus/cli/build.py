@@ -38,6 +38,17 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 @click.option(
     "--name", default=None, callback=checked_name, help="Build name (build/<name>/; [A-Za-z0-9._-])."
 )
+@click.option(
+    "--allow-lossy-tokenizer",
+    is_flag=True,
+    default=None,
+    help="Accept a --tokenizer that is not byte-level BPE (WordPiece, Unigram); its [UNK]s lose text.",
+)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Ignore the configuration saved in the corpus: defaults plus this command's flags.",
+)
 @one_line_errors
 def build(
     mix: str | None,
@@ -55,14 +66,21 @@ def build(
     max_epochs: float | None,
     shard_tokens: int | None,
     name: str | None,
+    allow_lossy_tokenizer: bool | None,
+    reset: bool,
 ) -> None:
-    """Run every stage not done yet and write token shards whose shares match --mix."""
+    """Run every stage not done yet and write token shards whose shares match --mix.
+
+    Settings come from the corpus's phicorpus.toml (the last successful or interrupted build's),
+    each flag given overriding its key; --reset starts from the defaults instead. A build that
+    fails leaves the saved configuration as it was.
+    """
     from phicorpus.build import BuildInputs, run_build
     from phicorpus.config import Config
     from phicorpus.corpus import Corpus
 
     corpus = Corpus.create(out)
-    config = Config.load(corpus.config_path).override(
+    config = (Config() if reset else Config.load(corpus.config_path)).override(
         build={
             "mix": mix,
             "tokens": tokens,
@@ -72,6 +90,7 @@ def build(
             "max_epochs": max_epochs,
             "shard_tokens": shard_tokens,
             "name": name,
+            "allow_lossy_tokenizer": allow_lossy_tokenizer or None,
         }
     )
     inputs = BuildInputs(

@@ -24,7 +24,20 @@ import numpy as np
 
 from phicorpus.tokenize.tokenizer import Tokenizer
 
-__all__ = ["LossyTokenizerError", "TokenizerFitness", "check_training_tokenizer", "tokenizer_fitness"]
+__all__ = [
+    "FITNESS_SAMPLE",
+    "LossyTokenizerError", "TokenizerFitness",     "check_training_tokenizer",
+    "tokenizer_fitness",
+]
+
+#: Text for the [UNK] rate when the corpus has no documents yet: prose and Python, as a build mixes.
+FITNESS_SAMPLE = (
+    "A prime number has exactly two divisors: one and itself. To test whether n is prime, try every "
+    "divisor up to the square root of n; if none divides it evenly, n is prime.",
+    "def is_prime(n: int) -> bool:\n    if n < 2:\n        return False\n    k = 2\n"
+    "    while k * k <= n:\n        if n % k == 0:\n            return False\n        k += 1\n"
+    "    return True\n",
+)
 
 
 class LossyTokenizerError(ValueError):
