@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from phicorpus.corpus import Corpus, CorpusError, sha256_file
+from phicorpus.corpus import Corpus, CorpusError, cheap_file_problem, sha256_file
 
 __all__ = [
     "MIGRATIONS",
@@ -396,7 +396,10 @@ class Catalog:
         try:
             return interruptible(self.con, lambda: self.con.execute(sql, params).fetchall())
         except (duckdb.IOException, duckdb.FatalException, duckdb.SerializationException) as exc:
-            raise self.damaged(exc) from exc
+            # Reading the catalog file itself failed (a Parquet file a view reads is not the catalog).
+            if isinstance(exc, duckdb.FatalException) or str(self.corpus.catalog_path) in str(exc):
+                raise self.damaged(exc) from exc
+            raise
 
     def damaged(self, exc: BaseException) -> CatalogError:
         """The error for a catalog file DuckDB cannot read (truncated, overwritten, torn)."""
@@ -470,16 +473,19 @@ class Catalog:
             [name, kind, origin],
         )
 
-    def insert_documents(self, rows: Any) -> int:
+    def insert_documents(self, rows: Any, *, skip_existing: bool = False) -> int:
         """Insert document rows (an Arrow table or anything DuckDB can scan) by column name.
 
         Columns not given stay NULL. Call inside :meth:`transaction` together with
-        :meth:`register_shard` of the Parquet file that holds their text.
+        :meth:`register_shard` of the Parquet file that holds their text. ``skip_existing``: rows
+        whose id is already in the catalog are left out (a lost shard written again), and the
+        count is of the rows inserted.
         """
         self.con.register("_phicorpus_new_documents", rows)
         try:
-            self.exec("INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents")
-            n = self.exec_one("SELECT count(*) FROM _phicorpus_new_documents")
+            where = " WHERE id NOT IN (SELECT id FROM documents)" if skip_existing else ""
+            n = self.exec_one(f"SELECT count(*) FROM _phicorpus_new_documents{where}")
+            self.exec(f"INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents{where}")
         finally:
             self.con.unregister("_phicorpus_new_documents")
         return int(n[0]) if n else 0
@@ -521,6 +527,24 @@ class Catalog:
             [kind, kind, source, source],
         )
         return [ShardRecord(*row) for row in rows]
+
+    def shards_at(self, path: str | Path) -> list[ShardRecord]:
+        """The record of one registered file (a list of at most one)."""
+        rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
+        rows = self.exec(
+            "SELECT path, kind, source, stage, sha256, bytes, rows, tokens FROM shards WHERE path = ?", [rel]
+        )
+        return [ShardRecord(*row) for row in rows]
+
+    def unsound_files(self, *, source: str | None = None, stage: str | None = None) -> list[str]:
+        """Registered files (of ``source`` / ``stage``) that fail the cheap check: missing, another
+        size, or a broken Parquet footer / index header. A stage runs it before skipping itself."""
+        return [
+            record.path
+            for record in self.shards(source=source)
+            if (stage is None or record.stage == stage)
+            and cheap_file_problem(self.corpus.absolute(record.path), record.bytes) is not None
+        ]
 
     def is_registered(self, path: str | Path) -> bool:
         rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)

@@ -25,6 +25,7 @@ __all__ = [
     "Corpus",
     "CorpusError",
     "atomic_path",
+    "cheap_file_problem",
     "check_name",
     "file_kind_problem",
     "fsync_dir",
@@ -58,6 +59,38 @@ def check_name(name: str, what: str = "name") -> str:
             f"{what} {name!r} is not valid: one path component of letters, digits, '.', '_' and '-'"
         )
     return name
+
+
+#: First and last bytes a file of each kind must have (Parquet: ``PAR1`` both ends; Megatron index).
+_MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".idx": (b"MMIDIDX\x00\x00", b"")}
+
+
+def cheap_file_problem(path: str | Path, size: int | None = None) -> str | None:
+    """What is wrong with a written file, by a check that reads a few bytes, or ``None``.
+
+    Present; ``size`` bytes when given; for Parquet the ``PAR1`` magic at both ends (a truncated
+    or torn file loses its footer), for a Megatron ``.idx`` its header. A stage runs this on its
+    recorded outputs before skipping; ``phicorpus verify`` and the end of a build hash them.
+    """
+    target = Path(path)
+    try:
+        actual = target.stat().st_size
+        if size is not None and actual != size:
+            return f"size {actual}, expected {size}"
+        head, tail = _MAGIC.get(target.suffix, (b"", b""))
+        if head or tail:
+            with open(target, "rb") as fh:
+                if head and fh.read(len(head)) != head:
+                    return "corrupt (bad header)"
+                if tail:
+                    fh.seek(max(0, actual - len(tail)))
+                    if fh.read(len(tail)) != tail:
+                        return "corrupt (no Parquet footer)"
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return None
 
 
 def file_kind_problem(path: str | Path) -> str | None:
@@ -210,10 +243,24 @@ def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> 
         corpus: the corpus.
         file: the shard, relative to the corpus (``documents.file``).
         rows: row indexes (``documents.row``).
+
+    Raises:
+        CorpusError: the file is missing or not Parquet (one line naming it).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    column = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
+    path = corpus.absolute(file)
+    try:
+        column = pq.read_table(path, columns=["text"]).column("text")
+    except (OSError, pa.ArrowException) as exc:
+        if not path.exists():
+            problem = "missing"
+        else:
+            problem = f"unreadable ({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
+        raise CorpusError(
+            f"{file}: document file {problem}; run phicorpus verify, and re-run the stage that wrote it"
+        ) from exc
     if rows is not None:
         column = column.take(list(rows))
     texts: list[str] = column.to_pylist()

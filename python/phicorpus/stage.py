@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from phicorpus.catalog import Catalog, params_hash
-from phicorpus.corpus import Corpus, publish_bytes, sha256_file
+from phicorpus.corpus import Corpus, cheap_file_problem, publish_bytes, sha256_file
 
 __all__ = [
     "MARKERS_DIR",
@@ -167,9 +166,11 @@ def unit_done(corpus: Corpus, stage: str, unit: WorkUnit) -> UnitResult | None:
     outputs = marker.get("outputs") or {}
     for rel, info in outputs.items():
         try:
-            if os.stat(corpus.absolute(rel)).st_size != int(info["bytes"]):
-                return None
-        except (OSError, KeyError, TypeError, ValueError):
+            size = int(info["bytes"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        # Size plus the header/footer magic: a truncated or torn output is redone (hashes: verify).
+        if cheap_file_problem(corpus.absolute(rel), size) is not None:
             return None
     hashes = {rel: str(info.get("sha256", "")) for rel, info in outputs.items()}
     return UnitResult(unit.key, tuple(outputs), dict(marker.get("stats") or {}), hashes)

@@ -336,3 +336,34 @@ def test_rerunning_dedup_and_filter_recomputes_their_decisions(tmp_path: Path) -
     assert json.loads(result.output)["restored"] == 12
     q = "SELECT count(*) FROM drop_counts WHERE stage = 'filter' AND count > 0"
     assert runner.invoke(main, ["sql", str(out), q, "--format", "csv"]).output.splitlines()[1] == "0"
+
+
+def test_a_deleted_docs_parquet_is_one_line_and_a_rerun_of_its_stage_rewrites_it(
+    code_corpus: Path, tmp_path: Path
+) -> None:
+    out = _copy(code_corpus, tmp_path)
+    runner = CliRunner()
+    docs = next((out / "docs" / "code").glob("*.parquet"))
+    original = docs.read_bytes()
+    docs.unlink()
+    result = runner.invoke(main, ["filter", str(out)])
+    _one_line_error(result, f"docs/code/{docs.name}: document file missing; run phicorpus verify")
+    assert len(result.output.strip().splitlines()) == 1
+    # The ingest that wrote it re-checks its recorded outputs and writes it again.
+    src = str(code_corpus.parent / "src")
+    result = runner.invoke(main, ["ingest", "code", src, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["shards_written"] == 1 and docs.read_bytes() == original
+    assert runner.invoke(main, ["filter", str(out)]).exit_code == 0
+    assert runner.invoke(main, ["verify", str(out)]).exit_code == 0
+
+    bios = tmp_path / "b"
+    args = ["bios", "--corpus", str(bios), "--people", "30", "--json"]
+    assert runner.invoke(main, args).exit_code == 0
+    part = bios / "docs" / "bios" / "part-00000.parquet"
+    kept = part.read_bytes()
+    part.write_bytes(kept[: len(kept) // 2])  # torn: no Parquet footer
+    assert runner.invoke(main, ["verify", str(bios)]).exit_code == 1
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert part.read_bytes() == kept and runner.invoke(main, ["verify", str(bios)]).exit_code == 0

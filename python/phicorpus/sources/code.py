@@ -35,7 +35,13 @@ import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import IngestConfig
-from phicorpus.corpus import Corpus, atomic_path, file_kind_problem, remove_stale_temporaries
+from phicorpus.corpus import (
+    Corpus,
+    atomic_path,
+    cheap_file_problem,
+    file_kind_problem,
+    remove_stale_temporaries,
+)
 
 __all__ = [
     "DATASET_SUFFIXES",
@@ -316,7 +322,7 @@ def ingest_code(
         catalog.ensure_source(source, "code" if kind == "code" else "web", ", ".join(str(p) for p in inputs))
         for index, chunk in enumerate(_chunks(inputs, config)):
             shard = out_dir / f"part-{key}-{index:05d}.parquet"
-            if catalog.is_registered(shard):
+            if catalog.is_registered(shard) and _intact(catalog, shard):
                 stats["shards_resumed"] += 1
                 continue
             docs, skips = _resolve(chunk, config)
@@ -366,6 +372,13 @@ def skip_summary(stats: Mapping[str, Any], first: int = 3) -> str:
     if bad:
         text += "; first: " + "; ".join(bad[:first])
     return text
+
+
+def _intact(catalog: Catalog, shard: Path) -> bool:
+    """A registered shard is still there with its recorded size and its Parquet footer; if not, its
+    chunk is ingested again (same inputs: the same file at the same path, documents unchanged)."""
+    record = next(iter(catalog.shards_at(shard)), None)
+    return record is not None and cheap_file_problem(shard, record.bytes) is None
 
 
 def _config_dict(config: IngestConfig) -> dict[str, Any]:
