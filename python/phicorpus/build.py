@@ -242,9 +242,12 @@ def _run_stages(
     executor: Executor | None,
     echo: Echo,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Every stage of the build in order; the manifest and the stages' warnings."""
+    """Every stage of the build in order, a progress line before and after each; the manifest and
+    the stages' warnings."""
+    clock = _Clock(echo)
     if wanted & set(OFFLINE_SOURCES):
-        write_bios(
+        clock.start(f"bioS: {config.build.bios_people:,} people x {config.build.bios_multi}")
+        stats = write_bios(
             corpus,
             config.build.bios_people,
             seed=config.build.seed,
@@ -252,18 +255,48 @@ def _run_stages(
             permute=config.build.bios_permute,
             fullname=config.build.bios_fullname,
         )
+        clock.done("already written" if stats.get("skipped") else f"{stats.get('documents', 0):,} documents")
     if prompts is not None:
         generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
     if "code" in wanted:
-        ingest_code(
-            corpus, list(inputs.code) or None, config=config.ingest
-        )
-    warnings = list(run_filter(corpus, config.filter).get("warnings", []))
-    warnings += run_dedup(corpus, config.dedup).get("warnings", [])
+        clock.start("ingest code: " + (", ".join(map(str, inputs.code)) or "the Python standard library"))
+        stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest)
+        clock.done(f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all")
+    clock.start("filter")
+    stats = run_filter(corpus, config.filter)
+    warnings = list(stats.get("warnings", []))
+    clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
+    clock.start("dedup")
+    stats = run_dedup(corpus, config.dedup)
+    warnings += stats.get("warnings", [])
+    exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
+    clock.done(f"{exact:,} exact and {near:,} near duplicates")
     if inputs.benchmarks:
+        clock.start("decontam")
         run_decontam(corpus, list(inputs.benchmarks), config.decontam)
+        clock.done("done")
     llm = bool(inputs.llm)
     return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo), warnings
+
+
+class _Clock:
+    """``stage ...`` before a stage and ``stage: what it did (1.2 s)`` after it."""
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.name = ""
+        self.began = 0.0
+
+    def start(self, name: str) -> None:
+        import time
+
+        self.name, self.began = name, time.monotonic()
+        self.echo(f"{name} ...")
+
+    def done(self, what: str) -> None:
+        import time
+
+        self.echo(f"{self.name.split(':')[0]}: {what} ({time.monotonic() - self.began:.1f} s)")
 
 
 #: A build with fewer training tokens than this share of its --tokens target is called out.

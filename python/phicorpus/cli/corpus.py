@@ -436,4 +436,6 @@ def verify_cmd(corpus_dir: Path) -> None:
 
 
 #: What to do about missing or corrupt files, for the last line of a failed verify.
-_REPAIR_ADVICE = "re-run the command that wrote them"
+_REPAIR_ADVICE = (
+    "re-run the command that wrote them (build rewrites its shards; ingest and bios their document files)"
+)
