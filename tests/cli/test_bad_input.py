@@ -367,3 +367,27 @@ def test_a_deleted_docs_parquet_is_one_line_and_a_rerun_of_its_stage_rewrites_it
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert part.read_bytes() == kept and runner.invoke(main, ["verify", str(bios)]).exit_code == 0
+
+
+def test_the_corpus_is_the_first_argument_everywhere_old_spellings_still_work(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("def a():\n    return 1\n")
+    runner = CliRunner()
+    for args in (["ingest", "code", "{c}", str(src)], ["ingest", "code", str(src), "--out", "{c}"],
+                 ["ingest", "code", str(src), "--corpus", "{c}"]):  # fmt: skip
+        corpus = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
+        result = runner.invoke(main, [a.replace("{c}", str(corpus)) for a in args] + ["--json"])
+        assert result.exit_code == 0 and json.loads(result.output)["documents"] == 1, (args, result.output)
+    for args in (["bios", "{c}", "--people", "3"], ["bios", "--corpus", "{c}", "--people", "3"]):
+        corpus = tmp_path / f"b{len(list(tmp_path.iterdir()))}"
+        result = runner.invoke(main, [a.replace("{c}", str(corpus)) for a in args])
+        assert result.exit_code == 0 and (corpus / "docs" / "bios").is_dir(), result.output
+    help_text = runner.invoke(main, ["build", "--help"]).output
+    assert "[CORPUS_DIR]" in help_text and "--out" not in help_text
+    usage = runner.invoke(main, ["ingest", "code", "-h"]).output
+    assert "Usage: main ingest code [OPTIONS] CORPUS [PATH]..." in usage
+    result = runner.invoke(main, ["build", "--mix", "bios:1"])
+    assert result.exit_code == 2 and "missing the corpus directory" in result.output
+    result = runner.invoke(main, ["build", str(tmp_path / "x"), "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "two corpus directories given" in result.output

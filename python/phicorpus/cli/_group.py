@@ -7,6 +7,7 @@ import functools
 import json
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -167,6 +168,27 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
     return str(value)
+
+
+def corpus_from(given: Path | None, *aliases: tuple[str, Path | None]) -> Path:
+    """The corpus directory: the positional ``CORPUS`` argument, or one of the older spellings
+    (``--out``, ``--corpus``) kept as hidden aliases; a usage error when none or two differ."""
+    found = [(name, path) for name, path in (("CORPUS", given), *aliases) if path is not None]
+    if not found:
+        raise click.UsageError("missing the corpus directory: give it as the first argument (CORPUS)")
+    first = found[0][1]
+    for name, path in found[1:]:
+        if Path(path).resolve() != Path(first).resolve():
+            raise click.UsageError(f"two corpus directories given: {found[0][0]} {first} and {name} {path}")
+    return Path(first)
+
+
+def corpus_alias(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A hidden ``--out`` / ``--corpus`` option: the old spelling of the positional CORPUS."""
+    dest = name.lstrip("-").replace("-", "_") + "_flag"
+    return click.option(
+        name, dest, type=click.Path(file_okay=False, path_type=Path), default=None, hidden=True
+    )
 
 
 #: ``--seed``: seeds are non-negative (NumPy and the Rust core take unsigned seeds).

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import click
 
-from phicorpus.cli._group import SEED, checked_name, main, one_line_errors
+from phicorpus.cli._group import SEED, checked_name, corpus_alias, corpus_from, main, one_line_errors
 
 __all__ = ["build", "main", "one_line_errors", "stats"]
 
 
 @main.command()
+@click.argument("corpus_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@corpus_alias("--out")
+@corpus_alias("--corpus")
 @click.option("--mix", default=None, help="name:weight,... over groups (synthetic, code) and sources.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
 @click.option("--tokens", type=int, default=None, help="Training tokens (default: what the data gives).")
 @click.option(
     "--llm",
@@ -51,8 +53,10 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 )
 @one_line_errors
 def build(
+    corpus_dir: Path | None,
+    out_flag: Path | None,
+    corpus_flag: Path | None,
     mix: str | None,
-    out: Path,
     tokens: int | None,
     llm: str | None,
     model: str | None,
@@ -69,7 +73,7 @@ def build(
     allow_lossy_tokenizer: bool | None,
     reset: bool,
 ) -> None:
-    """Run every stage not done yet and write token shards whose shares match --mix.
+    """Run every stage not done yet in the corpus CORPUS and write shards whose shares match --mix.
 
     Settings come from the corpus's phicorpus.toml (the last successful or interrupted build's),
     each flag given overriding its key; --reset starts from the defaults instead. A build that
@@ -79,6 +83,7 @@ def build(
     from phicorpus.config import Config
     from phicorpus.corpus import Corpus
 
+    out = corpus_from(corpus_dir, ("--out", out_flag), ("--corpus", corpus_flag))
     corpus = Corpus.create(out)
     config = (Config() if reset else Config.load(corpus.config_path)).override(
         build={

@@ -19,6 +19,8 @@ from phicorpus.cli._group import (
     JSON_OPTION,
     SEED,
     checked_name,
+    corpus_alias,
+    corpus_from,
     llm_endpoints,
     main,
     one_line_errors,
@@ -47,8 +49,9 @@ def ingest() -> None:
 
 
 @ingest.command("code")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path), metavar="CORPUS [PATH]...")
+@corpus_alias("--out")
+@corpus_alias("--corpus")
 @click.option(
     "--source",
     default="code",
@@ -66,14 +69,15 @@ def ingest() -> None:
 @JSON_OPTION
 @one_line_errors
 def ingest_code_cmd(
-    paths: tuple[Path, ...],
-    out: Path,
+    args: tuple[Path, ...],
+    out_flag: Path | None,
+    corpus_flag: Path | None,
     source: str,
     shard_files: int | None,
     max_record_bytes: int | None,
     as_json: bool,
 ) -> None:
-    """Ingest code: directories, source files, JSONL/Parquet with a `content` column.
+    """Ingest code into CORPUS: directories, source files, JSONL/Parquet with a `content` column.
 
     With no PATH, the standard library source of the running Python. Skipped inputs are counted
     by reason, and the first bad ones named by file and line; when every input is bad the
@@ -82,6 +86,10 @@ def ingest_code_cmd(
     from phicorpus.corpus import Corpus
     from phicorpus.sources.code import ingest_code
 
+    if out_flag is not None or corpus_flag is not None:  # the older spelling: PATHs only
+        out, paths = corpus_from(None, ("--out", out_flag), ("--corpus", corpus_flag)), args
+    else:
+        out, paths = corpus_from(args[0] if args else None), args[1:]
     config = _config(out).override(ingest={"shard_files": shard_files, "max_record_bytes": max_record_bytes})
     corpus = Corpus.create(out)
     stats = ingest_code(corpus, list(paths) or None, config=config.ingest, source=source)

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from phicorpus.cli._group import JSON_OPTION, SEED, main, one_line_errors, print_summary
+from phicorpus.cli._group import (
+    JSON_OPTION,
+    SEED,
+    corpus_alias,
+    corpus_from,
+    main,
+    one_line_errors,
+    print_summary,
+)
 
 __all__ = ["main", "one_line_errors"]
 
@@ -235,7 +243,9 @@ def prompts_stats(file: str, config_path: str | None, as_json: bool) -> None:
 
 
 @main.command("bios")
-@click.option("--corpus", type=click.Path(file_okay=False), required=True, help="Corpus directory.")
+@click.argument("corpus_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@corpus_alias("--corpus")
+@corpus_alias("--out")
 @click.option("--people", "n_people", type=click.IntRange(min=1), required=True, help="Number of people.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
@@ -246,12 +256,21 @@ def prompts_stats(file: str, config_path: str | None, as_json: bool) -> None:
 @JSON_OPTION
 @one_line_errors
 def bios(
-    corpus: str, n_people: int, seed: int, multi: int, permute: bool, fullname: bool, as_json: bool
+    corpus_dir: Path | None,
+    corpus_flag: Path | None,
+    out_flag: Path | None,
+    n_people: int,
+    seed: int,
+    multi: int,
+    permute: bool,
+    fullname: bool,
+    as_json: bool,
 ) -> None:
-    """Write the offline bioS knowledge corpus (Physics of Language Models 3.1) into a corpus."""
+    """Write the offline bioS knowledge corpus (Physics of Language Models 3.1) into CORPUS."""
     from phicorpus.corpus import Corpus
     from phicorpus.sources.bios import write_bios
 
+    corpus = corpus_from(corpus_dir, ("--corpus", corpus_flag), ("--out", out_flag))
     stats = write_bios(
         Corpus.create(corpus), n_people, seed=seed, multi=multi, permute=permute, fullname=fullname
     )
