@@ -90,6 +90,11 @@ def ingest_code_cmd(
         out, paths = corpus_from(None, ("--out", out_flag), ("--corpus", corpus_flag)), args
     else:
         out, paths = corpus_from(args[0] if args else None), args[1:]
+        looks_like_code = out.is_dir() and not (out / "catalog.duckdb").exists() and any(out.iterdir())
+        if looks_like_code and not (out / "phicorpus.toml").exists():
+            raise click.UsageError(
+                f"{out} holds files but is not a corpus; the corpus comes first: ingest code CORPUS {out}"
+            )
     config = _config(out).override(ingest={"shard_files": shard_files, "max_record_bytes": max_record_bytes})
     corpus = Corpus.create(out)
     stats = ingest_code(corpus, list(paths) or None, config=config.ingest, source=source)
