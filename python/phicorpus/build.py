@@ -42,7 +42,7 @@ from phicorpus.mix.planning import (
 from phicorpus.prompts import write_prompts
 from phicorpus.shard.stage import write_build
 from phicorpus.sources.bios import write_bios
-from phicorpus.sources.code import ingest_code
+from phicorpus.sources.code import ingest_code, skip_summary
 from phicorpus.stage import Executor
 from phicorpus.tokenize.fitness import FITNESS_SAMPLE, check_training_tokenizer
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
@@ -261,7 +261,8 @@ def _run_stages(
     if "code" in wanted:
         clock.start("ingest code: " + (", ".join(map(str, inputs.code)) or "the Python standard library"))
         stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest)
-        clock.done(f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all")
+        said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
+        clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
     clock.start("filter")
     stats = run_filter(corpus, config.filter)
     warnings = list(stats.get("warnings", []))

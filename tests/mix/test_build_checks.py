@@ -125,3 +125,24 @@ def test_destructive_settings_warn_in_the_plan_and_the_summary(
     summary = lines[plan_end + 2 :]
     assert any(x.startswith("warning: dedup dropped 9") and "of source 'bios'" in x for x in summary)
     assert any(x.startswith("warning: the build has ") and "its plan showed" in x for x in lines)
+
+
+def test_a_later_code_input_says_the_earlier_documents_stay(tmp_path: Path) -> None:
+    from phicorpus.build import plan_warnings
+    from phicorpus.config import Config
+    from phicorpus.mix.planning import BuildInputs
+
+    first, other = tmp_path / "first", tmp_path / "other"
+    for folder, n in ((first, 3), (other, 1)):
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    out = tmp_path / "c"
+    assert CliRunner().invoke(main, ["ingest", "code", str(out), str(first)]).exit_code == 0
+    corpus = Corpus.open(out)
+    said = plan_warnings(corpus, Config(), BuildInputs(code=(other,)))
+    assert said == [
+        "'code' already holds 3 documents ingested from other inputs; they stay in the mix beside "
+        "--code's (a source only grows; use a new corpus to replace it)"
+    ]
+    assert plan_warnings(corpus, Config(), BuildInputs(code=(first,))) == []
