@@ -391,3 +391,18 @@ def test_the_corpus_is_the_first_argument_everywhere_old_spellings_still_work(tm
     assert result.exit_code == 2 and "missing the corpus directory" in result.output
     result = runner.invoke(main, ["build", str(tmp_path / "x"), "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "two corpus directories given" in result.output
+
+
+def test_filter_rules_changed_judge_every_document_again(code_corpus: Path, tmp_path: Path) -> None:
+    out = _copy(code_corpus, tmp_path)
+    runner = CliRunner()
+    (out / "phicorpus.toml").write_text("[filter]\ncode_max_line_len = 5\n")
+    result = runner.invoke(main, ["filter", str(out), "--json"])
+    stats = json.loads(result.output)
+    assert stats["dropped"] == {"code_max_line_len": 3} and stats["kept_total"] == 0, result.output
+    assert stats["warnings"] == ["filter dropped 100.0% of source 'code' (3 of 3 documents)"]
+    (out / "phicorpus.toml").unlink()
+    stats = json.loads(runner.invoke(main, ["filter", str(out), "--json"]).output)
+    assert stats["rules_changed"] and stats["kept_total"] == 3 and stats["dropped"] == {}
+    stats = json.loads(runner.invoke(main, ["filter", str(out), "--json"]).output)
+    assert not stats["rules_changed"] and stats["shards"] == 0 and stats["kept_total"] == 3

@@ -9,7 +9,8 @@ killed run leaves each shard either fully decided or untouched; the re-run does 
 With ``min_edu > 0`` the classifier (``FilterConfig.edu_model``) scores every document without a
 score, and documents below ``min_edu`` are dropped with reason ``low_edu_score``. That decision
 is recomputed by every run from the stored scores: a lower ``min_edu`` (or 0) brings back what a
-stricter run dropped. A run leaving less than 10% of a source says so (``warnings``).
+stricter run dropped. A run whose rules (thresholds, code rules, exempt kinds) differ from the last
+finished run's judges every document again. A run leaving less than 10% of a source says so (``warnings``).
 
 Example:
     >>> stats = run_filter(Corpus.open("corpus/"), FilterConfig(min_edu=3))  # doctest: +SKIP
@@ -103,6 +104,7 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'filter' AND status = 'running'"
         )
+        stats["rules_changed"] = _forget_rule_decisions_if_changed(catalog, config)
         run = catalog.start_stage("filter", _params(config))
         for (file,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path"):
             todo = catalog.exec(
@@ -167,6 +169,38 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
         stats["kept_total"] = int(kept[0]) if kept else 0
         catalog.finish_stage(run, stats)
     return stats
+
+
+def _rule_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in ("min_edu", "edu_model")}
+
+
+def _forget_rule_decisions_if_changed(catalog: Catalog, config: FilterConfig) -> bool:
+    """When the rules differ from the last finished run's, forget that run's rule decisions so that
+    every document is judged again by the new ones (documents a stricter rule dropped come back).
+
+    Edu scores stay (they depend on the classifier, not on the rules). Returns whether it did.
+    """
+    import json
+
+    row = catalog.exec_one(
+        "SELECT params FROM stage_runs WHERE stage = 'filter' AND status = 'done' ORDER BY id DESC LIMIT 1"
+    )
+    if row is None:
+        return False
+    before = _rule_params(json.loads(row[0]))
+    now = _rule_params(json.loads(json.dumps(_params(config), sort_keys=True, default=str)))
+    if before == now:
+        return False
+    with catalog.transaction():
+        catalog.exec("DELETE FROM quality_signals")
+        catalog.exec("UPDATE documents SET quality_reason = NULL")
+        catalog.exec(
+            "UPDATE documents SET drop_stage = NULL, drop_reason = NULL "
+            "WHERE drop_stage = 'filter' AND drop_reason <> 'low_edu_score'"
+        )
+        catalog.recount_drops("filter")
+    return True
 
 
 def _filter_shard(
