@@ -123,7 +123,7 @@ def test_classifier_annotate_with_an_llm_judge(tmp_path: Path) -> None:
     texts = {r["id"]: r["text"] for r in map(json.loads, result.output.splitlines())}
     assert len(texts) == 8  # m0..m5, copy.py (the same text as m0.py) and sql.py
     with FakeServer(plan=_judge) as server:
-        args = ["classifier", "annotate", str(out), "--model", "m", "--seed", "3"]
+        args = ["classifier", "annotate", str(out), "--model", "m", "--seed", "3", "--json"]
         result = runner.invoke(main, [*args, "--sample", "4", "--llm", server.url])
         assert result.exit_code == 0, result.output
         first = json.loads(result.output)

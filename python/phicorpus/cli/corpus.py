@@ -39,10 +39,6 @@ def _config(corpus_dir: str | Path) -> Any:
     return Config.load(Path(corpus_dir) / "phicorpus.toml")
 
 
-def _print_stats(stats: dict[str, Any]) -> None:
-    click.echo(json.dumps(stats, indent=2, sort_keys=True, default=str))
-
-
 @main.group()
 def ingest() -> None:
     """Bring documents into a corpus."""
@@ -201,6 +197,7 @@ def classifier() -> None:
     default=None,
     help="Without --labels or --model: write the sample (id, text) here for a judge to score.",
 )
+@JSON_OPTION
 @one_line_errors
 def annotate_cmd(
     corpus_dir: Path,
@@ -211,6 +208,7 @@ def annotate_cmd(
     sample: int,
     seed: int,
     out: Path | None,
+    as_json: bool,
 ) -> None:
     """Edu-value labels (0-5) of a seeded sample of kept documents, for `classifier train`.
 
@@ -236,7 +234,7 @@ def annotate_cmd(
         click.echo(f"stored {len(labels)} labels in {corpus.relative(target)}")
         return
     if model is not None:
-        _annotate_with_judge(corpus, model, llm_endpoints(llm), max_cost, sample, seed)
+        _annotate_with_judge(corpus, model, llm_endpoints(llm), max_cost, sample, seed, as_json)
         return
     with Catalog.open(corpus, read_only=True) as catalog:
         picked = sample_documents(catalog, sample, seed)
@@ -254,7 +252,7 @@ def annotate_cmd(
 
 
 def _annotate_with_judge(
-    corpus: Corpus, model: str, endpoints: list[str], max_cost: float, sample: int, seed: int
+    corpus: Corpus, model: str, endpoints: list[str], max_cost: float, sample: int, seed: int, as_json: bool
 ) -> None:
     """Score the seeded sample with the edu rubric and store the parsed scores as the labels file."""
     from phicorpus.catalog import Catalog
@@ -279,14 +277,15 @@ def _annotate_with_judge(
         stats = judged.stats
         catalog.finish_stage(run_id, stats, status="done" if judged.scores else "failed")
     if not judged.scores:
-        _print_stats(stats)
+        print_summary("classifier annotate", stats, as_json)
         raise ValueError(
             f"the judge scored none of {len(docs)} documents ({stats['unparsed']} answers did not parse, "
             f"{stats['failed']} requests failed); no labels stored"
         )
     labels = {doc_id: scores["educational_value"] for doc_id, scores in judged.scores.items()}
     target = publish_labels(corpus, labels, f"judge {model}")
-    _print_stats({**stats, "labels": len(labels), "labels_file": corpus.relative(target)})
+    summary = {**stats, "labels": len(labels), "labels_file": corpus.relative(target)}
+    print_summary("classifier annotate", summary, as_json)
 
 
 @classifier.command("train")
