@@ -316,6 +316,8 @@ def test_rerunning_dedup_and_filter_recomputes_their_decisions(tmp_path: Path) -
     result = runner.invoke(main, ["dedup", str(out), "--json"])  # the default threshold again
     assert result.exit_code == 0 and json.loads(result.output)["near_duplicates"] == 0
     assert kept() == 12 and "warnings" not in json.loads(result.output)
+    again = json.loads(runner.invoke(main, ["dedup", str(out), "--json"]).output)
+    assert again["skipped"] and kept() == 12  # same parameters, same inputs: nothing recomputed
 
     # The edu filter: a classifier trained on labels (modules 0-5 good, 6-11 poor).
     labels = tmp_path / "labels.jsonl"

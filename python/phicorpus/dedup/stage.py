@@ -21,8 +21,9 @@ Steps, streaming the text shard by shard (only one shard's text is in memory at 
    catalog transaction. A killed run commits nothing; the re-run starts over.
 
 The inputs are the documents no earlier stage dropped, including those a previous dedup run
-dropped: every run recomputes all of dedup's decisions, so a run with other parameters replaces
-the last one's. A run dropping more than 90% of a source says so (``warnings``).
+dropped: a run with other parameters, or over other input documents, recomputes all of dedup's
+decisions and replaces the last one's; a run with the same parameters and inputs is skipped.
+A run dropping more than 90% of a source says so (``warnings``).
 
 Example:
     >>> stats = run_dedup(Corpus.open("corpus/"), DedupConfig(threshold=0.8))  # doctest: +SKIP
@@ -30,13 +31,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog
+from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
@@ -97,6 +99,21 @@ def choose_keepers(
     return reps[leader]
 
 
+#: The stage's inputs: every document no earlier stage dropped, those an earlier dedup run dropped
+#: included, so a run with other parameters recomputes every decision (a looser threshold brings
+#: back what a stricter one dropped).
+DEDUP_INPUTS = "(drop_stage IS NULL OR drop_stage = 'dedup')"
+
+
+def _inputs_fingerprint(catalog: Catalog) -> str:
+    """Order-free fingerprint of the input documents and their edu scores (which rank them)."""
+    row = catalog.exec_one(
+        "SELECT count(*), coalesce(bit_xor(hash(id, coalesce(edu_score, -1.0))), 0) FROM documents "
+        f"WHERE {DEDUP_INPUTS}"
+    )
+    return f"{row[0]}:{row[1]}" if row else "0:0"
+
+
 def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
     """Remove exact and near duplicates among the kept documents of every source.
 
@@ -120,13 +137,19 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
         )
+        # Recomputed only when the parameters or the input documents changed since the last run.
+        params["inputs"] = _inputs_fingerprint(catalog)
+        if catalog.stage_done("dedup", params):
+            last = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = 'dedup' AND status = 'done' "
+                "AND params_hash = ? ORDER BY id DESC LIMIT 1",
+                [params_hash(params)],
+            )
+            return {**json.loads(last[0] if last else "{}"), "skipped": True}
         run = catalog.start_stage("dedup", params)
-        # The stage's inputs: every document no earlier stage dropped, those an earlier dedup run
-        # dropped included, so a run with other parameters recomputes every decision (a looser
-        # threshold brings back what a stricter one dropped).
         docs = catalog.con.sql(
-            "SELECT id, source, topic_id, file, row, edu_score FROM documents "
-            "WHERE drop_stage IS NULL OR drop_stage = 'dedup' ORDER BY file, row"
+            f"SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE {DEDUP_INPUTS} "
+            "ORDER BY file, row"
         ).to_arrow_table()
         n = docs.num_rows
         files = docs.column("file").to_numpy(zero_copy_only=False)
