@@ -49,15 +49,16 @@ import contextlib
 import hashlib
 import json
 import shutil
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from phicorpus.corpus import TMP_SUFFIX, Corpus, CorpusError, atomic_path, sha256_file
+from phicorpus.corpus import TMP_SUFFIX, Corpus, CorpusError, atomic_path, cheap_file_problem, sha256_file
 
 __all__ = [
     "MIGRATIONS",
@@ -65,10 +66,12 @@ __all__ = [
     "CatalogError",
     "FileProblem",
     "ShardRecord",
+    "interruptible",
     "kept_counts",
     "kept_documents",
     "open_sql_connection",
     "params_hash",
+    "verify_catalog",
     "verify_files",
 ]
 
@@ -298,11 +301,79 @@ def _connect(path: Path, *, read_only: bool, wait: float) -> duckdb.DuckDBPyConn
                 raise
             return con
         except duckdb.Error as exc:
+            if not _is_lock_conflict(exc) and isinstance(
+                exc, (duckdb.IOException, duckdb.SerializationException)
+            ):
+                raise  # the file itself is unreadable: Catalog.open says it is damaged
             if not _is_lock_conflict(exc) or time.monotonic() + delay > deadline:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise CatalogError(f"{path}: cannot open catalog: {first}") from exc
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+#: What to do about a catalog DuckDB cannot read.
+DAMAGED_ADVICE = (
+    "restore catalog.duckdb from a backup, or move it aside and re-run the stages "
+    "(generated documents come back from requests/ without paying again)"
+)
+
+
+R = TypeVar("R")
+
+
+def interruptible(con: duckdb.DuckDBPyConnection, query: Callable[[], R]) -> R:
+    """Run ``query`` (a call on ``con``) so that Ctrl-C interrupts it and raises KeyboardInterrupt.
+
+    Python only sees SIGINT between bytecodes, never inside a long DuckDB call, so on the main
+    thread the call runs on a helper thread while the main thread waits; on Ctrl-C the query is
+    interrupted (``con.interrupt()``), its thread is awaited, and ``KeyboardInterrupt`` raised.
+    DuckDB's own interruption errors become ``KeyboardInterrupt`` too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _translate_interrupt(query)
+    done = threading.Event()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, query()))
+        except BaseException as exc:  # handed to the waiting thread
+            box.append((False, exc))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="phicorpus-query", daemon=True)
+    worker.start()
+    try:
+        while not done.wait(0.25):
+            pass
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    ok, value = box[0]
+    if ok:
+        result: R = value
+        return result
+    if _is_interrupt(value):
+        raise KeyboardInterrupt from value
+    raise value
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "Query interrupted" in str(exc)
+    )
+
+
+def _translate_interrupt(query: Callable[[], R]) -> R:
+    try:
+        return query()
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if _is_interrupt(exc):
+            raise KeyboardInterrupt from exc
+        raise
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -342,25 +413,29 @@ class Catalog:
             CatalogError: no catalog yet (reading), another writer holds it for longer than
                 :data:`WRITE_LOCK_WAIT`, the file is corrupt, or it is from a newer phicorpus.
         """
-        if read_only:
-            path = corpus.catalog_path
-            if not path.is_file():
-                if corpus.writer_catalog_path.is_file():
-                    raise CatalogError(
-                        f"{path}: nothing published yet (the first stage is still running); try again"
-                    )
-                raise CatalogError(f"{path}: no catalog (run a stage that creates the corpus first)")
-            con = _connect(path, read_only=True, wait=READ_LOCK_WAIT)
-        else:
-            path = corpus.writer_catalog_path
-            if not path.is_file() and corpus.catalog_path.is_file():
-                _adopt_snapshot(corpus)
-            con = _connect(path, read_only=False, wait=WRITE_LOCK_WAIT)
-            # Holding the write lock: a snapshot copy a killed writer left half-made is garbage.
-            for name in (corpus.catalog_path.name, path.name):
-                for stale in corpus.root.glob(f".{name}.*{TMP_SUFFIX}"):
-                    with contextlib.suppress(FileNotFoundError):
-                        stale.unlink()
+        try:
+            if read_only:
+                path = corpus.catalog_path
+                if not path.is_file():
+                    if corpus.writer_catalog_path.is_file():
+                        raise CatalogError(
+                            f"{path}: nothing published yet (the first stage is still running); try again"
+                        )
+                    raise CatalogError(f"{path}: no catalog (run a stage that creates the corpus first)")
+                con = _connect(path, read_only=True, wait=READ_LOCK_WAIT)
+            else:
+                path = corpus.writer_catalog_path
+                if not path.is_file() and corpus.catalog_path.is_file():
+                    _adopt_snapshot(corpus)
+                con = _connect(path, read_only=False, wait=WRITE_LOCK_WAIT)
+                # Holding the write lock: a snapshot copy a killed writer left half-made is garbage.
+                for name in (corpus.catalog_path.name, path.name):
+                    for stale in corpus.root.glob(f".{name}.*{TMP_SUFFIX}"):
+                        with contextlib.suppress(FileNotFoundError):
+                            stale.unlink()
+        except (duckdb.IOException, duckdb.SerializationException) as exc:
+            # Not a lock (those _connect waits out or names): the file itself cannot be read.
+            raise cls(None, corpus, read_only).damaged(exc, path) from exc  # type: ignore[arg-type]
         catalog = cls(con, corpus, read_only)
         try:
             catalog.exec("SET VARIABLE phicorpus_docs = ?", [catalog.docs_glob])
@@ -368,6 +443,9 @@ class Catalog:
             if not read_only:
                 catalog.refresh_views()
                 catalog.publish()  # a snapshot behind this file (a writer killed before it published)
+        except duckdb.Error as exc:
+            con.close()
+            raise catalog.damaged(exc, path) from exc
         except BaseException:
             con.close()
             raise
@@ -448,7 +526,19 @@ class Catalog:
         DuckDB >= 2.0 refuses the next statement on a connection while a result is unread, so
         every statement whose rows are not wanted still goes through here.
         """
-        return self.con.execute(sql, params).fetchall()
+        try:
+            return interruptible(self.con, lambda: self.con.execute(sql, params).fetchall())
+        except (duckdb.IOException, duckdb.FatalException, duckdb.SerializationException) as exc:
+            # Reading the catalog file itself failed (a Parquet file a view reads is not the catalog).
+            if isinstance(exc, duckdb.FatalException) or str(self.corpus.catalog_path) in str(exc):
+                raise self.damaged(exc) from exc
+            raise
+
+    def damaged(self, exc: BaseException, path: Path | None = None) -> CatalogError:
+        """The error for a catalog file DuckDB cannot read (truncated, overwritten, torn)."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = path or self.corpus.catalog_path
+        return CatalogError(f"{where}: catalog damaged ({first}); {DAMAGED_ADVICE}")
 
     def exec_one(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
         """The first row of a statement (all rows are fetched; see :meth:`exec`)."""
@@ -525,16 +615,19 @@ class Catalog:
             [name, kind, origin],
         )
 
-    def insert_documents(self, rows: Any) -> int:
+    def insert_documents(self, rows: Any, *, skip_existing: bool = False) -> int:
         """Insert document rows (an Arrow table or anything DuckDB can scan) by column name.
 
         Columns not given stay NULL. Call inside :meth:`transaction` together with
-        :meth:`register_shard` of the Parquet file that holds their text.
+        :meth:`register_shard` of the Parquet file that holds their text. ``skip_existing``: rows
+        whose id is already in the catalog are left out (a lost shard written again), and the
+        count is of the rows inserted.
         """
         self.con.register("_phicorpus_new_documents", rows)
         try:
-            self.exec("INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents")
-            n = self.exec_one("SELECT count(*) FROM _phicorpus_new_documents")
+            where = " WHERE id NOT IN (SELECT id FROM documents)" if skip_existing else ""
+            n = self.exec_one(f"SELECT count(*) FROM _phicorpus_new_documents{where}")
+            self.exec(f"INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents{where}")
         finally:
             self.con.unregister("_phicorpus_new_documents")
         return int(n[0]) if n else 0
@@ -576,6 +669,24 @@ class Catalog:
             [kind, kind, source, source],
         )
         return [ShardRecord(*row) for row in rows]
+
+    def shards_at(self, path: str | Path) -> list[ShardRecord]:
+        """The record of one registered file (a list of at most one)."""
+        rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
+        rows = self.exec(
+            "SELECT path, kind, source, stage, sha256, bytes, rows, tokens FROM shards WHERE path = ?", [rel]
+        )
+        return [ShardRecord(*row) for row in rows]
+
+    def unsound_files(self, *, source: str | None = None, stage: str | None = None) -> list[str]:
+        """Registered files (of ``source`` / ``stage``) that fail the cheap check: missing, another
+        size, or a broken Parquet footer / index header. A stage runs it before skipping itself."""
+        return [
+            record.path
+            for record in self.shards(source=source)
+            if (stage is None or record.stage == stage)
+            and cheap_file_problem(self.corpus.absolute(record.path), record.bytes) is not None
+        ]
 
     def is_registered(self, path: str | Path) -> bool:
         rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
@@ -668,6 +779,60 @@ class FileProblem:
     problem: str
 
 
+def verify_catalog(catalog: Catalog) -> list[FileProblem]:
+    """Read every block of every catalog table, and check the documents against their Parquet.
+
+    DuckDB checksums each block, so reading all of them finds a truncated or overwritten catalog;
+    then each document file the ``documents`` table points at must be registered and its Parquet
+    footer must hold every row a document points at.
+
+    Returns:
+        the problems, each naming ``catalog.duckdb`` or the document file.
+    """
+    name = catalog.corpus.relative(catalog.corpus.catalog_path)
+    try:
+        tables = [
+            row[0]
+            for row in catalog.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND NOT temporary ORDER BY table_name"
+            ).fetchall()
+        ]
+        for table in tables:
+            quoted = '"' + table.replace('"', '""') + '"'
+            catalog.con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {quoted}").fetchall()
+        pointed = catalog.con.execute(
+            "SELECT file, count(*), max(\"row\") FROM documents GROUP BY file ORDER BY file"
+        ).fetchall()
+    except duckdb.InterruptException as exc:
+        raise KeyboardInterrupt from exc
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return [FileProblem(name, f"damaged ({first}); {DAMAGED_ADVICE}")]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    registered = {record.path for record in catalog.shards()}
+    problems: list[FileProblem] = []
+    for file, documents, last_row in pointed:
+        if file not in registered:
+            problems.append(FileProblem(file, f"not registered, though {documents} documents point at it"))
+            continue
+        path = catalog.corpus.absolute(file)
+        if not path.is_file():
+            continue  # verify_files names it missing
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(FileProblem(file, f"corrupt (Parquet footer unreadable: {exc})"))
+            continue
+        if last_row >= rows:
+            problems.append(
+                FileProblem(file, f"corrupt (Parquet has {rows} rows, a document points at row {last_row})")
+            )
+    return problems
+
+
 def kept_documents(catalog: Catalog, source: str) -> list[tuple[str, str, int]]:
     """``(id, file, row)`` of the kept documents of ``source`` (``drop_stage IS NULL``), in file
     and row order: the order of a source's documents in its token caches and mix plan."""
@@ -720,11 +885,14 @@ def verify_files(catalog: Catalog) -> tuple[int, list[FileProblem]]:
 
 
 def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection for user SQL: no writes, file access only inside the corpus.
+    """A read-only connection for user SQL: it reads the catalog and the corpus text, writes nothing.
 
-    External access is switched off after ``allowed_directories`` is set to the corpus root, so
-    the text views still read the corpus's Parquet and nothing else; the switch cannot be turned
-    back on in the session.
+    DuckDB's ``allowed_directories`` lets a writer (``COPY ... TO``, ``EXPORT DATABASE``) into an
+    allowed directory as well as a reader, so no directory is allowed: external access is switched
+    off entirely (and locked), and the text views read the registered document Parquet files
+    through an Arrow dataset opened by phicorpus before the switch (temporary views shadowing the
+    catalog's ``document_text`` / ``kept_text``). A registered file that is missing is left out of
+    the views (``phicorpus verify`` names it).
     """
     try:
         corpus = Corpus.open(root)
@@ -733,14 +901,46 @@ def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
     catalog = Catalog.open(corpus, read_only=True)
     con = catalog.con
     try:
-        con.execute("SET allowed_directories = ?", [[str(corpus.root) + "/"]]).fetchall()
+        con.register(SQL_DOCS_RELATION, _docs_dataset(catalog))
         con.execute("SET enable_external_access = false").fetchall()
         con.execute("SET autoinstall_known_extensions = false").fetchall()
+        con.execute("SET autoload_known_extensions = false").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
         con.execute("SET lock_configuration = true").fetchall()
+        con.execute(SQL_DOCUMENT_TEXT_VIEW).fetchall()
+        con.execute(SQL_KEPT_TEXT_VIEW).fetchall()
     except BaseException:
         con.close()
         raise
     return con
+
+
+#: The Arrow dataset of document text registered on a ``phicorpus sql`` connection, and the
+#: temporary views over it (same columns as :data:`DOCUMENT_TEXT_VIEW`).
+SQL_DOCS_RELATION = "_phicorpus_docs"
+SQL_DOCUMENT_TEXT_VIEW = f"""CREATE OR REPLACE TEMP VIEW document_text AS
+    SELECT d.*, t.text FROM documents d JOIN {SQL_DOCS_RELATION} t ON t.id = d.id"""
+SQL_KEPT_TEXT_VIEW = """CREATE OR REPLACE TEMP VIEW kept_text AS
+    SELECT * FROM document_text WHERE drop_stage IS NULL"""
+
+
+def _docs_dataset(catalog: Catalog) -> Any:
+    """``(id, text)`` of every registered document Parquet file that is present, lazily read."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = [
+        str(path)
+        for record in catalog.shards(kind="docs")
+        if (path := catalog.corpus.absolute(record.path)).is_file()
+    ]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    try:
+        return ds.dataset(files, schema=schema, format="parquet")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CatalogError(
+            f"{catalog.corpus.root}: a document file is unreadable ({exc}); run phicorpus verify"
+        ) from exc
 
 
 def open_catalog(root: str | Path, *, read_only: bool = False, create: bool = False) -> Catalog:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from phicorpus.catalog import Catalog, params_hash
-from phicorpus.corpus import Corpus, publish_bytes, sha256_file
+from phicorpus.corpus import Corpus, cheap_file_problem, publish_bytes, sha256_file
 
 __all__ = [
     "MARKERS_DIR",
@@ -174,13 +174,19 @@ def unit_done(corpus: Corpus, stage: str, unit: WorkUnit) -> UnitResult | None:
     outputs = marker.get("outputs") or {}
     for rel, info in outputs.items():
         try:
-            st = os.stat(corpus.absolute(rel))
-            if st.st_size != int(info["bytes"]):
-                return None
-            rewritten = "mtime_ns" in info and st.st_mtime_ns != int(info["mtime_ns"])
-            if rewritten and sha256_file(corpus.absolute(rel)) != info.get("sha256"):
-                return None
-        except (OSError, KeyError, TypeError, ValueError):
+            size = int(info["bytes"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        path = corpus.absolute(rel)
+        # Size plus the header/footer magic: a truncated or torn output is redone (hashes: verify).
+        if cheap_file_problem(path, size) is not None:
+            return None
+        # Rewritten since (another plan wrote the same name, same size): the hash decides.
+        try:
+            rewritten = "mtime_ns" in info and os.stat(path).st_mtime_ns != int(info["mtime_ns"])
+        except (OSError, TypeError, ValueError):
+            return None
+        if rewritten and sha256_file(path) != info.get("sha256"):
             return None
     hashes = {rel: str(info.get("sha256", "")) for rel, info in outputs.items()}
     return UnitResult(unit.key, tuple(outputs), dict(marker.get("stats") or {}), hashes)

@@ -80,9 +80,11 @@ def test_dedup_across_sources(tmp_path: Path) -> None:
     assert again["skipped"] and again["near_duplicates"] == 1
     with Catalog.open(corpus, read_only=True) as cat:
         assert cat.exec("SELECT count(*) FROM stage_runs WHERE stage = 'dedup'") == [(1,)]
-    # A new document: dedup runs again and keeps the decisions made before.
+    # A new document: dedup runs again over all its inputs and makes the same decisions as before
+    # (the new document is no one's duplicate).
     add_docs(corpus, "c", "code", "code", [_text(rng)])
-    assert run_dedup(corpus, DedupConfig())["near_duplicates"] == 0
+    again = run_dedup(corpus, DedupConfig())
+    assert not again.get("skipped") and (again["exact_duplicates"], again["near_duplicates"]) == (1, 1)
     with Catalog.open(corpus, read_only=True) as cat:
         assert len(cat.exec("SELECT id FROM documents WHERE drop_stage = 'dedup'")) == 2
         assert dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes")) == {1: 39, 2: 2}
