@@ -192,7 +192,11 @@ def _funnel(reader: CorpusReader, go: Any) -> tuple[Section, Section]:
         by_stage = dict(zip(part.get_column("stage").to_list(), part.get_column("n").to_list(), strict=True))
         fig.add_bar(name=reason, y=order, x=[by_stage.get(s, 0) for s in order], orientation="h")
     _layout(
-        fig, barmode="stack", xaxis={"title": "documents dropped"}, height=max(260, 70 * len(order) + 160)
+        fig,
+        barmode="stack",
+        showlegend=True,  # the reasons, even when there is one
+        xaxis={"title": "documents dropped"},
+        height=max(260, 70 * len(order) + 160),
     )
     return funnel, Section("drops", drops_title, drops_description, figure=fig)
 
