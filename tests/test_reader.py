@@ -169,3 +169,7 @@ def test_sql_to_parquet(built: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and bad.output.startswith("Error: ")
     assert pq.read_table(out).num_rows == table.num_rows  # a failed query leaves the old file alone
     assert [p.name for p in out.parent.iterdir()] == ["kept.parquet"]
+    # A reader cannot reach the writer's own catalog (holding it would block the build).
+    attach = f"ATTACH '{built / '.catalog-writer.duckdb'}' AS w"
+    refused = CliRunner().invoke(main, ["sql", str(built), attach])
+    assert refused.exit_code == 1 and "disabled by configuration" in refused.output

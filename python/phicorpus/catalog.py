@@ -725,7 +725,8 @@ def verify_files(catalog: Catalog) -> tuple[int, list[FileProblem]]:
 def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection for user SQL: no writes, file access only inside the corpus.
 
-    External access is switched off after ``allowed_directories`` is set to the corpus root, so
+    External access is switched off after ``allowed_directories`` is set to the corpus's
+    ``docs/`` and ``prompts/``, so
     the text views still read the corpus's Parquet and nothing else; the switch cannot be turned
     back on in the session.
     """
@@ -736,7 +737,10 @@ def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
     catalog = Catalog.open(corpus, read_only=True)
     con = catalog.con
     try:
-        con.execute("SET allowed_directories = ?", [[str(corpus.root) + "/"]]).fetchall()
+        # The data folders only: not the corpus root, where the writer's catalog lives (a reader
+        # attaching it would hold a lock the build needs).
+        data = [str(corpus.root / d) + "/" for d in ("docs", "prompts")]
+        con.execute("SET allowed_directories = ?", [data]).fetchall()
         con.execute("SET enable_external_access = false").fetchall()
         con.execute("SET autoinstall_known_extensions = false").fetchall()
         con.execute("SET lock_configuration = true").fetchall()
