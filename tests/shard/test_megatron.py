@@ -6,6 +6,7 @@ the tokenizer settings the manifest gives (eod id, vocab size)."""
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -152,3 +153,17 @@ def test_readme_nanogpt_snippet_runs(
     assert x.shape == y.shape == (4, 32) and x.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])
     assert int(x.max()) < manifest["tokenizer"]["vocab_size"]
+
+
+def test_readme_torch_example_runs(
+    build: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The top-level README's DataLoader example (a ```py block: tests/test_readme.py runs the
+    ```python ones without torch), against a build at corpus/build/main."""
+    build_dir, _ = build
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```py\n(.*?)```", readme, flags=re.S) if "TokenDataLoader" in b]
+    monkeypatch.chdir(build_dir.parent.parent.parent)  # <tmp>/corpus/build/main
+    scope: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["state"]["epoch"] == 1 and scope["batch"]["input_ids"].shape[1] == 512
