@@ -72,6 +72,7 @@ def test_epochs_are_finite_and_len_is_right(build: tuple[Path, np.ndarray]) -> N
     # A plain DataLoader with the default collate gives the same batches in the sampler's order.
     plain = torch.utils.data.DataLoader(ds, batch_size=5, sampler=EpochSampler(ds, seed=1))
     assert rows(list(plain)) == rows(first)
+    assert rows(list(plain)) == rows(second)  # a pass run to its end moves the sampler to the next epoch
     dropping = TokenDataLoader(ds, batch_size=5, seed=1, drop_last=True)
     assert len(list(dropping)) == len(dropping) == len(ds) // 5
 
@@ -159,3 +160,26 @@ def test_exact_resume(build: tuple[Path, np.ndarray], workers: int, context: str
     other = TokenDataLoader(PackedWindows(root, SEQ + 1), 3, seed=7)
     with pytest.raises(ValueError, match="num_samples"):
         other.load_state_dict(state)
+
+
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # torchdata 0.11 on torch 2.15
+def test_sampler_resumes_exactly_under_torchdata_stateful_dataloader(build: tuple[Path, np.ndarray]) -> None:
+    """The model protocol itself: torchdata's StatefulDataLoader over PackedWindows and an
+    EpochSampler (2 workers, default collate) resumes at the same sample as TokenDataLoader."""
+    stateful = pytest.importorskip("torchdata.stateful_dataloader")
+    ds = PackedWindows(build[0], SEQ)
+
+    def make() -> Any:
+        return stateful.StatefulDataLoader(
+            ds, batch_size=3, sampler=EpochSampler(ds, seed=7), num_workers=2, multiprocessing_context="fork"
+        )
+
+    expected = rows(list(TokenDataLoader(ds, 3, seed=7)))
+    loader = make()
+    it = iter(loader)
+    taken = rows([next(it) for _ in range(5)])
+    state = loader.state_dict()
+    del it
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert taken + rows(list(resumed)) == expected

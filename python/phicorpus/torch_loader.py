@@ -213,11 +213,15 @@ def _unpack(batch: Any) -> Any:
 
 
 class EpochSampler(torch.utils.data.Sampler):  # type: ignore[type-arg,misc,unused-ignore]
-    """This rank's indices of one epoch in the seeded order (:func:`epoch_order`), starting at
-    ``position``; finite, ``len()`` is the whole epoch's count for this rank.
+    """This rank's indices of one epoch in the seeded order (:func:`epoch_order`); finite,
+    ``len()`` is the whole epoch's count for this rank. An iteration that runs to its end moves
+    the sampler to the next epoch, so a plain ``DataLoader`` gets a new order each pass
+    (:meth:`set_epoch` also works, as with ``DistributedSampler``).
 
-    A plain ``DataLoader(ds, sampler=EpochSampler(ds), ...)`` works (call :meth:`set_epoch` as
-    with ``DistributedSampler``); :class:`TokenDataLoader` moves the epoch and position itself.
+    Stateful as torchdata's ``StatefulDataLoader`` expects of a sampler: :meth:`state_dict` is the
+    epoch and the number of indices handed out so far in it (that loader snapshots it when it
+    dispatches a batch, so prefetching does not move a checkpoint); :meth:`load_state_dict` makes
+    the next iteration start after them. :class:`TokenDataLoader` does the same counting itself.
 
     Args:
         dataset: The :class:`PackedWindows` (or its sample count).
@@ -239,7 +243,8 @@ class EpochSampler(torch.utils.data.Sampler):  # type: ignore[type-arg,misc,unus
         if self.num_samples < self.world_size:
             raise ValueError(f"{self.num_samples} samples: fewer than one per rank ({self.world_size})")
         self.epoch = 0
-        self.position = 0  # where the next iteration starts in this epoch's order
+        self.start = 0  # where the next iteration starts in this epoch's order
+        self.position = 0  # indices of this epoch handed out so far (ahead of the loop when prefetched)
         self._order_epoch = -1
         self._order: npt.NDArray[np.int64] = np.zeros(0, np.int64)
 
@@ -253,12 +258,19 @@ class EpochSampler(torch.utils.data.Sampler):  # type: ignore[type-arg,misc,unus
             self._order_epoch = epoch
         return self._order
 
-    def set_epoch(self, epoch: int) -> None:
-        """Start ``epoch`` from its first sample."""
-        self.epoch, self.position = epoch, 0
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Start the next iteration at sample ``start`` of ``epoch``."""
+        self.epoch, self.start, self.position = epoch, start, start
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order(self.epoch)[self.position :].tolist())
+        if self.start >= len(self):  # a state taken at the very end of an epoch
+            self.set_epoch(self.epoch + 1)
+        epoch, self.position = self.epoch, self.start
+        for index in self.order(epoch)[self.start :].tolist():
+            self.position += 1
+            yield index
+        if self.epoch == epoch:  # ran to the end (and nobody moved the epoch meanwhile)
+            self.set_epoch(epoch + 1)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -278,7 +290,7 @@ class EpochSampler(torch.utils.data.Sampler):  # type: ignore[type-arg,misc,unus
                     f"loader state {key}={state.get(key)!r} does not match this loader "
                     f"({getattr(self, key)!r})"
                 )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.set_epoch(int(state["epoch"]), int(state["position"]))
 
 
 class TokenDataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg,misc,unused-ignore]
@@ -315,35 +327,36 @@ class TokenDataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg,mis
         kwargs.setdefault("collate_fn", collate_windows)
         self._sampler = EpochSampler(dataset, seed, rank, world_size)
         self._batch = batch_size
+        # The loop's place: its epoch, where this pass started, batches it has taken in this pass.
+        self._epoch = self._start = self._taken = 0
         super().__init__(dataset, batch_size=batch_size, sampler=self._sampler, **kwargs)
-        self._taken = 0  # batches the loop has taken from the running iteration
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         sampler = self._sampler
-        # A loop left early continues where it stopped; a finished epoch moves to the next.
-        sampler.position = self._position()
-        self._taken = 0
-        remaining = len(sampler) - sampler.position
+        # Where the loop is (a loop left early continues where it stopped), whatever the workers
+        # made the sampler hand out ahead of it.
+        sampler.set_epoch(self._epoch, self._position())
+        remaining = len(sampler) - sampler.start
         if remaining <= 0 or (self.drop_last and remaining < self._batch):
             sampler.set_epoch(sampler.epoch + 1)
+        self._epoch, self._start, self._taken = sampler.epoch, sampler.start, 0
         packed = self.collate_fn is collate_windows
         for batch in super().__iter__():
             self._taken += 1  # counted before the loop sees the batch: a checkpoint now skips it
             yield _unpack(batch) if packed else batch
-        sampler.set_epoch(sampler.epoch + 1)
-        self._taken = 0
+        self._epoch, self._start, self._taken = self._epoch + 1, 0, 0
 
     def _position(self) -> int:
-        return min(len(self._sampler), self._sampler.position + self._taken * self._batch)
+        return min(len(self._sampler), self._start + self._taken * self._batch)
 
     def state_dict(self) -> dict[str, Any]:
         """The position to resume at: JSON-serialisable, also for ``torch.save``."""
         state = self._sampler.state_dict()
-        state["position"] = self._position()
+        state["epoch"], state["position"] = self._epoch, self._position()
         state["batch_size"] = self.batch_size
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next ``iter()`` continue where ``state`` was taken."""
         self._sampler.load_state_dict(state)
-        self._taken = 0
+        self._epoch, self._start, self._taken = self._sampler.epoch, self._sampler.start, 0
