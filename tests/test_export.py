@@ -11,6 +11,7 @@ from pathlib import Path
 
 import datasets
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tests.mix.conftest import kept_texts, make_corpus
@@ -18,9 +19,36 @@ from tests.mix.conftest import kept_texts, make_corpus
 from phicorpus.build import build_shards
 from phicorpus.catalog import Catalog
 from phicorpus.config import BuildConfig, IngestConfig
-from phicorpus.corpus import Corpus
+from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.export import EXPORT_SCHEMA, export_corpus
+from phicorpus.prompts.engine import write_prompts
 from phicorpus.sources.code import ingest_code
+
+
+def add_generated(corpus: Corpus) -> None:
+    """Two LLM rewrites the way generation writes them: a registered prompt table (topic path,
+    style, the document rewritten) and a docs shard with the model and prompt of each."""
+    two = lambda x: [x, x]  # noqa: E731
+    write_prompts(corpus, pa.table({
+        "id": ["p-1", "p-2"], "format": two("rewrite"), "topic_path": ["Math > Algebra", "Math > Sets"],
+        "style": ["socratic", "concise"], "source_id": ["bios/00000000000000aa", "bios/00000000000000bb"],
+    }))  # fmt: skip
+    path = corpus.docs_dir("rewrite") / "part-00000.parquet"
+    texts = ["An algebra lesson, rewritten.", "A lesson on sets, rewritten."]
+    ids = ["rewrite/0000000000000001", "rewrite/0000000000000002"]
+    text_table = pa.table({"id": ids, "text": texts, "model": two("m-7b"), "style": ["socratic", "concise"],
+                           "prompt_id": ["p-1", "p-2"]})  # fmt: skip
+    with atomic_path(path) as tmp:
+        pq.write_table(text_table, tmp)
+    with Catalog.open(corpus) as catalog, catalog.transaction():
+        catalog.ensure_source("rewrite", "synthetic", "test")
+        catalog.register_shard(path, "docs", rows=2, source="rewrite")
+        catalog.insert_documents(pa.table({
+            "id": ids, "source": two("rewrite"), "kind": two("rewrite"), "file": two(corpus.relative(path)),
+            "row": [0, 1], "format": two("rewrite"), "audience": two("high school"),
+            "prompt_id": ["p-1", "p-2"], "topic_id": ["t1", "t2"], "subject": two("Math"),
+            "language": two("en"), "provenance": two('{"model": "m-7b", "request_key": "k"}'),
+        }))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +66,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         )
     )  # fmt: skip
     ingest_code(corpus, [stack], config=IngestConfig(), source="stack")
+    add_generated(corpus)
     build_shards(corpus, BuildConfig(mix="bios:0.8,code:0.2", vocab_size=400, shard_tokens=8_000))
     return corpus
 
@@ -46,7 +75,7 @@ def test_parquet_export_reads_back_everywhere(corpus: Corpus, tmp_path: Path) ->
     out = tmp_path / "hf"
     stats = export_corpus(corpus, out, rows_per_file=40)
     kept = kept_texts(corpus)
-    assert sorted(stats["sources"]) == ["bios", "code", "stack"]
+    assert sorted(stats["sources"]) == ["bios", "code", "rewrite", "stack"]
     files = sorted(out.glob("*/train-*.parquet"))
     assert all(pq.read_schema(f).equals(EXPORT_SCHEMA) for f in files)
     assert len(list((out / "bios").glob("*.parquet"))) == 3  # 108 kept bios, 40 per file
@@ -64,6 +93,14 @@ def test_parquet_export_reads_back_everywhere(corpus: Corpus, tmp_path: Path) ->
     assert stack["repo"].to_list() == [f"org/r{i}" for i in range(5)]
     assert stack["path"].to_list() == [f"src/f{i}.py" for i in range(5)]
     assert set(stack["license"]) == {"MIT"} and set(stack["language"]) == {"Python"}
+    rewrite = frame.filter(pl.col("source") == "rewrite").sort("id").to_dicts()
+    assert [(r["topic_path"], r["style"], r["model"], r["prompt_id"], r["original_id"]) for r in rewrite] == [
+        ("Math > Algebra", "socratic", "m-7b", "p-1", "bios/00000000000000aa"),
+        ("Math > Sets", "concise", "m-7b", "p-2", "bios/00000000000000bb"),
+    ]
+    assert {(r["format"], r["audience"], r["subject"], r["topic_id"]) for r in rewrite} == {
+        ("rewrite", "high school", "Math", "t1"), ("rewrite", "high school", "Math", "t2")
+    }
     # Hugging Face datasets: the obvious glob, and one source by the card's configs.
     cache = str(tmp_path / "hf-cache")
     everything = datasets.load_dataset(
