@@ -21,7 +21,7 @@ from phicorpus.catalog import Catalog
 from phicorpus.config import BuildConfig, IngestConfig
 from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.export import EXPORT_SCHEMA, export_corpus
-from phicorpus.prompts.engine import write_prompts
+from phicorpus.prompts.engine import PROMPT_SCHEMA, write_prompts
 from phicorpus.sources.code import ingest_code
 
 
@@ -29,10 +29,12 @@ def add_generated(corpus: Corpus) -> None:
     """Two LLM rewrites the way generation writes them: a registered prompt table (topic path,
     style, the document rewritten) and a docs shard with the model and prompt of each."""
     two = lambda x: [x, x]  # noqa: E731
-    write_prompts(corpus, pa.table({
+    given = {
         "id": ["p-1", "p-2"], "format": two("rewrite"), "topic_path": ["Math > Algebra", "Math > Sets"],
         "style": ["socratic", "concise"], "source_id": ["bios/00000000000000aa", "bios/00000000000000bb"],
-    }))  # fmt: skip
+    }  # fmt: skip
+    rows = [{f.name: given.get(f.name, [None, None])[i] for f in PROMPT_SCHEMA} for i in range(2)]
+    write_prompts(corpus, pa.Table.from_pylist(rows, schema=PROMPT_SCHEMA))
     path = corpus.docs_dir("rewrite") / "part-00000.parquet"
     texts = ["An algebra lesson, rewritten.", "A lesson on sets, rewritten."]
     ids = ["rewrite/0000000000000001", "rewrite/0000000000000002"]
