@@ -40,6 +40,7 @@ from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, MixPlan
 from phicorpus.mix.planning import (
     BuildError,
     BuildInputs,
+    check_llm_inputs,
     describe_llm_plan,
     format_mix_plan,
     plan_build,
@@ -201,6 +202,7 @@ def run_build(
             tok, _tokenizer_sample(corpus), allow_lossy=config.build.allow_lossy_tokenizer
         )
         echo(fit.describe())
+    check_llm_inputs(config, inputs)  # the flags an LLM build needs, before any plan figure
     plan_lines, planned_tokens = plan_build(corpus, config.build, inputs, config.ingest)
     for line in plan_lines:
         echo(line)

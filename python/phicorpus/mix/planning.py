@@ -35,6 +35,7 @@ __all__ = [
     "MAX_SHARD_FILES",
     "BuildError",
     "BuildInputs",
+    "check_llm_inputs",
     "describe_llm_plan",
     "describe_plan",
     "format_mix_plan",
@@ -311,6 +312,20 @@ def llm_format_shares(
     return shares
 
 
+def check_llm_inputs(config: Config, inputs: BuildInputs) -> None:
+    """What an LLM build needs before anything else is planned.
+
+    Raises:
+        BuildError: ``--llm`` without ``--model``, or without ``--tokens``.
+    """
+    if not inputs.llm:
+        return
+    if not inputs.model:
+        raise BuildError("--llm needs --model (the model name at that endpoint)")
+    if not config.build.tokens:
+        raise BuildError("with --llm, give --tokens N: how many training tokens to generate for")
+
+
 def plan_llm_prompts(
     config: Config, inputs: BuildInputs, spec: MixSpec, groups: dict[str, tuple[str, ...]]
 ) -> pa.Table:
@@ -326,10 +341,7 @@ def plan_llm_prompts(
 
     from phicorpus.prompts import prompts_for_tokens, render_prompts
 
-    if not inputs.model:
-        raise BuildError("--llm needs --model (the model name at that endpoint)")
-    if not config.build.tokens:
-        raise BuildError("with --llm, give --tokens N: how many training tokens to generate for")
+    check_llm_inputs(config, inputs)
     shares = llm_format_shares(spec, groups, dict(config.prompts.format_weights))
     counts: dict[str, int] = {}
     if not shares:
