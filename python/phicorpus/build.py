@@ -283,7 +283,7 @@ def _run_stages(
         generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
     if "code" in wanted:
         clock.start("ingest code: " + (", ".join(map(str, inputs.code)) or "the Python standard library"))
-        stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest)
+        stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest, progress=echo)
         said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
         clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
     clock.start("filter")

@@ -315,10 +315,15 @@ def _connect(path: Path, *, read_only: bool, wait: float) -> duckdb.DuckDBPyConn
         delay = min(delay * 2, 0.5)
 
 
-#: What to do about a catalog DuckDB cannot read.
+#: What to do about a catalog file DuckDB cannot read: the read snapshot, or the writer's file.
 DAMAGED_ADVICE = (
-    "restore catalog.duckdb from a backup, or move it aside and re-run the stages "
-    "(generated documents come back from requests/ without paying again)"
+    "the read snapshot is damaged; any stage run (e.g. phicorpus filter CORPUS) publishes it again "
+    "from the writer's catalog"
+)
+WRITER_DAMAGED_ADVICE = (
+    "the writer's catalog is damaged; put the last published snapshot in its place "
+    "(cp catalog.duckdb .catalog-writer.duckdb) or restore a backup, then re-run (generated "
+    "documents come back from requests/ without paying again)"
 )
 
 
@@ -445,7 +450,11 @@ class Catalog:
             catalog._migrate()
             if not read_only:
                 catalog.refresh_views()
-                catalog.publish()  # a snapshot behind this file (a writer killed before it published)
+                # A snapshot behind this file (a writer killed before it published) is replaced,
+                # but never by a writer's file that cannot be read whole (a truncated one).
+                if not _same_database_state(corpus.writer_catalog_path, corpus.catalog_path):
+                    catalog.read_every_block()
+                    catalog.publish()
         except duckdb.Error as exc:
             con.close()
             raise catalog.damaged(exc, path) from exc
@@ -483,6 +492,16 @@ class Catalog:
                 self.exec(f"COMMENT ON VIEW {name} IS '{wanted[name]}'")
         except duckdb.Error:
             pass  # a missing or corrupt file: `phicorpus verify` names it; the old views stay
+
+    def read_every_block(self) -> None:
+        """Read every block of every table (DuckDB checksums them): a damaged file raises."""
+        tables = self.exec(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND NOT temporary ORDER BY table_name"
+        )
+        for (table,) in tables:
+            quoted = '"' + str(table).replace('"', '""') + '"'
+            self.exec(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {quoted}")
 
     def publish(self, *, force: bool = False) -> bool:
         """Publish the writer's catalog as the read snapshot ``catalog.duckdb`` (atomic rename).
@@ -533,15 +552,21 @@ class Catalog:
             return interruptible(self.con, lambda: self.con.execute(sql, params).fetchall())
         except (duckdb.IOException, duckdb.FatalException, duckdb.SerializationException) as exc:
             # Reading the catalog file itself failed (a Parquet file a view reads is not the catalog).
-            if isinstance(exc, duckdb.FatalException) or str(self.corpus.catalog_path) in str(exc):
+            if isinstance(exc, duckdb.FatalException) or str(self.path) in str(exc):
                 raise self.damaged(exc) from exc
             raise
+
+    @property
+    def path(self) -> Path:
+        """The file this connection reads: the snapshot (reading) or the writer's file."""
+        return self.corpus.catalog_path if self.read_only else self.corpus.writer_catalog_path
 
     def damaged(self, exc: BaseException, path: Path | None = None) -> CatalogError:
         """The error for a catalog file DuckDB cannot read (truncated, overwritten, torn)."""
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        where = path or self.corpus.catalog_path
-        return CatalogError(f"{where}: catalog damaged ({first}); {DAMAGED_ADVICE}")
+        where = path or self.path
+        advice = WRITER_DAMAGED_ADVICE if where == self.corpus.writer_catalog_path else DAMAGED_ADVICE
+        return CatalogError(f"{where}: catalog damaged ({first}); {advice}")
 
     def exec_one(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
         """The first row of a statement (all rows are fetched; see :meth:`exec`)."""

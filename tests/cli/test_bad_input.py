@@ -92,30 +92,42 @@ def _one_line_error(result: Result, *needles: str) -> None:
         assert needle in result.output, (needle, result.output)
 
 
+def _truncate_half(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+
+
 def test_truncated_catalog_is_named_by_verify_stats_and_ingest(code_corpus: Path, tmp_path: Path) -> None:
     out = _copy(code_corpus, tmp_path)
-    catalog = out / "catalog.duckdb"
-    with open(catalog, "r+b") as fh:
-        fh.truncate(catalog.stat().st_size // 2)
+    snapshot, writer = out / "catalog.duckdb", out / ".catalog-writer.duckdb"
+    assert writer.is_file()
     runner = CliRunner()
+    # The read snapshot: readers name it and say how to get it back; a stage publishes it again.
+    _truncate_half(snapshot)
     result = runner.invoke(main, ["verify", str(out)])
-    _one_line_error(result, "catalog.duckdb: damaged", "restore catalog.duckdb", "no file was checked")
+    _one_line_error(result, "catalog.duckdb: ", "damaged", "publishes it again", "no file was checked")
     for args in (["stats", str(out)], ["sql", str(out), "SELECT count(*) FROM documents"]):
         result = runner.invoke(main, args)
-        _one_line_error(result, "catalog damaged", str(catalog))
+        _one_line_error(result, "catalog damaged", str(snapshot), "publishes it again")
         assert len(result.output.strip().splitlines()) == 1, result.output
-    # catalog.duckdb is the readers' snapshot: the next writer republishes it from its own file.
     result = runner.invoke(main, ["filter", str(out)])
     assert result.exit_code == 0, result.output
     assert runner.invoke(main, ["verify", str(out)]).exit_code == 0
-    # The writer's own file damaged: every command that writes says so, in one line.
-    writer = out / ".catalog-writer.duckdb"
-    with open(writer, "r+b") as fh:
-        fh.truncate(writer.stat().st_size // 2)
-    for args in (["ingest", "code", str(tmp_path), "--out", str(out)], ["filter", str(out)]):
+    # The writer's file: every stage names it and says what to put in its place; the good
+    # snapshot is never replaced by the damaged file.
+    good = snapshot.read_bytes()
+    _truncate_half(writer)
+    for args in (["ingest", "code", str(out), str(tmp_path)], ["filter", str(out)]):
         result = runner.invoke(main, args)
-        _one_line_error(result, "catalog damaged", str(writer))
+        _one_line_error(result, "catalog damaged", str(writer), "cp catalog.duckdb .catalog-writer.duckdb")
         assert len(result.output.strip().splitlines()) == 1, result.output
+    assert snapshot.read_bytes() == good
+    import shutil
+
+    shutil.copyfile(snapshot, writer)  # what the message says to do
+    result = runner.invoke(main, ["filter", str(out)])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(main, ["verify", str(out)]).exit_code == 0
 
 
 def test_verify_checks_documents_against_registered_parquet(code_corpus: Path, tmp_path: Path) -> None:
@@ -277,8 +289,8 @@ def test_ingest_names_skip_reasons_and_fails_when_every_input_is_bad(tmp_path: P
         ([stack], [f"{stack}:0: no_content (no column 'content')"]),
     ]:
         result = runner.invoke(main, ["ingest", "code", *map(str, inputs), "--out", str(tmp_path / "c3")])
-        _one_line_error(result, *needles)
-        assert len(result.output.strip().splitlines()) == 1
+        _one_line_error(result, *needles)  # the error is one line (progress lines went before it)
+        assert result.output.count("Error: ") == 1 and "Traceback" not in result.output
 
 
 def test_a_fifo_is_named_as_a_fifo(tmp_path: Path) -> None:

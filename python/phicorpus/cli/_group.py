@@ -59,10 +59,13 @@ def _internal_error(exc: Exception) -> str:
 
     first = (str(exc).strip().splitlines() or [""])[0]
     if isinstance(exc, duckdb.IOException | duckdb.FatalException | duckdb.InternalException):
-        hint = ""
-        if "catalog.duckdb" in first or "catalog-writer.duckdb" in first:
-            hint = "; catalog damaged: run phicorpus verify"
-        return f"{first}{hint}"
+        from phicorpus.catalog import DAMAGED_ADVICE, WRITER_DAMAGED_ADVICE
+
+        if ".catalog-writer.duckdb" in first:
+            return f"catalog damaged ({first}); {WRITER_DAMAGED_ADVICE}"
+        if "catalog.duckdb" in first:
+            return f"catalog damaged ({first}); {DAMAGED_ADVICE}"
+        return first
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or first}"
     where = f": {first}" if first else ""

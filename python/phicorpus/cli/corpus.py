@@ -93,7 +93,8 @@ def ingest_code_cmd(
             )
     config = _config(out).override(ingest={"shard_files": shard_files, "max_record_bytes": max_record_bytes})
     corpus = Corpus.create(out)
-    stats = ingest_code(corpus, list(paths) or None, config=config.ingest, source=source)
+    progress = None if as_json else (lambda line: click.echo(line, err=True))
+    stats = ingest_code(corpus, list(paths) or None, config=config.ingest, source=source, progress=progress)
     print_summary(f"ingest {source!r}", stats, as_json)
 
 

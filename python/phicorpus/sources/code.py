@@ -31,7 +31,7 @@ import json
 import os
 import sysconfig
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -324,6 +324,7 @@ def ingest_code(
     config: IngestConfig,
     source: str = "code",
     kind: str = "code",
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Ingest code files and datasets into ``docs/<source>/`` and the catalog (resumable).
 
@@ -335,6 +336,7 @@ def ingest_code(
         source: the source name of the documents.
         kind: their ``documents.kind``; ``code`` gets the filter's code rules, anything else
             (``text`` for documentation) the prose rules.
+        progress: called with a line after each shard written (the CLI prints it).
 
     Returns:
         Statistics: ``documents`` (new), ``shards_written``, ``shards_resumed``, ``bytes``,
@@ -386,6 +388,11 @@ def ingest_code(
             stats["documents"] += written
             stats["shards_written"] += 1
             stats["input_bytes"] += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs)
+            if progress is not None:
+                progress(
+                    f"ingest {source!r}: shard {index + 1} written, {stats['documents']:,} new documents, "
+                    f"{sum(skipped.values()) + len(skips):,} inputs skipped"
+                )
             for skip in skips:
                 skipped[skip.reason] += 1
                 if skip.reason in BAD_INPUT_REASONS and len(bad) < 50:
