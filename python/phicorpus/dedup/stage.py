@@ -37,7 +37,7 @@ from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
 
-__all__ = ["choose_keepers", "rank_best_first", "run_dedup"]
+__all__ = ["choose_keepers", "rank_best_first", "record_decisions", "run_dedup"]
 
 
 def rank_best_first(score: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -152,67 +152,94 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         del signatures
         if not config.exact:
             exact = np.arange(n, dtype=np.uint64)  # every document its own exact group
-        ids = docs.column("id").to_numpy(zero_copy_only=False)
-        index = np.arange(n)
-        dropped = keeper != index
-        exact_dup = dropped & (exact == exact[keeper])
-        reason = np.where(exact_dup, "exact_duplicate", np.where(dropped, "near_duplicate", ""))
-        sizes = np.bincount(keeper, minlength=n) if n else np.zeros(0, np.int64)
-        in_cluster = sizes[keeper] > 1
-        dup_cluster = np.asarray(ids[keeper], dtype=object)
-        dup_cluster[~in_cluster] = None
-        decisions = pa.table(
-            {
-                "id": docs.column("id"),
-                "source": docs.column("source"),
-                "topic_id": docs.column("topic_id"),
-                "exact_hash": pa.array(exact, pa.uint64()),
-                "dup_cluster": pa.array(dup_cluster, pa.string()),
-                "reason": pa.array([r or None for r in reason.tolist()], pa.string()),
-            }
-        )
-        with catalog.transaction():
-            catalog.con.register("_dedup", decisions)
-            try:
-                catalog.exec(
-                    "UPDATE documents SET exact_hash = d.exact_hash, "
-                    # A re-run sees only the kept documents: keep the clusters found before.
-                    "dup_cluster = coalesce(d.dup_cluster, documents.dup_cluster) "
-                    "FROM _dedup d "
-                    "WHERE documents.id = d.id"
-                )
-                catalog.exec(
-                    "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
-                    "WHERE documents.id = d.id AND d.reason IS NOT NULL AND documents.drop_stage IS NULL"
-                )
-                catalog.recount_drops("dedup")  # over every document this stage dropped, any run
-                catalog.exec("DELETE FROM dup_stats")
-                for grouping, column in (("source", "source"), ("topic", "topic_id")):
-                    catalog.exec(
-                        "INSERT INTO dup_stats SELECT ?, k, count(*), "
-                        "count(*) FILTER (r = 'exact_duplicate'), "
-                        "count(*) FILTER (r = 'near_duplicate'), count(r) / count(*) FROM ("
-                        "SELECT CASE WHEN ? = 'source' THEN source ELSE topic_id END AS k, "
-                        "CASE WHEN drop_stage = 'dedup' THEN drop_reason END AS r FROM documents "
-                        "WHERE drop_stage IS NULL OR drop_stage = 'dedup') WHERE k IS NOT NULL GROUP BY k",
-                        [grouping, column],
-                    )
-                catalog.exec("DELETE FROM dup_cluster_sizes")
-                catalog.exec(
-                    "INSERT INTO dup_cluster_sizes SELECT size, count(*) FROM ("
-                    "SELECT coalesce(dup_cluster, id) AS c, count(*) AS size FROM documents "
-                    "WHERE drop_stage IS NULL OR drop_stage = 'dedup' GROUP BY c) GROUP BY size"
-                )
-            finally:
-                catalog.con.unregister("_dedup")
-        stats = {
-            "documents": int(n),
-            "exact_duplicates": int(exact_dup.sum()),
-            "near_duplicates": int((dropped & ~exact_dup).sum()),
-            "clusters": int((sizes > 1).sum()),
-            "largest_cluster": int(sizes.max()) if n else 0,
-            "bands": bands,
-            "rows": rows,
-        }
+        stats = record_decisions(catalog, docs, keeper, exact, bands=bands, rows=rows)
         catalog.finish_stage(run, stats)
+    return stats
+
+
+def record_decisions(
+    catalog: Catalog,
+    docs: pa.Table,
+    keeper: npt.NDArray[np.int64],
+    exact: npt.NDArray[np.uint64],
+    *,
+    bands: int,
+    rows: int,
+) -> dict[str, Any]:
+    """Write the dedup decisions of ``docs`` (in ``(file, row)`` order) to the catalog, one transaction.
+
+    Args:
+        catalog: The open catalog (the one writer).
+        docs: ``id``, ``source``, ``topic_id`` of every document taking part, in index order.
+        keeper: Per document, the index of the document kept for it (itself if kept).
+        exact: Per document, its exact hash (its index when exact grouping is off).
+        bands: LSH bands of the candidate banding (for the statistics).
+        rows: Rows per band.
+
+    Returns:
+        The statistics of :func:`run_dedup`.
+    """
+    n = len(keeper)
+    ids = docs.column("id").to_numpy(zero_copy_only=False)
+    index = np.arange(n)
+    dropped = keeper != index
+    exact_dup = dropped & (exact == exact[keeper])
+    reason = np.where(exact_dup, "exact_duplicate", np.where(dropped, "near_duplicate", ""))
+    sizes = np.bincount(keeper, minlength=n) if n else np.zeros(0, np.int64)
+    in_cluster = sizes[keeper] > 1
+    dup_cluster = np.asarray(ids[keeper], dtype=object)
+    dup_cluster[~in_cluster] = None
+    decisions = pa.table(
+        {
+            "id": docs.column("id"),
+            "source": docs.column("source"),
+            "topic_id": docs.column("topic_id"),
+            "exact_hash": pa.array(exact, pa.uint64()),
+            "dup_cluster": pa.array(dup_cluster, pa.string()),
+            "reason": pa.array([r or None for r in reason.tolist()], pa.string()),
+        }
+    )
+    with catalog.transaction():
+        catalog.con.register("_dedup", decisions)
+        try:
+            catalog.exec(
+                "UPDATE documents SET exact_hash = d.exact_hash, "
+                # A re-run sees only the kept documents: keep the clusters found before.
+                "dup_cluster = coalesce(d.dup_cluster, documents.dup_cluster) "
+                "FROM _dedup d "
+                "WHERE documents.id = d.id"
+            )
+            catalog.exec(
+                "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
+                "WHERE documents.id = d.id AND d.reason IS NOT NULL AND documents.drop_stage IS NULL"
+            )
+            catalog.recount_drops("dedup")  # over every document this stage dropped, any run
+            catalog.exec("DELETE FROM dup_stats")
+            for grouping, column in (("source", "source"), ("topic", "topic_id")):
+                catalog.exec(
+                    "INSERT INTO dup_stats SELECT ?, k, count(*), "
+                    "count(*) FILTER (r = 'exact_duplicate'), "
+                    "count(*) FILTER (r = 'near_duplicate'), count(r) / count(*) FROM ("
+                    "SELECT CASE WHEN ? = 'source' THEN source ELSE topic_id END AS k, "
+                    "CASE WHEN drop_stage = 'dedup' THEN drop_reason END AS r FROM documents "
+                    "WHERE drop_stage IS NULL OR drop_stage = 'dedup') WHERE k IS NOT NULL GROUP BY k",
+                    [grouping, column],
+                )
+            catalog.exec("DELETE FROM dup_cluster_sizes")
+            catalog.exec(
+                "INSERT INTO dup_cluster_sizes SELECT size, count(*) FROM ("
+                "SELECT coalesce(dup_cluster, id) AS c, count(*) AS size FROM documents "
+                "WHERE drop_stage IS NULL OR drop_stage = 'dedup' GROUP BY c) GROUP BY size"
+            )
+        finally:
+            catalog.con.unregister("_dedup")
+    stats = {
+        "documents": int(n),
+        "exact_duplicates": int(exact_dup.sum()),
+        "near_duplicates": int((dropped & ~exact_dup).sum()),
+        "clusters": int((sizes > 1).sum()),
+        "largest_cluster": int(sizes.max()) if n else 0,
+        "bands": bands,
+        "rows": rows,
+    }
     return stats

@@ -1,0 +1,561 @@
+"""Dedup over shards: named steps that hand off through files, so any executor can run them.
+
+The decisions equal :func:`phicorpus.dedup.stage.run_dedup`'s (the same exact groups, LSH
+candidates and verified keep rule, the same rank order), but no worker holds the corpus: each
+unit reads one input shard, one band partition or one cluster partition. Steps, in order (``S``
+document shards, ``B`` band partitions, ``C`` cluster partitions; ``gidx`` is a document's
+index in ``(file, row)`` order, which :func:`plan_dedup` fixes on the driver):
+
+1. ``signatures`` (per shard): MinHash signatures and exact hashes of the shard's kept
+   documents (``sig/<s>.npy``, ``meta/<s>.npz``), and the shuffle: each LSH band's 64-bit key
+   per document into the file of its band partition (``bands/<b>/<s>.npz``, band ``j`` in
+   partition ``j % B``). With exact grouping the exact hash is one more band over every
+   document (texts without words included), so an exact group always lands in one component.
+2. ``buckets`` (per band partition): documents with equal keys in a band are candidates; the
+   connected components of the partition's bands are written as star edges
+   (``edges/<b>.npz``: each member to its component's smallest ``gidx``).
+3. ``components`` (one unit): the global connected components of all partitions' star edges;
+   for each shard, its documents that are in a component of two or more
+   (``comp/<s>.npz``: ``gidx``, component = its smallest ``gidx``).
+4. ``members`` (per shard): each such document's signature, exact hash and score, to the
+   cluster partition of its component (``members/<c>/<s>.npz``, ``c = component % C``).
+5. ``clusters`` (per cluster partition): :func:`~phicorpus.dedup.stage.choose_keepers` over
+   the partition's documents in ``gidx`` order. A component is whole in one partition and its
+   exact groups are whole in it, so the leaders, their LSH components and the greedy order are
+   those of the single-process run; the keeper of every member, per shard
+   (``clusters/<c>/<s>.npz``).
+6. ``decisions`` (per shard): every document's keeper (itself unless a cluster partition says
+   otherwise) and exact hash (``decisions/<s>.npz``).
+
+The driver then records the decisions in one catalog transaction
+(:func:`~phicorpus.dedup.stage.record_decisions`). Every unit writes its outputs atomically and
+then its marker (``markers/<step>/<unit>.json``, the outputs with their sha256); a unit with a
+marker is done, so a killed run resumes, and a unit that died is re-run over its partial outputs.
+
+Band keys here are a multiply-xorshift hash of the band's slots, not the xxh3 that
+``lsh_dedup`` uses inside a cluster partition: a collision of these keys only routes two
+components into one partition (harmless), and the decisions come from ``lsh_dedup`` itself.
+
+Memory per unit: ``signatures`` holds its shard's text and signatures; ``buckets`` 16 bytes per
+document and band of its partition; ``clusters`` the signatures of its partition's candidate
+documents; ``components`` 16 bytes per star edge (documents with a candidate, not the corpus).
+
+Example:
+    >>> stats = run_dedup_sharded(Corpus.open("corpus/"), DedupConfig())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import resource
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from phicorpus.catalog import Catalog
+from phicorpus.config import DedupConfig
+from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.dedup.minhash import EMPTY_SLOT, exact_hashes, lsh_recall_params, minhash_signatures
+from phicorpus.dedup.stage import choose_keepers, record_decisions
+
+__all__ = [
+    "STEPS",
+    "DedupPlan",
+    "MapUnits",
+    "band_keys",
+    "connected_components",
+    "plan_dedup",
+    "run_dedup_sharded",
+    "run_step_unit",
+    "step_units",
+]
+
+#: The steps, in order.
+STEPS = ("signatures", "buckets", "components", "members", "clusters", "decisions")
+
+#: How an executor runs the units of one step: ``map_units(fn, units)`` returns ``fn(u)`` for
+#: every ``u``, in order, wherever it likes (a unit only reads and writes files).
+MapUnits = Callable[[Callable[[int], dict[str, Any]], Sequence[int]], list[dict[str, Any]]]
+
+_U64 = np.uint64
+
+
+@dataclass(frozen=True, slots=True)
+class DedupPlan:
+    """Everything a unit needs (picklable; the driver makes it, workers only read it).
+
+    Attributes:
+        corpus_root: The corpus directory.
+        work: The step files' directory.
+        shards: The document shards (relative to the corpus), in ``(file, row)`` order.
+        offsets: ``gidx`` of each shard's first document, and the document count last.
+        num_perm: MinHash permutations.
+        ngram: Words per shingle.
+        seed: MinHash seed.
+        exact: Exact grouping on.
+        threshold: Jaccard threshold of the keep rule.
+        bands: LSH bands.
+        rows: Rows per band.
+        max_reps: Representatives a document is compared with.
+        batch_docs: Documents hashed per batch.
+        band_partitions: ``B``.
+        cluster_partitions: ``C``.
+        threads: Threads per unit (``None``: all cores).
+    """
+
+    corpus_root: str
+    work: str
+    shards: tuple[str, ...]
+    offsets: tuple[int, ...]
+    num_perm: int
+    ngram: int
+    seed: int
+    exact: bool
+    threshold: float
+    bands: int
+    rows: int
+    max_reps: int
+    batch_docs: int
+    band_partitions: int
+    cluster_partitions: int
+    threads: int | None = None
+
+    def path(self, *parts: str | int) -> Path:
+        """A file under the work directory."""
+        return Path(self.work).joinpath(*(str(p) for p in parts))
+
+    def band_ids(self, partition: int) -> list[int]:
+        """The bands of a band partition (band ``bands`` is the exact hash, when on)."""
+        total = self.bands + (1 if self.exact else 0)
+        return [j for j in range(total) if j % self.band_partitions == partition]
+
+
+def step_units(plan: DedupPlan, step: str) -> list[int]:
+    """The unit indexes of ``step``."""
+    counts = {
+        "signatures": len(plan.shards),
+        "buckets": plan.band_partitions,
+        "components": 1,
+        "members": len(plan.shards),
+        "clusters": plan.cluster_partitions,
+        "decisions": len(plan.shards),
+    }
+    return list(range(counts[step]))
+
+
+def band_keys(signatures: npt.NDArray[np.uint32], band: int, rows: int) -> npt.NDArray[np.uint64]:
+    """64-bit keys of band ``band`` (slots ``band*rows : (band+1)*rows``) of every signature.
+
+    Example:
+        >>> sig = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [5, 2, 3, 4]], dtype=np.uint32)
+        >>> k = band_keys(sig, 0, 2)
+        >>> bool(k[0] == k[1]), bool(k[0] == k[2])
+        (True, False)
+    """
+    with np.errstate(over="ignore"):
+        h = np.full(len(signatures), _U64(0x9E3779B97F4A7C15) * _U64(band + 1), dtype=np.uint64)
+        for c in range(band * rows, (band + 1) * rows):
+            h ^= signatures[:, c].astype(np.uint64)
+            h *= _U64(0xBF58476D1CE4E5B9)
+            h ^= h >> _U64(31)
+        h ^= h >> _U64(33)
+        h *= _U64(0xFF51AFD7ED558CCD)
+        h ^= h >> _U64(33)
+    return h
+
+
+def connected_components(
+    u: npt.NDArray[np.int64], v: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Connected components of the graph of edges ``u[i] - v[i]``.
+
+    Returns:
+        ``(nodes, label)``: the sorted distinct nodes and, per node, the smallest node of its
+        component.
+
+    Example:
+        >>> n, lab = connected_components(np.array([5, 3, 9]), np.array([3, 7, 8]))
+        >>> n.tolist(), lab.tolist()
+        ([3, 5, 7, 8, 9], [3, 3, 3, 8, 8])
+    """
+    nodes, inverse = np.unique(np.concatenate([u, v]), return_inverse=True)
+    a, b = inverse[: len(u)], inverse[len(u) :]
+    label = np.arange(len(nodes), dtype=np.int64)
+    while True:
+        # Hook each edge's larger label to the smaller, then jump pointers until flat.
+        low = np.minimum(label[a], label[b])
+        before = label.copy()
+        np.minimum.at(label, label[a], low)
+        np.minimum.at(label, label[b], low)
+        np.minimum.at(label, a, low)
+        np.minimum.at(label, b, low)
+        while True:
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            break
+    return nodes, nodes[label]
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this process so far, in bytes (Linux ru_maxrss is in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _save_npz(path: Path, **arrays: npt.NDArray[Any]) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def _save_npy(path: Path, array: npt.NDArray[Any]) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+    return path
+
+
+def _marker(plan: DedupPlan, step: str, unit: int) -> Path:
+    return plan.path("markers", step, f"{unit:06d}.json")
+
+
+def _shard_range(plan: DedupPlan, s: int) -> tuple[int, int]:
+    return plan.offsets[s], plan.offsets[s + 1]
+
+
+def _signatures(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    docs = np.load(plan.path("docs", f"{s:06d}.npz"))
+    rows, score = docs["rows"], docs["score"]
+    n = len(rows)
+    column = pq.read_table(Path(plan.corpus_root) / plan.shards[s], columns=["text"]).column("text")
+    sig = np.empty((n, plan.num_perm), dtype=np.uint32)
+    exact = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, plan.batch_docs):
+        stop = min(n, start + plan.batch_docs)
+        texts: list[str] = column.take(pa.array(rows[start:stop])).to_pylist()
+        sig[start:stop] = minhash_signatures(texts, plan.num_perm, plan.ngram, plan.seed, plan.threads)
+        exact[start:stop] = exact_hashes(texts, plan.threads)
+        del texts
+    del column
+    outputs = [
+        _save_npy(plan.path("sig", f"{s:06d}.npy"), sig),
+        _save_npz(plan.path("meta", f"{s:06d}.npz"), exact=exact, score=score),
+    ]
+    first, _ = _shard_range(plan, s)
+    gidx = np.arange(first, first + n, dtype=np.int64)
+    live = ~np.all(sig == EMPTY_SLOT, axis=1)
+    for b in range(plan.band_partitions):
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for j in plan.band_ids(b):
+            if j == plan.bands:  # the exact band: every document
+                arrays[f"k{j}"], arrays[f"i{j}"] = exact, gidx
+            else:
+                arrays[f"k{j}"], arrays[f"i{j}"] = band_keys(sig[live], j, plan.rows), gidx[live]
+        outputs.append(_save_npz(plan.path("bands", f"{b:04d}", f"{s:06d}.npz"), **arrays))
+    return outputs, {"documents": n}
+
+
+def _buckets(plan: DedupPlan, b: int) -> tuple[list[Path], dict[str, Any]]:
+    us, vs = [], []
+    for j in plan.band_ids(b):
+        keys, idx = [], []
+        for s in range(len(plan.shards)):
+            with np.load(plan.path("bands", f"{b:04d}", f"{s:06d}.npz")) as part:
+                keys.append(part[f"k{j}"])
+                idx.append(part[f"i{j}"])
+        key, gidx = np.concatenate(keys), np.concatenate(idx)
+        del keys, idx
+        order = np.lexsort((gidx, key))
+        key, gidx = key[order], gidx[order]
+        del order
+        if len(key) == 0:
+            continue
+        start = np.r_[True, key[1:] != key[:-1]]
+        first = gidx[np.flatnonzero(start)[np.cumsum(start) - 1]]
+        joined = ~start
+        us.append(first[joined])
+        vs.append(gidx[joined])
+        del key, gidx, first, start, joined
+    u = np.concatenate(us) if us else np.zeros(0, np.int64)
+    v = np.concatenate(vs) if vs else np.zeros(0, np.int64)
+    nodes, label = connected_components(u, v)
+    star = nodes != label
+    path = _save_npz(plan.path("edges", f"{b:04d}.npz"), u=nodes[star], v=label[star])
+    return [path], {"edges": int(star.sum())}
+
+
+def _components(plan: DedupPlan, unit: int) -> tuple[list[Path], dict[str, Any]]:
+    us, vs = [], []
+    for b in range(plan.band_partitions):
+        with np.load(plan.path("edges", f"{b:04d}.npz")) as part:
+            us.append(part["u"])
+            vs.append(part["v"])
+    nodes, label = connected_components(np.concatenate(us), np.concatenate(vs))
+    del us, vs
+    outputs = []
+    for s in range(len(plan.shards)):
+        lo, hi = np.searchsorted(nodes, _shard_range(plan, s))
+        outputs.append(_save_npz(plan.path("comp", f"{s:06d}.npz"), gidx=nodes[lo:hi], label=label[lo:hi]))
+    return outputs, {"candidates": len(nodes), "components": int((nodes == label).sum())}
+
+
+def _members(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    with np.load(plan.path("comp", f"{s:06d}.npz")) as comp:
+        gidx, label = comp["gidx"], comp["label"]
+    with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
+        exact, score = meta["exact"], meta["score"]
+    sig = np.load(plan.path("sig", f"{s:06d}.npy"), mmap_mode="r")
+    local = gidx - plan.offsets[s]
+    partition = label % plan.cluster_partitions
+    outputs = []
+    for c in range(plan.cluster_partitions):
+        pick = local[partition == c]
+        outputs.append(
+            _save_npz(
+                plan.path("members", f"{c:04d}", f"{s:06d}.npz"),
+                gidx=gidx[partition == c],
+                exact=exact[pick],
+                score=score[pick],
+                sig=np.ascontiguousarray(sig[pick]),
+            )
+        )
+    return outputs, {"members": len(gidx)}
+
+
+def _clusters(plan: DedupPlan, c: int) -> tuple[list[Path], dict[str, Any]]:
+    parts: dict[str, list[npt.NDArray[Any]]] = {"gidx": [], "exact": [], "score": [], "sig": []}
+    for s in range(len(plan.shards)):
+        with np.load(plan.path("members", f"{c:04d}", f"{s:06d}.npz")) as part:
+            for name, arrays in parts.items():
+                arrays.append(part[name])
+    gidx = np.concatenate(parts["gidx"])
+    exact = np.concatenate(parts["exact"])
+    score = np.concatenate(parts["score"])
+    sig = (
+        np.concatenate(parts["sig"]) if gidx.size else np.zeros((0, plan.num_perm), dtype=np.uint32)
+    )
+    del parts
+    # Shards come in order and each shard's members in gidx order: index order is gidx order.
+    keeper = choose_keepers(
+        np.ascontiguousarray(sig, dtype=np.uint32),
+        exact if plan.exact else None,
+        score,
+        threshold=plan.threshold,
+        bands=plan.bands,
+        rows=plan.rows,
+        max_reps=plan.max_reps,
+        num_threads=plan.threads,
+    )
+    del sig
+    kept_for = gidx[keeper]
+    outputs = []
+    for s in range(len(plan.shards)):
+        lo, hi = np.searchsorted(gidx, _shard_range(plan, s))
+        path = plan.path("clusters", f"{c:04d}", f"{s:06d}.npz")
+        outputs.append(_save_npz(path, gidx=gidx[lo:hi], keeper=kept_for[lo:hi]))
+    return outputs, {"members": len(gidx), "dropped": int((kept_for != gidx).sum())}
+
+
+def _decisions(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    first, stop = _shard_range(plan, s)
+    keeper = np.arange(first, stop, dtype=np.int64)
+    for c in range(plan.cluster_partitions):
+        with np.load(plan.path("clusters", f"{c:04d}", f"{s:06d}.npz")) as part:
+            keeper[part["gidx"] - first] = part["keeper"]
+    if plan.exact:
+        with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
+            exact = meta["exact"]
+    else:
+        exact = np.arange(first, stop, dtype=np.uint64)  # every document its own exact group
+    path = _save_npz(plan.path("decisions", f"{s:06d}.npz"), keeper=keeper, exact=exact)
+    return [path], {"dropped": int((keeper != np.arange(first, stop)).sum())}
+
+
+_STEP_FUNCS: dict[str, Callable[[DedupPlan, int], tuple[list[Path], dict[str, Any]]]] = {
+    "signatures": _signatures,
+    "buckets": _buckets,
+    "components": _components,
+    "members": _members,
+    "clusters": _clusters,
+    "decisions": _decisions,
+}
+
+
+def run_step_unit(plan: DedupPlan, step: str, unit: int) -> dict[str, Any]:
+    """Run one unit of one step unless its marker says it is done; the unit's result.
+
+    Outputs are written atomically under deterministic names, then the marker (outputs and
+    their sha256). Reads only files of earlier steps; never the catalog.
+
+    Returns:
+        The step's figures for the unit, with ``pid`` and ``peak_rss`` (bytes) of the process
+        that ran it, and ``cached`` when the marker was already there.
+    """
+    marker = _marker(plan, step, unit)
+    if marker.is_file():
+        result: dict[str, Any] = json.loads(marker.read_text())["result"]
+        return {**result, "cached": True}
+    outputs, result = _STEP_FUNCS[step](plan, unit)
+    result = {**result, "pid": os.getpid(), "peak_rss": _peak_rss()}
+    record = {
+        "step": step,
+        "unit": unit,
+        "outputs": {str(p.relative_to(plan.work)): sha256_file(p) for p in outputs},
+        "result": result,
+    }
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps(record, sort_keys=True))
+    return result
+
+
+def _local_map(fn: Callable[[int], dict[str, Any]], units: Sequence[int]) -> list[dict[str, Any]]:
+    return [fn(u) for u in units]
+
+
+def plan_dedup(
+    corpus: Corpus,
+    config: DedupConfig,
+    docs: pa.Table,
+    *,
+    band_partitions: int | None = None,
+    cluster_partitions: int | None = None,
+    threads: int | None = None,
+) -> DedupPlan:
+    """The plan for ``docs`` (``file``, ``row``, ``edu_score``, ``id`` in ``(file, row)`` order), and
+    its per-shard inputs written under ``cache/dedup/<fingerprint>/docs/``.
+
+    The fingerprint covers the parameters and the documents, so a re-run over the same kept
+    documents finds the finished units of a killed run.
+    """
+    bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
+    files = docs.column("file").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, files[1:] != files[:-1]]) if len(files) else np.zeros(0, np.int64)
+    shards = tuple(str(files[i]) for i in starts)
+    offsets = (*(int(i) for i in starts), len(files))
+    total_bands = bands + (1 if config.exact else 0)
+    params = {
+        "threshold": config.threshold,
+        "ngram": config.ngram,
+        "num_perm": config.num_perm,
+        "seed": config.seed,
+        "exact": config.exact,
+        "candidate_recall": config.candidate_recall,
+        "max_reps": config.max_reps,
+        "band_partitions": band_partitions or min(total_bands, max(2, len(shards))),
+        "cluster_partitions": cluster_partitions or max(1, len(shards)),
+    }
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for name in ("id", "file", "row"):
+        column = docs.column(name).combine_chunks()
+        for buffer in column.buffers():
+            if buffer is not None:
+                digest.update(buffer)
+    work = corpus.root / "cache" / "dedup" / digest.hexdigest()[:16]
+    plan = DedupPlan(
+        corpus_root=str(corpus.root),
+        work=str(work),
+        shards=shards,
+        offsets=offsets,
+        num_perm=config.num_perm,
+        ngram=config.ngram,
+        seed=config.seed,
+        exact=config.exact,
+        threshold=config.threshold,
+        bands=bands,
+        rows=rows,
+        max_reps=config.max_reps,
+        batch_docs=config.batch_docs,
+        band_partitions=int(params["band_partitions"]),
+        cluster_partitions=int(params["cluster_partitions"]),
+        threads=threads,
+    )
+    row_idx = docs.column("row").to_numpy()
+    score = docs.column("edu_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    for s in range(len(shards)):
+        path = plan.path("docs", f"{s:06d}.npz")
+        if not path.is_file():
+            lo, hi = offsets[s], offsets[s + 1]
+            _save_npz(path, rows=row_idx[lo:hi].astype(np.int64), score=score[lo:hi])
+    with atomic_path(plan.path("plan.json")) as tmp:
+        tmp.write_text(json.dumps(asdict(plan), sort_keys=True))
+    return plan
+
+
+def run_dedup_sharded(
+    corpus: Corpus,
+    config: DedupConfig,
+    *,
+    map_units: MapUnits | None = None,
+    band_partitions: int | None = None,
+    cluster_partitions: int | None = None,
+    threads: int | None = None,
+    keep_work: bool = False,
+) -> dict[str, Any]:
+    """:func:`~phicorpus.dedup.stage.run_dedup` as steps over shards, run by ``map_units``.
+
+    Args:
+        corpus: The corpus.
+        config: ``[dedup]``.
+        map_units: Runs a step's units (default: one after another in this process).
+        band_partitions: ``B`` (default: the bands, at most the shards, at least 2).
+        cluster_partitions: ``C`` (default: the shards).
+        threads: Threads per unit (``None``: all cores).
+        keep_work: Leave the step files (default: removed once the catalog has the decisions).
+
+    Returns:
+        ``run_dedup``'s statistics, with ``units``: per step, the units' results.
+    """
+    run_map = map_units or _local_map
+    with Catalog.open(corpus) as catalog:
+        catalog.exec(
+            "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
+        )
+        docs = catalog.con.sql(
+            "SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE drop_stage IS NULL "
+            "ORDER BY file, row"
+        ).to_arrow_table()
+        plan = plan_dedup(
+            corpus,
+            config,
+            docs,
+            band_partitions=band_partitions,
+            cluster_partitions=cluster_partitions,
+            threads=threads,
+        )
+        params = {
+            "threshold": config.threshold,
+            "ngram": config.ngram,
+            "num_perm": config.num_perm,
+            "seed": config.seed,
+            "exact": config.exact,
+            "clustering": "verified",
+            "candidate_recall": config.candidate_recall,
+            "max_reps": config.max_reps,
+        }
+        run = catalog.start_stage("dedup", params)
+        units: dict[str, list[dict[str, Any]]] = {}
+        for step in STEPS:
+            units[step] = run_map(functools.partial(run_step_unit, plan, step), step_units(plan, step))
+        keepers, exacts = [], []
+        for s in range(len(plan.shards)):
+            with np.load(plan.path("decisions", f"{s:06d}.npz")) as part:
+                keepers.append(part["keeper"])
+                exacts.append(part["exact"])
+        keeper = np.concatenate(keepers) if keepers else np.zeros(0, np.int64)
+        exact = np.concatenate(exacts) if exacts else np.zeros(0, np.uint64)
+        stats = record_decisions(catalog, docs, keeper, exact, bands=plan.bands, rows=plan.rows)
+        catalog.finish_stage(run, stats)
+    if not keep_work:
+        shutil.rmtree(plan.work, ignore_errors=True)
+    return {**stats, "units": units}
