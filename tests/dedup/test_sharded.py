@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus
 from phicorpus.dedup.sharded import band_keys, connected_components, run_dedup_sharded
 from phicorpus.dedup.stage import run_dedup
+from phicorpus.stage import LocalExecutor, Stage, UnitResult, WorkUnit
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "filter"))
 from test_stage import add_docs
@@ -93,8 +96,27 @@ def test_sharded_equals_single_process(
     assert not work.exists() or not any(work.iterdir())
     # A second run sees only the kept documents, like run_dedup's.
     again = run_dedup_sharded(many, config)
-    assert {k: v for k, v in again.items() if k != "units"} == run_dedup(one, config)
+    assert {k: v for k, v in again.items() if k not in ("units", "resumed")} == run_dedup(one, config)
     assert _state(one) == _state(many)
+
+
+class _Killed(Exception):
+    pass
+
+
+@dataclass
+class _DyingExecutor:
+    """Runs units here and dies (like a killed driver) after ``after`` of them."""
+
+    after: int
+    ran: int = 0
+
+    def map_units(self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]) -> Iterable[UnitResult]:
+        for result in LocalExecutor(workers=1).map_units(stage, corpus, units):
+            self.ran += 1
+            yield result
+            if self.ran == self.after:
+                raise _Killed
 
 
 def test_markers_resume_and_partial_outputs_are_overwritten(tmp_path: Path) -> None:
@@ -102,32 +124,18 @@ def test_markers_resume_and_partial_outputs_are_overwritten(tmp_path: Path) -> N
     one = _corpus(tmp_path / "one", shards, 5)
     many = _corpus(tmp_path / "many", shards, 5)
     run_dedup(one, DedupConfig())
-    calls: list[tuple[int, bool]] = []
-
-    class Killed(Exception):
-        pass
-
-    def dying_map(fn, units):  # type: ignore[no-untyped-def]
-        out = []
-        for u in units:
-            result = fn(u)
-            calls.append((u, bool(result.get("cached"))))
-            out.append(result)
-            if len(calls) == 9:  # part of the way through "members"
-                raise Killed
-        return out
-
-    with pytest.raises(Killed):
-        run_dedup_sharded(many, DedupConfig(), map_units=dying_map)
+    with pytest.raises(_Killed):  # after signatures (4), buckets (4), components (1), members (1)
+        run_dedup_sharded(many, DedupConfig(), executor=_DyingExecutor(10))
     work = next((many.root / "cache" / "dedup").iterdir())
     # A unit that died after writing some outputs but before its marker: garbage left behind.
-    partial = work / "members" / "0000" / "000003.npz"
+    partial = work / "members" / "0001" / "000002.npz"
     partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_bytes(b"partial")
     got = run_dedup_sharded(many, DedupConfig())
-    cached = [u for step in got["units"].values() for u in step if u.get("cached")]
-    assert len(cached) == 9
+    assert got["resumed"] == {"signatures": 4, "buckets": 4, "components": 1, "members": 1,
+                              "clusters": 0, "decisions": 0}  # fmt: skip
     assert _state(one) == _state(many)
+    assert not list((many.root / "cache" / "markers").rglob("*.json"))
 
 
 def test_band_keys_and_components() -> None:

@@ -18,7 +18,8 @@ index in ``(file, row)`` order, which :func:`plan_dedup` fixes on the driver):
    for each shard, its documents that are in a component of two or more
    (``comp/<s>.npz``: ``gidx``, component = its smallest ``gidx``).
 4. ``members`` (per shard): each such document's signature, exact hash and score, to the
-   cluster partition of its component (``members/<c>/<s>.npz``, ``c = component % C``).
+   cluster partition of its component (``members/<c>/<s>.npz``, ``c`` = a hash of the
+   component mod ``C``).
 5. ``clusters`` (per cluster partition): :func:`~phicorpus.dedup.stage.choose_keepers` over
    the partition's documents in ``gidx`` order. A component is whole in one partition and its
    exact groups are whole in it, so the leaders, their LSH components and the greedy order are
@@ -28,9 +29,10 @@ index in ``(file, row)`` order, which :func:`plan_dedup` fixes on the driver):
    otherwise) and exact hash (``decisions/<s>.npz``).
 
 The driver then records the decisions in one catalog transaction
-(:func:`~phicorpus.dedup.stage.record_decisions`). Every unit writes its outputs atomically and
-then its marker (``markers/<step>/<unit>.json``, the outputs with their sha256); a unit with a
-marker is done, so a killed run resumes, and a unit that died is re-run over its partial outputs.
+(:func:`~phicorpus.dedup.stage.record_decisions`). Each step is a
+:class:`~phicorpus.stage.Stage` (:class:`DedupStep`): every unit writes its outputs atomically,
+then the executor its marker; a unit with a marker is done, so a killed run resumes, and a unit
+that died is re-run over its partial outputs.
 
 Band keys here are a multiply-xorshift hash of the band's slots, not the xxh3 that
 ``lsh_dedup`` uses inside a cluster partition: a collision of these keys only routes two
@@ -46,14 +48,13 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import resource
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,28 +65,24 @@ import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog
 from phicorpus.config import DedupConfig
-from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.dedup.minhash import EMPTY_SLOT, exact_hashes, lsh_recall_params, minhash_signatures
 from phicorpus.dedup.stage import choose_keepers, record_decisions
+from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
 
 __all__ = [
     "STEPS",
     "DedupPlan",
-    "MapUnits",
+    "DedupStep",
     "band_keys",
     "connected_components",
     "plan_dedup",
     "run_dedup_sharded",
-    "run_step_unit",
     "step_units",
 ]
 
 #: The steps, in order.
 STEPS = ("signatures", "buckets", "components", "members", "clusters", "decisions")
-
-#: How an executor runs the units of one step: ``map_units(fn, units)`` returns ``fn(u)`` for
-#: every ``u``, in order, wherever it likes (a unit only reads and writes files).
-MapUnits = Callable[[Callable[[int], dict[str, Any]], Sequence[int]], list[dict[str, Any]]]
 
 _U64 = np.uint64
 
@@ -162,10 +159,11 @@ def band_keys(signatures: npt.NDArray[np.uint32], band: int, rows: int) -> npt.N
         >>> bool(k[0] == k[1]), bool(k[0] == k[2])
         (True, False)
     """
+    slots = signatures[:, band * rows : (band + 1) * rows].astype(np.uint64).T.copy()  # one row per slot
     with np.errstate(over="ignore"):
         h = np.full(len(signatures), _U64(0x9E3779B97F4A7C15) * _U64(band + 1), dtype=np.uint64)
-        for c in range(band * rows, (band + 1) * rows):
-            h ^= signatures[:, c].astype(np.uint64)
+        for column in slots:
+            h ^= column
             h *= _U64(0xBF58476D1CE4E5B9)
             h ^= h >> _U64(31)
         h ^= h >> _U64(33)
@@ -209,6 +207,17 @@ def connected_components(
     return nodes, nodes[label]
 
 
+def _spread(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """A 64-bit mix of each value (splitmix64's finalizer): component ids are minimum indexes,
+    often multiples of a group size, so their low bits alone would pile up in one partition."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        out: npt.NDArray[np.uint64] = z ^ (z >> _U64(31))
+    return out
+
+
 def _peak_rss() -> int:
     """Peak resident memory of this process so far, in bytes (Linux ru_maxrss is in KiB)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
@@ -224,10 +233,6 @@ def _save_npy(path: Path, array: npt.NDArray[Any]) -> Path:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
     return path
-
-
-def _marker(plan: DedupPlan, step: str, unit: int) -> Path:
-    return plan.path("markers", step, f"{unit:06d}.json")
 
 
 def _shard_range(plan: DedupPlan, s: int) -> tuple[int, int]:
@@ -254,14 +259,15 @@ def _signatures(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
     ]
     first, _ = _shard_range(plan, s)
     gidx = np.arange(first, first + n, dtype=np.int64)
-    live = ~np.all(sig == EMPTY_SLOT, axis=1)
+    live = np.flatnonzero((sig != EMPTY_SLOT).any(axis=1))
+    live_sig = sig if len(live) == n else sig[live]
     for b in range(plan.band_partitions):
         arrays: dict[str, npt.NDArray[Any]] = {}
         for j in plan.band_ids(b):
             if j == plan.bands:  # the exact band: every document
                 arrays[f"k{j}"], arrays[f"i{j}"] = exact, gidx
             else:
-                arrays[f"k{j}"], arrays[f"i{j}"] = band_keys(sig[live], j, plan.rows), gidx[live]
+                arrays[f"k{j}"], arrays[f"i{j}"] = band_keys(live_sig, j, plan.rows), gidx[live]
         outputs.append(_save_npz(plan.path("bands", f"{b:04d}", f"{s:06d}.npz"), **arrays))
     return outputs, {"documents": n}
 
@@ -317,7 +323,7 @@ def _members(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
         exact, score = meta["exact"], meta["score"]
     sig = np.load(plan.path("sig", f"{s:06d}.npy"), mmap_mode="r")
     local = gidx - plan.offsets[s]
-    partition = label % plan.cluster_partitions
+    partition = _spread(label) % _U64(plan.cluster_partitions)
     outputs = []
     for c in range(plan.cluster_partitions):
         pick = local[partition == c]
@@ -392,35 +398,36 @@ _STEP_FUNCS: dict[str, Callable[[DedupPlan, int], tuple[list[Path], dict[str, An
 }
 
 
-def run_step_unit(plan: DedupPlan, step: str, unit: int) -> dict[str, Any]:
-    """Run one unit of one step unless its marker says it is done; the unit's result.
+@dataclass(slots=True)
+class DedupStep:
+    """One step of the sharded dedup as a :class:`phicorpus.stage.Stage` (picklable: a plan and
+    a step name), so any executor runs its units. Its commit records nothing: the catalog gets
+    the decisions once, after the last step (:func:`run_dedup_sharded`)."""
 
-    Outputs are written atomically under deterministic names, then the marker (outputs and
-    their sha256). Reads only files of earlier steps; never the catalog.
+    plan: DedupPlan
+    step: str
+    name: str = field(init=False)
 
-    Returns:
-        The step's figures for the unit, with ``pid`` and ``peak_rss`` (bytes) of the process
-        that ran it, and ``cached`` when the marker was already there.
-    """
-    marker = _marker(plan, step, unit)
-    if marker.is_file():
-        result: dict[str, Any] = json.loads(marker.read_text())["result"]
-        return {**result, "cached": True}
-    outputs, result = _STEP_FUNCS[step](plan, unit)
-    result = {**result, "pid": os.getpid(), "peak_rss": _peak_rss()}
-    record = {
-        "step": step,
-        "unit": unit,
-        "outputs": {str(p.relative_to(plan.work)): sha256_file(p) for p in outputs},
-        "result": result,
-    }
-    with atomic_path(marker) as tmp:
-        tmp.write_text(json.dumps(record, sort_keys=True))
-    return result
+    def __post_init__(self) -> None:
+        self.name = f"dedup-{self.step}"
 
+    def units(self, corpus: Corpus) -> list[WorkUnit]:
+        """One unit per shard or partition; keys carry the plan's fingerprint."""
+        fingerprint = Path(self.plan.work).name
+        return [
+            WorkUnit(key=f"{fingerprint}/{u:06d}", params={"plan": fingerprint, "step": self.step, "unit": u})
+            for u in step_units(self.plan, self.step)
+        ]
 
-def _local_map(fn: Callable[[int], dict[str, Any]], units: Sequence[int]) -> list[dict[str, Any]]:
-    return [fn(u) for u in units]
+    def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
+        """The step's work for one unit; reads and writes files under the plan's work directory."""
+        outputs, stats = _STEP_FUNCS[self.step](self.plan, int(unit.params["unit"]))
+        stats = {**stats, "pid": os.getpid(), "peak_rss": _peak_rss()}
+        return UnitResult(unit.key, tuple(corpus.relative(p) for p in outputs), stats)
+
+    def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
+        """Nothing to record until the last step."""
+        return {}
 
 
 def plan_dedup(
@@ -496,27 +503,27 @@ def run_dedup_sharded(
     corpus: Corpus,
     config: DedupConfig,
     *,
-    map_units: MapUnits | None = None,
+    executor: Executor | None = None,
     band_partitions: int | None = None,
     cluster_partitions: int | None = None,
     threads: int | None = None,
     keep_work: bool = False,
 ) -> dict[str, Any]:
-    """:func:`~phicorpus.dedup.stage.run_dedup` as steps over shards, run by ``map_units``.
+    """:func:`~phicorpus.dedup.stage.run_dedup` as steps over shards, run by ``executor``.
 
     Args:
         corpus: The corpus.
         config: ``[dedup]``.
-        map_units: Runs a step's units (default: one after another in this process).
+        executor: Where the units run (default: :class:`~phicorpus.stage.LocalExecutor`).
         band_partitions: ``B`` (default: the bands, at most the shards, at least 2).
         cluster_partitions: ``C`` (default: the shards).
         threads: Threads per unit (``None``: all cores).
         keep_work: Leave the step files (default: removed once the catalog has the decisions).
 
     Returns:
-        ``run_dedup``'s statistics, with ``units``: per step, the units' results.
+        ``run_dedup``'s statistics, with ``units``: per step, the units' stats (``peak_rss``,
+        ``pid``, ...), and ``resumed``: per step, the units found done by their markers.
     """
-    run_map = map_units or _local_map
     with Catalog.open(corpus) as catalog:
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
@@ -544,9 +551,14 @@ def run_dedup_sharded(
             "max_reps": config.max_reps,
         }
         run = catalog.start_stage("dedup", params)
-        units: dict[str, list[dict[str, Any]]] = {}
-        for step in STEPS:
-            units[step] = run_map(functools.partial(run_step_unit, plan, step), step_units(plan, step))
+    # The units run while no catalog is open here (run_stage opens it for each step's commit).
+    units: dict[str, list[dict[str, Any]]] = {}
+    resumed: dict[str, int] = {}
+    for step in STEPS:
+        done = run_stage(DedupStep(plan, step), corpus, executor)
+        units[step] = [dict(r.stats) for r in done.results]
+        resumed[step] = int(done.stats["units_resumed"])
+    with Catalog.open(corpus) as catalog:
         keepers, exacts = [], []
         for s in range(len(plan.shards)):
             with np.load(plan.path("decisions", f"{s:06d}.npz")) as part:
@@ -558,4 +570,8 @@ def run_dedup_sharded(
         catalog.finish_stage(run, stats)
     if not keep_work:
         shutil.rmtree(plan.work, ignore_errors=True)
-    return {**stats, "units": units}
+        fingerprint = Path(plan.work).name
+        for step in STEPS:
+            markers = marker_path(corpus, f"dedup-{step}", fingerprint).with_suffix("")
+            shutil.rmtree(markers, ignore_errors=True)
+    return {**stats, "units": units, "resumed": resumed}
