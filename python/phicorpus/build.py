@@ -5,8 +5,9 @@
     (tokenize.stage) -> mix plan (mix) -> shards + manifest (shard.stage)
 
 Every stage skips itself when it is done with the same parameters, so a re-run resumes. The
-stages that work unit by unit (tokenize, shards: :mod:`phicorpus.stage`) run on the executor
-given (the local one by default); the others run here, in this process.
+stages that work unit by unit (filter, decontam, tokenize, shards: :mod:`phicorpus.stage`) run
+on the executor given (the local one by default); on any other executor (Ray) dedup runs as its
+sharded steps (:mod:`phicorpus.dedup.sharded`, the same decisions). The others run here.
 
 Example:
     >>> from phicorpus.config import Config
@@ -26,6 +27,7 @@ from phicorpus.catalog import Catalog, kept_counts
 from phicorpus.config import BuildConfig, Config
 from phicorpus.corpus import Corpus, publish_bytes, remove_stale_temporaries
 from phicorpus.decontam import run_decontam
+from phicorpus.dedup.sharded import run_dedup_sharded
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
 from phicorpus.generate import GenerationParams, run_generation
@@ -43,7 +45,7 @@ from phicorpus.prompts import write_prompts
 from phicorpus.shard.stage import write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code
-from phicorpus.stage import Executor
+from phicorpus.stage import Executor, LocalExecutor
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
 from phicorpus.verify.exercises import verify_exercises
 
@@ -217,8 +219,11 @@ def run_build(
         ingest_code(
             corpus, list(inputs.code) or None, config=config.ingest
         )
-    run_filter(corpus, config.filter)
-    run_dedup(corpus, config.dedup)
+    run_filter(corpus, config.filter, executor=executor)
+    if executor is None or isinstance(executor, LocalExecutor):
+        run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
+    else:
+        run_dedup_sharded(corpus, config.dedup, executor=executor, threads=config.build.threads or None)
     if inputs.benchmarks:
-        run_decontam(corpus, list(inputs.benchmarks), config.decontam)
+        run_decontam(corpus, list(inputs.benchmarks), config.decontam, executor=executor)
     return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo)

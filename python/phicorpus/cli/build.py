@@ -36,6 +36,17 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 @click.option("--max-epochs", type=float, default=None, help="Most repeats of any source.")
 @click.option("--shard-tokens", type=int, default=None, help="Tokens per shard file.")
 @click.option("--name", default=None, help="Build name (build/<name>/).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Where stage units run: this machine, or Ray tasks (default: [executor] kind, local).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster for --executor ray: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray).",
+)
 @one_line_errors
 def build(
     mix: str | None,
@@ -53,11 +64,14 @@ def build(
     max_epochs: float | None,
     shard_tokens: int | None,
     name: str | None,
+    executor: str | None,
+    ray_address: str | None,
 ) -> None:
     """Run every stage not done yet and write token shards whose shares match --mix."""
     from phicorpus.build import BuildInputs, run_build
     from phicorpus.config import Config
     from phicorpus.corpus import Corpus
+    from phicorpus.executors import make_executor
 
     corpus = Corpus.create(out)
     config = Config.load(corpus.config_path).override(
@@ -70,7 +84,8 @@ def build(
             "max_epochs": max_epochs,
             "shard_tokens": shard_tokens,
             "name": name,
-        }
+        },
+        executor={"kind": executor, "ray_address": ray_address},
     )
     inputs = BuildInputs(
         llm=llm or None,
@@ -81,7 +96,13 @@ def build(
         max_cost=max_cost,
         api_key=os.environ.get("OPENAI_API_KEY", ""),
     )
-    manifest = run_build(corpus, config, inputs, echo=click.echo)
+    runner = make_executor(config.executor)  # fails here, before any work, if Ray is missing
+    try:
+        manifest = run_build(corpus, config, inputs, executor=runner, echo=click.echo)
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
     train = manifest["splits"]["train"]
     click.echo(
         f"done: {train['tokens']:,} training tokens in {len(train['shards'])} shards, "
