@@ -14,9 +14,9 @@ index in ``(file, row)`` order, which :func:`plan_dedup` fixes on the driver):
 2. ``buckets`` (per band partition): documents with equal keys in a band are candidates; the
    connected components of the partition's bands are written as star edges
    (``edges/<b>.npz``: each member to its component's smallest ``gidx``).
-3. ``components`` (one unit): the global connected components of all partitions' star edges;
-   for each shard, its documents that are in a component of two or more
-   (``comp/<s>.npz``: ``gidx``, component = its smallest ``gidx``).
+3. ``components`` (one unit): the global connected components of all partitions' star edges
+   (folded one partition at a time into the components so far); for each shard, its documents
+   that are in a component of two or more (``comp/<s>.npz``: ``gidx``, component = its smallest ``gidx``).
 4. ``members`` (per shard): each such document's signature, exact hash and score, to the
    cluster partition of its component (``members/<c>/<s>.npz``, ``c`` = a hash of the
    component mod ``C``).
@@ -40,7 +40,8 @@ components into one partition (harmless), and the decisions come from ``lsh_dedu
 
 Memory per unit: ``signatures`` holds its shard's text and signatures; ``buckets`` 16 bytes per
 document and band of its partition; ``clusters`` the signatures of its partition's candidate
-documents; ``components`` 16 bytes per star edge (documents with a candidate, not the corpus).
+documents; ``components`` about 16 bytes per candidate document (with a near or exact copy) and
+per star edge of one band partition, a few times over for sorting (not the corpus).
 
 Example:
     >>> stats = run_dedup_sharded(Corpus.open("corpus/"), DedupConfig())  # doctest: +SKIP
@@ -302,13 +303,17 @@ def _buckets(plan: DedupPlan, b: int) -> tuple[list[Path], dict[str, Any]]:
 
 
 def _components(plan: DedupPlan, unit: int) -> tuple[list[Path], dict[str, Any]]:
-    us, vs = [], []
+    # A fold over the band partitions: the components so far (as star edges) joined with the
+    # next partition's, so memory holds one partition's edges and the candidates, not B copies.
+    nodes = label = np.zeros(0, np.int64)
     for b in range(plan.band_partitions):
         with np.load(plan.path("edges", f"{b:04d}.npz")) as part:
-            us.append(part["u"])
-            vs.append(part["v"])
-    nodes, label = connected_components(np.concatenate(us), np.concatenate(vs))
-    del us, vs
+            star = nodes != label
+            u = np.concatenate([nodes[star], part["u"]])
+            v = np.concatenate([label[star], part["v"]])
+        del nodes, label, star
+        nodes, label = connected_components(u, v)
+        del u, v
     outputs = []
     for s in range(len(plan.shards)):
         lo, hi = np.searchsorted(nodes, _shard_range(plan, s))
