@@ -12,10 +12,11 @@ Part 1 (``--docs``, default 1,000,000): the synthetic near-duplicate corpus of
 Every run's catalog decisions are compared with the single-process run's (they must be equal, so
 the precision / recall of ``bench_pipeline.py`` carry over unchanged).
 
-Part 2 (``--tokenize``): the tokenize stage over the benchmark corpus's documents split into
-shards, on the local executor (1 worker) and on Ray with 1 and 2 workers (one thread per unit).
+Part 0 (``--stage-mb``, default 30): the tokenize stage over the benchmark corpus's documents
+(2,000 per docs shard, one unit each), on the local executor (1 worker) and on Ray with 1 and
+2 workers (one thread per unit; Ray's workers started before the clock), caches compared.
 
-    python benches/bench_ray.py [--docs 1000000] [--skip-dedup] [--tokenize]
+    python benches/bench_ray.py [--docs 1000000] [--skip-dedup] [--stage-mb 30]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from bench_pipeline import synthetic_corpus
 from phicorpus.catalog import Catalog
-from phicorpus.corpus import Corpus
+from phicorpus.corpus import Corpus, sha256_file
 
 MB = 1 << 20
 
@@ -69,7 +70,8 @@ def ray_cluster(nodes: int) -> Iterator[str]:
 
 def copy_corpus(src: Path, dst: Path) -> Corpus:
     """The same documents (hard links) with a fresh copy of the catalog."""
-    shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns("catalog.duckdb*"))
+    skip = shutil.ignore_patterns("catalog.duckdb*", "cache")
+    shutil.copytree(src, dst, copy_function=os.link, ignore=skip)
     shutil.copy2(src / "catalog.duckdb", dst / "catalog.duckdb")
     return Corpus.open(dst)
 
@@ -166,14 +168,71 @@ def dedup_part(work: Path, n_docs: int) -> None:
         shutil.rmtree(corpus.root)
 
 
+def stage_part(work: Path, mb: float) -> None:
+    """Tokenize-stage throughput, one thread per unit: local executor (1 worker) vs Ray at 1 and
+    2 workers (warm: the workers are started before the clock starts)."""
+    import ray
+    from bench_build import _write_sources
+    from phicorpus.executors import RayExecutor
+    from phicorpus.stage import Executor, LocalExecutor
+    from phicorpus.tokenize import train_tokenizer
+    from phicorpus.tokenize.stage import tokenize_sources
+
+    docs = common.load_corpus(max_mb=mb)
+    size = common.mbytes(docs)
+    base = Corpus.create(work / "stage-base")
+    _write_sources(base, docs)
+    tokenizer = work / "tokenizer.json"
+    train_tokenizer(docs[::7], 8_000, tokenizer)
+    with Catalog.open(base, read_only=True) as cat:
+        units = cat.exec_one("SELECT count(*) FROM shards WHERE kind = 'docs'")
+    shards = units[0] if units else 0
+    print(f"# stage bench: {len(docs)} documents, {size:.1f} MB, {shards} docs shards", flush=True)
+
+    def timed(i: int, executor: Executor) -> tuple[float, str]:
+        corpus = copy_corpus(base, work / f"stage{i}")
+        start = time.perf_counter()
+        caches = tokenize_sources(
+            corpus, name="bench", sources=["code", "textbook"], tokenizer_path=tokenizer, threads=1,
+            executor=executor,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        prefixes = sorted(p for parts in caches.shards.values() for p, _ in parts)
+        digest = ",".join(sha256_file(corpus.absolute(p + ext)) for p in prefixes for ext in (".bin", ".idx"))
+        shutil.rmtree(corpus.root)
+        return seconds, digest
+
+    results: list[tuple[str, float, str]] = []
+    local_s, local_digest = timed(0, LocalExecutor(workers=1))
+    results.append(("local executor, 1 worker", local_s, local_digest))
+    for nodes in (1, 2):
+        with ray_cluster(nodes) as address:
+            executor = RayExecutor(address=address)
+            executor._init()
+            warm = ray.remote(num_cpus=1)(lambda: os.getpid())
+            ray.get([warm.remote() for _ in range(4 * nodes)])
+            seconds, digest = timed(nodes, executor)
+            executor.close()
+        results.append((f"Ray, {nodes} worker{'s' if nodes > 1 else ''}", seconds, digest))
+    for name, seconds, digest in results:
+        line = (f"tokenize stage  {name:<26} {seconds:6.1f} s  {size / seconds:6.1f} MB/s  "
+                f"{seconds / local_s:5.2f} x local time  "
+                f"caches {'equal' if digest == local_digest else 'DIFFERENT'}")  # fmt: skip
+        common.REPORTED.append(line)
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--skip-dedup", action="store_true")
+    parser.add_argument("--stage-mb", type=float, default=30.0, help="tokenize-stage input (0: skip)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
+        if args.stage_mb > 0:
+            stage_part(work, args.stage_mb)
         if not args.skip_dedup:
             dedup_part(work, args.docs)
     print(f"# bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -73,22 +73,24 @@ def _state(corpus: Corpus) -> tuple[object, ...]:
 
 
 @pytest.mark.parametrize(
-    ("config", "bands", "clusters"),
+    ("config", "bands", "clusters", "ranges"),
     [
-        (DedupConfig(), None, None),
-        (DedupConfig(), 1, 1),
-        (DedupConfig(max_reps=2, threshold=0.7), 3, 2),
-        (DedupConfig(exact=False), 5, 3),
+        (DedupConfig(), None, None, 1),
+        (DedupConfig(), 1, 1, 1),
+        (DedupConfig(max_reps=2, threshold=0.7), 3, 2, 2),
+        (DedupConfig(exact=False), 5, 3, 3),
     ],
 )
 def test_sharded_equals_single_process(
-    tmp_path: Path, config: DedupConfig, bands: int | None, clusters: int | None
+    tmp_path: Path, config: DedupConfig, bands: int | None, clusters: int | None, ranges: int
 ) -> None:
     shards = _planted(7)
     one = _corpus(tmp_path / "one", shards, 3)
     many = _corpus(tmp_path / "many", shards, 3)
     want = run_dedup(one, config)
-    got = run_dedup_sharded(many, config, band_partitions=bands, cluster_partitions=clusters)
+    got = run_dedup_sharded(
+        many, config, band_partitions=bands, cluster_partitions=clusters, key_ranges=ranges
+    )
     assert want["exact_duplicates"] + want["near_duplicates"] > 20
     assert {k: got[k] for k in want} == want
     assert _state(one) == _state(many)

@@ -106,9 +106,11 @@ class DedupPlan:
         rows: Rows per band.
         max_reps: Representatives a document is compared with.
         batch_docs: Documents hashed per batch.
-        band_partitions: ``B``.
+        band_partitions: ``B``: band groups x ``key_ranges``.
         cluster_partitions: ``C``.
         threads: Threads per unit (``None``: all cores).
+        key_ranges: Each band group's keys split into this many ranges (partition
+            ``group * key_ranges + range``), so one band's keys need not fit one unit.
     """
 
     corpus_root: str
@@ -127,6 +129,7 @@ class DedupPlan:
     band_partitions: int
     cluster_partitions: int
     threads: int | None = None
+    key_ranges: int = 1
 
     def path(self, *parts: str | int) -> Path:
         """A file under the work directory."""
@@ -135,7 +138,13 @@ class DedupPlan:
     def band_ids(self, partition: int) -> list[int]:
         """The bands of a band partition (band ``bands`` is the exact hash, when on)."""
         total = self.bands + (1 if self.exact else 0)
-        return [j for j in range(total) if j % self.band_partitions == partition]
+        groups = self.band_partitions // self.key_ranges
+        return [j for j in range(total) if j % groups == partition // self.key_ranges]
+
+    def key_range(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        """The key range of each key (its high 32 bits mod ``key_ranges``)."""
+        ranges: npt.NDArray[np.uint64] = (keys >> _U64(32)) % _U64(self.key_ranges)
+        return ranges
 
 
 def step_units(plan: DedupPlan, step: str) -> list[int]:
@@ -262,13 +271,19 @@ def _signatures(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
     gidx = np.arange(first, first + n, dtype=np.int64)
     live = np.flatnonzero((sig != EMPTY_SLOT).any(axis=1))
     live_sig = sig if len(live) == n else sig[live]
+    keyed: dict[int, tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.uint64]]] = {}
     for b in range(plan.band_partitions):
         arrays: dict[str, npt.NDArray[Any]] = {}
         for j in plan.band_ids(b):
-            if j == plan.bands:  # the exact band: every document
-                arrays[f"k{j}"], arrays[f"i{j}"] = exact, gidx
-            else:
-                arrays[f"k{j}"], arrays[f"i{j}"] = band_keys(live_sig, j, plan.rows), gidx[live]
+            if j not in keyed:
+                if j == plan.bands:  # the exact band: every document
+                    keys, idx = exact, gidx
+                else:
+                    keys, idx = band_keys(live_sig, j, plan.rows), gidx[live]
+                keyed[j] = (keys, idx, plan.key_range(keys))
+            keys, idx, ranges = keyed[j]
+            pick = ranges == _U64(b % plan.key_ranges)
+            arrays[f"k{j}"], arrays[f"i{j}"] = keys[pick], idx[pick]
         outputs.append(_save_npz(plan.path("bands", f"{b:04d}", f"{s:06d}.npz"), **arrays))
     return outputs, {"documents": n}
 
@@ -443,6 +458,7 @@ def plan_dedup(
     band_partitions: int | None = None,
     cluster_partitions: int | None = None,
     threads: int | None = None,
+    key_ranges: int = 1,
 ) -> DedupPlan:
     """The plan for ``docs`` (``file``, ``row``, ``edu_score``, ``id`` in ``(file, row)`` order), and
     its per-shard inputs written under ``cache/dedup/<fingerprint>/docs/``.
@@ -464,7 +480,8 @@ def plan_dedup(
         "exact": config.exact,
         "candidate_recall": config.candidate_recall,
         "max_reps": config.max_reps,
-        "band_partitions": band_partitions or min(total_bands, max(2, len(shards))),
+        "band_partitions": (band_partitions or min(total_bands, max(2, len(shards)))) * key_ranges,
+        "key_ranges": key_ranges,
         "cluster_partitions": cluster_partitions or max(1, len(shards)),
     }
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
@@ -489,6 +506,7 @@ def plan_dedup(
         max_reps=config.max_reps,
         batch_docs=config.batch_docs,
         band_partitions=int(params["band_partitions"]),
+        key_ranges=key_ranges,
         cluster_partitions=int(params["cluster_partitions"]),
         threads=threads,
     )
@@ -512,6 +530,7 @@ def run_dedup_sharded(
     band_partitions: int | None = None,
     cluster_partitions: int | None = None,
     threads: int | None = None,
+    key_ranges: int = 1,
     keep_work: bool = False,
 ) -> dict[str, Any]:
     """:func:`~phicorpus.dedup.stage.run_dedup` as steps over shards, run by ``executor``.
@@ -520,9 +539,10 @@ def run_dedup_sharded(
         corpus: The corpus.
         config: ``[dedup]``.
         executor: Where the units run (default: :class:`~phicorpus.stage.LocalExecutor`).
-        band_partitions: ``B`` (default: the bands, at most the shards, at least 2).
+        band_partitions: Band groups (default: the bands, at most the shards, at least 2).
         cluster_partitions: ``C`` (default: the shards).
         threads: Threads per unit (``None``: all cores).
+        key_ranges: Key ranges per band group (``B`` = groups x ranges bucket units).
         keep_work: Leave the step files (default: removed once the catalog has the decisions).
 
     Returns:
@@ -544,6 +564,7 @@ def run_dedup_sharded(
             band_partitions=band_partitions,
             cluster_partitions=cluster_partitions,
             threads=threads,
+            key_ranges=key_ranges,
         )
         params = {
             "threshold": config.threshold,
