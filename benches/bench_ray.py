@@ -13,7 +13,7 @@ Every run's catalog decisions are compared with the single-process run's (they m
 the precision / recall of ``bench_pipeline.py`` carry over unchanged).
 
 Part 0 (``--stage-mb``, default 30): the tokenize stage over the benchmark corpus's documents
-(2,000 per docs shard, one unit each), on the local executor (1 worker) and on Ray with 1 and
+(100 per docs shard, one unit each), on the local executor (1 worker) and on Ray with 1 and
 2 workers (one thread per unit; Ray's workers started before the clock), caches compared.
 
     python benches/bench_ray.py [--docs 1000000] [--skip-dedup] [--stage-mb 30]
@@ -171,8 +171,8 @@ def dedup_part(work: Path, n_docs: int) -> None:
 def stage_part(work: Path, mb: float) -> None:
     """Tokenize-stage throughput, one thread per unit: local executor (1 worker) vs Ray at 1 and
     2 workers (warm: the workers are started before the clock starts)."""
+    import bench_build
     import ray
-    from bench_build import _write_sources
     from phicorpus.executors import RayExecutor
     from phicorpus.stage import Executor, LocalExecutor
     from phicorpus.tokenize import train_tokenizer
@@ -181,7 +181,8 @@ def stage_part(work: Path, mb: float) -> None:
     docs = common.load_corpus(max_mb=mb)
     size = common.mbytes(docs)
     base = Corpus.create(work / "stage-base")
-    _write_sources(base, docs)
+    bench_build.PER_FILE = 100  # many small shards: units to spread over the workers
+    bench_build._write_sources(base, docs)
     tokenizer = work / "tokenizer.json"
     train_tokenizer(docs[::7], 8_000, tokenizer)
     with Catalog.open(base, read_only=True) as cat:
@@ -190,10 +191,13 @@ def stage_part(work: Path, mb: float) -> None:
     print(f"# stage bench: {len(docs)} documents, {size:.1f} MB, {shards} docs shards", flush=True)
 
     def timed(i: int, executor: Executor) -> tuple[float, str]:
-        corpus = copy_corpus(base, work / f"stage{i}")
+        corpus = copy_corpus(base.root, work / f"stage{i}")
+        inside = corpus.build_dir("bench") / "tokenizer.json"
+        inside.parent.mkdir(parents=True)
+        shutil.copy2(tokenizer, inside)
         start = time.perf_counter()
         caches = tokenize_sources(
-            corpus, name="bench", sources=["code", "textbook"], tokenizer_path=tokenizer, threads=1,
+            corpus, name="bench", sources=["code", "textbook"], tokenizer_path=inside, threads=1,
             executor=executor,
         )  # fmt: skip
         seconds = time.perf_counter() - start
