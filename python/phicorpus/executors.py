@@ -52,8 +52,24 @@ def _import_ray() -> Any:
     return ray
 
 
-def ray_unit(stage: Stage, corpus: Corpus, unit: WorkUnit) -> UnitResult:
-    """One unit on a Ray worker: its work, then its marker (last)."""
+#: The stage a Ray worker process last unpacked, by object id: a stage can carry per-unit
+#: tables (document ids), so each worker unpacks it once, not once per unit.
+_STAGES: dict[str, Stage] = {}
+
+
+def ray_unit(boxed: list[Any], corpus: Corpus, unit: WorkUnit) -> UnitResult:
+    """One unit on a Ray worker: its work, then its marker (last).
+
+    ``boxed`` holds the stage's object ref (in a list, so Ray passes the ref, not the object).
+    """
+    import ray
+
+    ref = boxed[0]
+    stage = _STAGES.get(ref.hex())
+    if stage is None:
+        stage = ray.get(ref)
+        _STAGES.clear()
+        _STAGES[ref.hex()] = stage
     result = stage.run_unit(corpus, unit)
     write_marker(corpus, stage.name, unit, result)
     return result
@@ -106,7 +122,7 @@ class RayExecutor:
             name=f"phicorpus:{stage.name}",
         )
         stage_ref = ray.put(stage)
-        refs = [task.remote(stage_ref, corpus, unit) for unit in units]
+        refs = [task.remote([stage_ref], corpus, unit) for unit in units]
         for unit, ref in zip(units, refs, strict=True):
             try:
                 result: UnitResult = ray.get(ref)
