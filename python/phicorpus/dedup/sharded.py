@@ -68,7 +68,7 @@ from phicorpus.catalog import Catalog
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.dedup.minhash import EMPTY_SLOT, exact_hashes, lsh_recall_params, minhash_signatures
-from phicorpus.dedup.stage import choose_keepers, record_decisions
+from phicorpus.dedup.stage import begin_dedup, choose_keepers, record_decisions
 from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
 
 __all__ = [
@@ -550,13 +550,10 @@ def run_dedup_sharded(
         ``pid``, ...), and ``resumed``: per step, the units found done by their markers.
     """
     with Catalog.open(corpus) as catalog:
-        catalog.exec(
-            "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
-        )
-        docs = catalog.con.sql(
-            "SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE drop_stage IS NULL "
-            "ORDER BY file, row"
-        ).to_arrow_table()
+        begun = begin_dedup(catalog, config)
+        if isinstance(begun, dict):
+            return begun
+        run, docs = begun
         plan = plan_dedup(
             corpus,
             config,
@@ -566,17 +563,6 @@ def run_dedup_sharded(
             threads=threads,
             key_ranges=key_ranges,
         )
-        params = {
-            "threshold": config.threshold,
-            "ngram": config.ngram,
-            "num_perm": config.num_perm,
-            "seed": config.seed,
-            "exact": config.exact,
-            "clustering": "verified",
-            "candidate_recall": config.candidate_recall,
-            "max_reps": config.max_reps,
-        }
-        run = catalog.start_stage("dedup", params)
     # The units run while no catalog is open here (run_stage opens it for each step's commit).
     units: dict[str, list[dict[str, Any]]] = {}
     resumed: dict[str, int] = {}

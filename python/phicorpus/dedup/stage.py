@@ -20,24 +20,38 @@ Steps, streaming the text shard by shard (only one shard's text is in memory at 
    size histogram (a cluster = a representative and the documents dropped for it), in one
    catalog transaction. A killed run commits nothing; the re-run starts over.
 
+The inputs are the documents no earlier stage dropped, including those a previous dedup run
+dropped: a run with other parameters, or over other input documents, recomputes all of dedup's
+decisions and replaces the last one's; a run with the same parameters and inputs is skipped.
+A run dropping more than 90% of a source says so (``warnings``).
+
 Example:
     >>> stats = run_dedup(Corpus.open("corpus/"), DedupConfig(threshold=0.8))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog
+from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
+from phicorpus.destructive import heavy_drop_warnings
 
-__all__ = ["choose_keepers", "rank_best_first", "record_decisions", "run_dedup"]
+__all__ = [
+    "begin_dedup",
+    "choose_keepers",
+    "dedup_params",
+    "rank_best_first",
+    "record_decisions",
+    "run_dedup",
+]
 
 
 def rank_best_first(score: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -92,15 +106,24 @@ def choose_keepers(
     return reps[leader]
 
 
-def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
-    """Remove exact and near duplicates among the kept documents of every source.
+#: The stage's inputs: every document no earlier stage dropped, those an earlier dedup run dropped
+#: included, so a run with other parameters recomputes every decision (a looser threshold brings
+#: back what a stricter one dropped).
+DEDUP_INPUTS = "(drop_stage IS NULL OR drop_stage = 'dedup')"
 
-    Returns:
-        Statistics: ``documents``, ``exact_duplicates``, ``near_duplicates``, ``clusters`` (with
-        more than one document: a kept document and those dropped for it), ``largest_cluster``,
-        ``bands``/``rows`` (the candidate banding).
-    """
-    params = {
+
+def _inputs_fingerprint(catalog: Catalog) -> str:
+    """Order-free fingerprint of the input documents and their edu scores (which rank them)."""
+    row = catalog.exec_one(
+        "SELECT count(*), coalesce(bit_xor(hash(id, coalesce(edu_score, -1.0))), 0) FROM documents "
+        f"WHERE {DEDUP_INPUTS}"
+    )
+    return f"{row[0]}:{row[1]}" if row else "0:0"
+
+
+def dedup_params(config: DedupConfig) -> dict[str, Any]:
+    """The parameters a dedup run records (its inputs' fingerprint is added by :func:`begin_dedup`)."""
+    return {
         "threshold": config.threshold,
         "ngram": config.ngram,
         "num_perm": config.num_perm,
@@ -110,16 +133,46 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         "candidate_recall": config.candidate_recall,
         "max_reps": config.max_reps,
     }
+
+
+def begin_dedup(catalog: Catalog, config: DedupConfig) -> tuple[int, pa.Table] | dict[str, Any]:
+    """Start a dedup run: its run id and input documents (``id, source, topic_id, file, row,
+    edu_score`` in ``(file, row)`` order), or the last run's statistics when nothing changed.
+
+    Recomputed only when the parameters or the input documents changed since the last run.
+    """
+    catalog.exec("UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'")
+    params = {**dedup_params(config), "inputs": _inputs_fingerprint(catalog)}
+    if catalog.stage_done("dedup", params):
+        last = catalog.exec_one(
+            "SELECT stats FROM stage_runs WHERE stage = 'dedup' AND status = 'done' "
+            "AND params_hash = ? ORDER BY id DESC LIMIT 1",
+            [params_hash(params)],
+        )
+        skipped: dict[str, Any] = {**json.loads(last[0] if last else "{}"), "skipped": True}
+        return skipped
+    run = catalog.start_stage("dedup", params)
+    docs = catalog.con.sql(
+        f"SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE {DEDUP_INPUTS} "
+        "ORDER BY file, row"
+    ).to_arrow_table()
+    return run, docs
+
+
+def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
+    """Remove exact and near duplicates among the kept documents of every source.
+
+    Returns:
+        Statistics: ``documents``, ``exact_duplicates``, ``near_duplicates``, ``clusters`` (with
+        more than one document: a kept document and those dropped for it), ``largest_cluster``,
+        ``bands``/``rows`` (the candidate banding).
+    """
     bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
     with Catalog.open(corpus) as catalog:
-        catalog.exec(
-            "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
-        )
-        run = catalog.start_stage("dedup", params)
-        docs = catalog.con.sql(
-            "SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE drop_stage IS NULL "
-            "ORDER BY file, row"
-        ).to_arrow_table()
+        begun = begin_dedup(catalog, config)
+        if isinstance(begun, dict):
+            return begun
+        run, docs = begun
         n = docs.num_rows
         files = docs.column("file").to_numpy(zero_copy_only=False)
         row_idx = docs.column("row").to_numpy()
@@ -203,11 +256,11 @@ def record_decisions(
         catalog.con.register("_dedup", decisions)
         try:
             catalog.exec(
-                "UPDATE documents SET exact_hash = d.exact_hash, "
-                # A re-run sees only the kept documents: keep the clusters found before.
-                "dup_cluster = coalesce(d.dup_cluster, documents.dup_cluster) "
-                "FROM _dedup d "
-                "WHERE documents.id = d.id"
+                "UPDATE documents SET drop_stage = NULL, drop_reason = NULL WHERE drop_stage = 'dedup'"
+            )
+            catalog.exec(
+                "UPDATE documents SET exact_hash = d.exact_hash, dup_cluster = d.dup_cluster "
+                "FROM _dedup d WHERE documents.id = d.id"
             )
             catalog.exec(
                 "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
@@ -233,7 +286,9 @@ def record_decisions(
             )
         finally:
             catalog.con.unregister("_dedup")
-    stats = {
+    source_col = docs.column("source").to_numpy(zero_copy_only=False)
+    warnings = heavy_drop_warnings("dedup", source_col, dropped)
+    stats: dict[str, Any] = {
         "documents": int(n),
         "exact_duplicates": int(exact_dup.sum()),
         "near_duplicates": int((dropped & ~exact_dup).sum()),
@@ -242,4 +297,6 @@ def record_decisions(
         "bands": bands,
         "rows": rows,
     }
+    if warnings:
+        stats["warnings"] = warnings
     return stats
