@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from phicorpus.catalog import Catalog, kept_counts, params_hash
-from phicorpus.config import BuildConfig, Config
+from phicorpus.config import BuildConfig, Config, ExecutorConfig
 from phicorpus.corpus import (
     Corpus,
     file_kind_problem,
@@ -393,7 +394,8 @@ def _tokenizer_sample(corpus: Corpus, n: int = 64) -> list[str]:
 def _build_params(config: Config, inputs: BuildInputs) -> dict[str, Any]:
     tokenizer = Path(config.build.tokenizer) if config.build.tokenizer else None
     return {
-        "config": config.to_toml(),
+        # Not where units ran: outputs are byte-identical whatever executor ran them.
+        "config": dataclasses.replace(config, executor=ExecutorConfig()).to_toml(),
         "llm": inputs.llm or "",
         "model": inputs.model or "",
         "max_cost": inputs.max_cost,
