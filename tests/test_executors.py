@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -35,3 +36,14 @@ def test_make_executor(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(info.value) == RAY_MISSING == (
         "--executor ray needs Ray, which is not installed: pip install 'phicorpus[ray]'"
     )
+
+
+def test_no_cluster_at_the_address_is_one_error() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(ExecutorError, match=rf"^Ray at {address}: no cluster answers \("):
+            RayExecutor(address=address).start()
+    with pytest.raises(ExecutorError, match="expected HOST:PORT"):
+        RayExecutor(address="head:port").start()

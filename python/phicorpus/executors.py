@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,9 +93,29 @@ class RayExecutor:
     num_cpus: float = 1.0
     _started: bool = False
 
+    def start(self) -> None:
+        """Join (or start) the Ray cluster now, so a wrong address fails before any work."""
+        self._init()
+
+    def _probe(self) -> None:
+        """A cluster address (``HOST:PORT``, ``ray://HOST:PORT``) must accept a connection within
+        5 s; else one :class:`ExecutorError` (Ray itself would retry for minutes)."""
+        address = self.address or ""
+        if not address or address == "auto" or address.count(":") < 1:
+            return
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not port.isdigit():
+            raise ExecutorError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ExecutorError(f"Ray at {address}: no cluster answers ({reason})") from None
+
     def _init(self) -> Any:
         ray = _import_ray()
         if not ray.is_initialized():
+            self._probe()
             try:
                 ray.init(
                     address=self.address or None,

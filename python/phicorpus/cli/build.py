@@ -124,6 +124,9 @@ def build(
     )
     runner = make_executor(config.executor)  # fails here, before any work, if Ray is missing
     try:
+        start = getattr(runner, "start", None)
+        if start is not None:
+            start()  # and here if no cluster answers at --ray-address
         manifest = run_build(corpus, config, inputs, executor=runner, echo=click.echo)
     finally:
         close = getattr(runner, "close", None)
