@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY=.venv/bin/python
 "$VPY" -m pip install -q --disable-pip-version-check -U pip
-"$VPY" -m pip install -q --disable-pip-version-check ".[test,dev]"
+"$VPY" -m pip install -q --disable-pip-version-check ".[test,dev,ray]"
 
 echo "== lint"
 cargo fmt --check

@@ -5,8 +5,9 @@
     (tokenize.stage) -> mix plan (mix) -> shards + manifest (shard.stage)
 
 Every stage skips itself when it is done with the same parameters, so a re-run resumes. The
-stages that work unit by unit (tokenize, shards: :mod:`phicorpus.stage`) run on the executor
-given (the local one by default); the others run here, in this process.
+stages that work unit by unit (filter, decontam, tokenize, shards: :mod:`phicorpus.stage`) run
+on the executor given (the local one by default); on any other executor (Ray) dedup runs as its
+sharded steps (:mod:`phicorpus.dedup.sharded`, the same decisions). The others run here.
 
 Example:
     >>> from phicorpus.config import Config
@@ -16,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from phicorpus.catalog import Catalog, kept_counts, params_hash
-from phicorpus.config import BuildConfig, Config
+from phicorpus.config import BuildConfig, Config, ExecutorConfig
 from phicorpus.corpus import (
     Corpus,
     file_kind_problem,
@@ -34,6 +36,7 @@ from phicorpus.corpus import (
     sha256_file,
 )
 from phicorpus.decontam import run_decontam
+from phicorpus.dedup.sharded import run_dedup_sharded
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
 from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, MixPlan
@@ -50,7 +53,7 @@ from phicorpus.mix.planning import (
 from phicorpus.shard.stage import check_build_files, write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code, skip_summary
-from phicorpus.stage import Executor
+from phicorpus.stage import Executor, LocalExecutor
 from phicorpus.tokenize.fitness import FITNESS_SAMPLE, check_training_tokenizer
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
 
@@ -287,17 +290,21 @@ def _run_stages(
         said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
         clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
     clock.start("filter")
-    stats = run_filter(corpus, config.filter)
+    stats = run_filter(corpus, config.filter, executor=executor)
     warnings = list(stats.get("warnings", []))
     clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
     clock.start("dedup")
-    stats = run_dedup(corpus, config.dedup)
+    if executor is None or isinstance(executor, LocalExecutor):
+        stats = run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
+    else:
+        threads = config.build.threads or None
+        stats = run_dedup_sharded(corpus, config.dedup, executor=executor, threads=threads)
     warnings += stats.get("warnings", [])
     exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
     clock.done(f"{exact:,} exact and {near:,} near duplicates")
     if inputs.benchmarks:
         clock.start("decontam")
-        run_decontam(corpus, list(inputs.benchmarks), config.decontam)
+        run_decontam(corpus, list(inputs.benchmarks), config.decontam, executor=executor)
         clock.done("done")
     llm = bool(inputs.llm)
     return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo), warnings
@@ -389,7 +396,8 @@ def _tokenizer_sample(corpus: Corpus, n: int = 64) -> list[str]:
 def _build_params(config: Config, inputs: BuildInputs) -> dict[str, Any]:
     tokenizer = Path(config.build.tokenizer) if config.build.tokenizer else None
     return {
-        "config": config.to_toml(),
+        # Not where units ran: outputs are byte-identical whatever executor ran them.
+        "config": dataclasses.replace(config, executor=ExecutorConfig()).to_toml(),
         "llm": inputs.llm or "",
         "model": inputs.model or "",
         "max_cost": inputs.max_cost,

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "DecontamConfig",
     "DedupConfig",
+    "ExecutorConfig",
     "FilterConfig",
     "GenerateConfig",
     "IngestConfig",
@@ -340,6 +341,32 @@ class BuildConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutorConfig:
+    """``[executor]``: where the work units of the stages run (issue 10, ``phicorpus.executors``).
+
+    Attributes:
+        kind: ``local`` (this machine, a thread pool) or ``ray`` (Ray tasks, one per unit).
+        workers: units at a time on the local executor.
+        ray_address: ``ray.init`` address: empty starts Ray on this machine (or joins
+            ``$RAY_ADDRESS``), ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``.
+        max_retries: re-runs of a Ray task whose worker died.
+    """
+
+    kind: str = "local"
+    workers: int = 2
+    ray_address: str = ""
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("local", "ray"):
+            raise ValueError(f"executor.kind must be local or ray, got {self.kind!r}")
+        if self.workers < 1:
+            raise ValueError(f"executor.workers must be at least 1, got {self.workers}")
+        if self.max_retries < 0:
+            raise ValueError(f"executor.max_retries must be >= 0, got {self.max_retries}")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
@@ -348,6 +375,7 @@ class Config:
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     @classmethod
     def load(cls, path: str | Path | None) -> Config:

@@ -14,8 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
+import shutil
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,10 @@ import pyarrow.parquet as pq
 from phicorpus import _core
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import DecontamConfig
-from phicorpus.corpus import Corpus, read_texts
+from phicorpus.corpus import Corpus, atomic_path, read_texts
+from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
 
-__all__ = ["benchmark_texts", "build_index", "run_decontam"]
+__all__ = ["DecontamStage", "benchmark_texts", "build_index", "run_decontam"]
 
 
 def benchmark_texts(path: Path, fields: Sequence[str]) -> list[str]:
@@ -78,8 +84,112 @@ def build_index(benchmarks: Sequence[Path], config: DecontamConfig) -> tuple[Any
     return _core.NgramIndex(texts, labels, config.ngram), names
 
 
+_INDEXES: dict[tuple[Any, ...], tuple[Any, list[str]]] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _cached_index(benchmarks: Sequence[str], config: DecontamConfig) -> Any:
+    """The n-gram index, built once per process (a worker queries many shards with it)."""
+    key = (tuple(benchmarks), config.ngram, tuple(config.fields))
+    with _INDEX_LOCK:
+        if key not in _INDEXES:
+            _INDEXES.clear()
+            _INDEXES[key] = build_index([Path(b) for b in benchmarks], config)
+        return _INDEXES[key][0]
+
+
+@dataclass(slots=True)
+class DecontamStage:
+    """The benchmark queries, one unit per document shard (:class:`phicorpus.stage.Stage`).
+
+    A unit reads its shard's kept rows (written by the driver under ``cache/decontam/<run>/``),
+    queries the index with their texts and writes the hits and benchmark label per row
+    (``hits-<unit>.npz``). Its commit records nothing: :func:`run_decontam` writes every
+    decision in one transaction once all units are done.
+    """
+
+    benchmarks: tuple[str, ...]
+    config: DecontamConfig
+    fingerprint: str
+    shards: tuple[str, ...]
+    ranges: tuple[tuple[int, int], ...]
+    threads: int | None = None
+    name: str = "decontam"
+
+    @classmethod
+    def plan(
+        cls,
+        corpus: Corpus,
+        docs: pa.Table,
+        benchmarks: Sequence[str],
+        config: DecontamConfig,
+        params: dict[str, Any],
+        threads: int | None = None,
+    ) -> DecontamStage:
+        """Split ``docs`` (``id``, ``file``, ``row`` in ``(file, row)`` order) by shard; write each
+        shard's rows for its unit."""
+        files = docs.column("file").to_numpy(zero_copy_only=False)
+        rows = docs.column("row").to_numpy()
+        starts = [int(i) for i in np.flatnonzero(np.r_[True, files[1:] != files[:-1]])] if len(files) else []
+        bounds = [*starts, len(files)]
+        ids = docs.column("id").combine_chunks()
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+        for buffer in ids.buffers():
+            if buffer is not None:
+                digest.update(buffer)
+        fingerprint = digest.hexdigest()[:16]
+        stage = cls(
+            tuple(benchmarks),
+            config,
+            fingerprint,
+            tuple(str(files[i]) for i in starts),
+            tuple(itertools.pairwise(bounds)),
+            threads,
+        )
+        for k, (lo, hi) in enumerate(stage.ranges):
+            path = corpus.absolute(stage._rows_file(k))
+            if not path.is_file():
+                with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, rows[lo:hi].astype(np.int64))
+        return stage
+
+    def _rows_file(self, k: int) -> str:
+        return f"cache/decontam/{self.fingerprint}/rows-{k:06d}.npy"
+
+    def units(self, corpus: Corpus) -> list[WorkUnit]:
+        """One unit per shard with kept documents."""
+        return [
+            WorkUnit(f"{self.fingerprint}/{k:06d}", (file, self._rows_file(k)), {"run": self.fingerprint})
+            for k, file in enumerate(self.shards)
+        ]
+
+    def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
+        """Query the index with the texts of one shard's kept rows, in batches."""
+        index = _cached_index(self.benchmarks, self.config)
+        rows = np.load(corpus.absolute(unit.inputs[1]))
+        hits = np.zeros(len(rows), dtype=np.int64)
+        label = np.full(len(rows), -1, dtype=np.int64)
+        for start in range(0, len(rows), self.config.batch_docs):
+            stop = min(len(rows), start + self.config.batch_docs)
+            texts = read_texts(corpus, unit.inputs[0], rows[start:stop].tolist())
+            hits[start:stop], label[start:stop] = index.query(texts, self.threads)
+        out = unit.inputs[1].replace("/rows-", "/hits-").replace(".npy", ".npz")
+        with atomic_path(corpus.absolute(out)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, hits=hits, label=label)
+        return UnitResult(unit.key, (out,), {"documents": len(rows)})
+
+    def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
+        """Nothing yet: the decisions are written together by :func:`run_decontam`."""
+        return {}
+
+
 def run_decontam(
-    corpus: Corpus, benchmarks: Sequence[Path], config: DecontamConfig, num_threads: int | None = None
+    corpus: Corpus,
+    benchmarks: Sequence[Path],
+    config: DecontamConfig,
+    num_threads: int | None = None,
+    *,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Find documents overlapping the benchmarks; drop or flag them (see the module docstring).
 
@@ -89,7 +199,9 @@ def run_decontam(
     """
     if not benchmarks:
         raise ValueError("no benchmark files given")
-    index, names = build_index(benchmarks, config)
+    names = [Path(b).stem for b in benchmarks]
+    resolved = [str(Path(b).resolve()) for b in benchmarks]
+    index = _cached_index(resolved, config)  # a bad benchmark file fails here, before any work
     digests = [
         params_hash({"file": str(Path(b).resolve()), "size": Path(b).stat().st_size}) for b in benchmarks
     ]
@@ -109,19 +221,15 @@ def run_decontam(
             "SELECT id, source, file, row FROM documents WHERE drop_stage IS NULL ORDER BY file, row"
         ).to_arrow_table()
         n = docs.num_rows
-        files = docs.column("file").to_numpy(zero_copy_only=False)
-        rows = docs.column("row").to_numpy()
-        hits = np.zeros(n, dtype=np.int64)
-        label = np.full(n, -1, dtype=np.int64)
-        start = 0
-        while start < n:
-            stop = start + 1
-            while stop < n and files[stop] == files[start] and stop - start < config.batch_docs:
-                stop += 1
-            texts = read_texts(corpus, str(files[start]), rows[start:stop].tolist())
-            h, lab = index.query(texts, num_threads)
-            hits[start:stop], label[start:stop] = h, lab
-            start = stop
+    # The queries run shard by shard on the executor (no catalog open here meanwhile).
+    stage = DecontamStage.plan(corpus, docs, resolved, config, params, num_threads)
+    done = run_stage(stage, corpus, executor)
+    hits = np.zeros(n, dtype=np.int64)
+    label = np.full(n, -1, dtype=np.int64)
+    for (lo, hi), result in zip(stage.ranges, done.results, strict=True):
+        with np.load(corpus.absolute(result.outputs[0])) as part:
+            hits[lo:hi], label[lo:hi] = part["hits"], part["label"]
+    with Catalog.open(corpus) as catalog:
         bad = hits >= config.min_hits
         bench = np.array(names, dtype=object)
         decisions = pa.table(
@@ -171,4 +279,6 @@ def run_decontam(
             "benchmarks": report,
         }
         catalog.finish_stage(run, stats)
+    shutil.rmtree(corpus.absolute(f"cache/decontam/{stage.fingerprint}"), ignore_errors=True)
+    shutil.rmtree(marker_path(corpus, stage.name, stage.fingerprint).with_suffix(""), ignore_errors=True)
     return stats

@@ -90,8 +90,15 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
     from phicorpus.catalog import CatalogError
     from phicorpus.config import ConfigError
     from phicorpus.corpus import CorpusError
+    from phicorpus.executors import ExecutorError
 
-    known: tuple[type[BaseException], ...] = (CatalogError, ConfigError, CorpusError, ValueError)
+    known: tuple[type[BaseException], ...] = (
+        CatalogError,
+        ConfigError,
+        CorpusError,
+        ExecutorError,
+        ValueError,
+    )
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -51,6 +51,17 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
     is_flag=True,
     help="Ignore the configuration saved in the corpus: defaults plus this command's flags.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Where stage units run: this machine, or Ray tasks (default: [executor] kind, local).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster for --executor ray: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray).",
+)
 @one_line_errors
 def build(
     corpus_dir: Path | None,
@@ -72,6 +83,8 @@ def build(
     name: str | None,
     allow_lossy_tokenizer: bool | None,
     reset: bool,
+    executor: str | None,
+    ray_address: str | None,
 ) -> None:
     """Run every stage not done yet in the corpus CORPUS and write shards whose shares match --mix.
 
@@ -82,6 +95,7 @@ def build(
     from phicorpus.build import BuildInputs, run_build
     from phicorpus.config import Config
     from phicorpus.corpus import Corpus
+    from phicorpus.executors import make_executor
 
     out = corpus_from(corpus_dir, ("--out", out_flag), ("--corpus", corpus_flag))
     corpus = Corpus.create(out)
@@ -96,7 +110,8 @@ def build(
             "shard_tokens": shard_tokens,
             "name": name,
             "allow_lossy_tokenizer": allow_lossy_tokenizer or None,
-        }
+        },
+        executor={"kind": executor, "ray_address": ray_address},
     )
     inputs = BuildInputs(
         llm=llm or None,
@@ -107,7 +122,16 @@ def build(
         max_cost=max_cost,
         api_key=os.environ.get("OPENAI_API_KEY", ""),
     )
-    manifest = run_build(corpus, config, inputs, echo=click.echo)
+    runner = make_executor(config.executor)  # fails here, before any work, if Ray is missing
+    try:
+        start = getattr(runner, "start", None)
+        if start is not None:
+            start()  # and here if no cluster answers at --ray-address
+        manifest = run_build(corpus, config, inputs, executor=runner, echo=click.echo)
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
     train = manifest["splits"]["train"]
     click.echo(
         f"done: {train['tokens']:,} training tokens in {len(train['shards'])} shards, "

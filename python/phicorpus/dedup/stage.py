@@ -44,7 +44,14 @@ from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
 from phicorpus.destructive import heavy_drop_warnings
 
-__all__ = ["choose_keepers", "rank_best_first", "run_dedup"]
+__all__ = [
+    "begin_dedup",
+    "choose_keepers",
+    "dedup_params",
+    "rank_best_first",
+    "record_decisions",
+    "run_dedup",
+]
 
 
 def rank_best_first(score: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -114,15 +121,9 @@ def _inputs_fingerprint(catalog: Catalog) -> str:
     return f"{row[0]}:{row[1]}" if row else "0:0"
 
 
-def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
-    """Remove exact and near duplicates among the kept documents of every source.
-
-    Returns:
-        Statistics: ``documents``, ``exact_duplicates``, ``near_duplicates``, ``clusters`` (with
-        more than one document: a kept document and those dropped for it), ``largest_cluster``,
-        ``bands``/``rows`` (the candidate banding).
-    """
-    params = {
+def dedup_params(config: DedupConfig) -> dict[str, Any]:
+    """The parameters a dedup run records (its inputs' fingerprint is added by :func:`begin_dedup`)."""
+    return {
         "threshold": config.threshold,
         "ngram": config.ngram,
         "num_perm": config.num_perm,
@@ -132,25 +133,46 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         "candidate_recall": config.candidate_recall,
         "max_reps": config.max_reps,
     }
+
+
+def begin_dedup(catalog: Catalog, config: DedupConfig) -> tuple[int, pa.Table] | dict[str, Any]:
+    """Start a dedup run: its run id and input documents (``id, source, topic_id, file, row,
+    edu_score`` in ``(file, row)`` order), or the last run's statistics when nothing changed.
+
+    Recomputed only when the parameters or the input documents changed since the last run.
+    """
+    catalog.exec("UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'")
+    params = {**dedup_params(config), "inputs": _inputs_fingerprint(catalog)}
+    if catalog.stage_done("dedup", params):
+        last = catalog.exec_one(
+            "SELECT stats FROM stage_runs WHERE stage = 'dedup' AND status = 'done' "
+            "AND params_hash = ? ORDER BY id DESC LIMIT 1",
+            [params_hash(params)],
+        )
+        skipped: dict[str, Any] = {**json.loads(last[0] if last else "{}"), "skipped": True}
+        return skipped
+    run = catalog.start_stage("dedup", params)
+    docs = catalog.con.sql(
+        f"SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE {DEDUP_INPUTS} "
+        "ORDER BY file, row"
+    ).to_arrow_table()
+    return run, docs
+
+
+def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
+    """Remove exact and near duplicates among the kept documents of every source.
+
+    Returns:
+        Statistics: ``documents``, ``exact_duplicates``, ``near_duplicates``, ``clusters`` (with
+        more than one document: a kept document and those dropped for it), ``largest_cluster``,
+        ``bands``/``rows`` (the candidate banding).
+    """
     bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
     with Catalog.open(corpus) as catalog:
-        catalog.exec(
-            "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
-        )
-        # Recomputed only when the parameters or the input documents changed since the last run.
-        params["inputs"] = _inputs_fingerprint(catalog)
-        if catalog.stage_done("dedup", params):
-            last = catalog.exec_one(
-                "SELECT stats FROM stage_runs WHERE stage = 'dedup' AND status = 'done' "
-                "AND params_hash = ? ORDER BY id DESC LIMIT 1",
-                [params_hash(params)],
-            )
-            return {**json.loads(last[0] if last else "{}"), "skipped": True}
-        run = catalog.start_stage("dedup", params)
-        docs = catalog.con.sql(
-            f"SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE {DEDUP_INPUTS} "
-            "ORDER BY file, row"
-        ).to_arrow_table()
+        begun = begin_dedup(catalog, config)
+        if isinstance(begun, dict):
+            return begun
+        run, docs = begun
         n = docs.num_rows
         files = docs.column("file").to_numpy(zero_copy_only=False)
         row_idx = docs.column("row").to_numpy()
@@ -183,71 +205,98 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         del signatures
         if not config.exact:
             exact = np.arange(n, dtype=np.uint64)  # every document its own exact group
-        ids = docs.column("id").to_numpy(zero_copy_only=False)
-        index = np.arange(n)
-        dropped = keeper != index
-        exact_dup = dropped & (exact == exact[keeper])
-        reason = np.where(exact_dup, "exact_duplicate", np.where(dropped, "near_duplicate", ""))
-        sizes = np.bincount(keeper, minlength=n) if n else np.zeros(0, np.int64)
-        in_cluster = sizes[keeper] > 1
-        dup_cluster = np.asarray(ids[keeper], dtype=object)
-        dup_cluster[~in_cluster] = None
-        decisions = pa.table(
-            {
-                "id": docs.column("id"),
-                "source": docs.column("source"),
-                "topic_id": docs.column("topic_id"),
-                "exact_hash": pa.array(exact, pa.uint64()),
-                "dup_cluster": pa.array(dup_cluster, pa.string()),
-                "reason": pa.array([r or None for r in reason.tolist()], pa.string()),
-            }
-        )
-        with catalog.transaction():
-            catalog.con.register("_dedup", decisions)
-            try:
-                catalog.exec(
-                    "UPDATE documents SET drop_stage = NULL, drop_reason = NULL WHERE drop_stage = 'dedup'"
-                )
-                catalog.exec(
-                    "UPDATE documents SET exact_hash = d.exact_hash, dup_cluster = d.dup_cluster "
-                    "FROM _dedup d WHERE documents.id = d.id"
-                )
-                catalog.exec(
-                    "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
-                    "WHERE documents.id = d.id AND d.reason IS NOT NULL AND documents.drop_stage IS NULL"
-                )
-                catalog.recount_drops("dedup")  # over every document this stage dropped, any run
-                catalog.exec("DELETE FROM dup_stats")
-                for grouping, column in (("source", "source"), ("topic", "topic_id")):
-                    catalog.exec(
-                        "INSERT INTO dup_stats SELECT ?, k, count(*), "
-                        "count(*) FILTER (r = 'exact_duplicate'), "
-                        "count(*) FILTER (r = 'near_duplicate'), count(r) / count(*) FROM ("
-                        "SELECT CASE WHEN ? = 'source' THEN source ELSE topic_id END AS k, "
-                        "CASE WHEN drop_stage = 'dedup' THEN drop_reason END AS r FROM documents "
-                        "WHERE drop_stage IS NULL OR drop_stage = 'dedup') WHERE k IS NOT NULL GROUP BY k",
-                        [grouping, column],
-                    )
-                catalog.exec("DELETE FROM dup_cluster_sizes")
-                catalog.exec(
-                    "INSERT INTO dup_cluster_sizes SELECT size, count(*) FROM ("
-                    "SELECT coalesce(dup_cluster, id) AS c, count(*) AS size FROM documents "
-                    "WHERE drop_stage IS NULL OR drop_stage = 'dedup' GROUP BY c) GROUP BY size"
-                )
-            finally:
-                catalog.con.unregister("_dedup")
-        source_col = docs.column("source").to_numpy(zero_copy_only=False)
-        warnings = heavy_drop_warnings("dedup", source_col, dropped)
-        stats: dict[str, Any] = {
-            "documents": int(n),
-            "exact_duplicates": int(exact_dup.sum()),
-            "near_duplicates": int((dropped & ~exact_dup).sum()),
-            "clusters": int((sizes > 1).sum()),
-            "largest_cluster": int(sizes.max()) if n else 0,
-            "bands": bands,
-            "rows": rows,
-        }
-        if warnings:
-            stats["warnings"] = warnings
+        stats = record_decisions(catalog, docs, keeper, exact, bands=bands, rows=rows)
         catalog.finish_stage(run, stats)
+    return stats
+
+
+def record_decisions(
+    catalog: Catalog,
+    docs: pa.Table,
+    keeper: npt.NDArray[np.int64],
+    exact: npt.NDArray[np.uint64],
+    *,
+    bands: int,
+    rows: int,
+) -> dict[str, Any]:
+    """Write the dedup decisions of ``docs`` (in ``(file, row)`` order) to the catalog, one transaction.
+
+    Args:
+        catalog: The open catalog (the one writer).
+        docs: ``id``, ``source``, ``topic_id`` of every document taking part, in index order.
+        keeper: Per document, the index of the document kept for it (itself if kept).
+        exact: Per document, its exact hash (its index when exact grouping is off).
+        bands: LSH bands of the candidate banding (for the statistics).
+        rows: Rows per band.
+
+    Returns:
+        The statistics of :func:`run_dedup`.
+    """
+    n = len(keeper)
+    ids = docs.column("id").to_numpy(zero_copy_only=False)
+    index = np.arange(n)
+    dropped = keeper != index
+    exact_dup = dropped & (exact == exact[keeper])
+    reason = np.where(exact_dup, "exact_duplicate", np.where(dropped, "near_duplicate", ""))
+    sizes = np.bincount(keeper, minlength=n) if n else np.zeros(0, np.int64)
+    in_cluster = sizes[keeper] > 1
+    dup_cluster = np.asarray(ids[keeper], dtype=object)
+    dup_cluster[~in_cluster] = None
+    decisions = pa.table(
+        {
+            "id": docs.column("id"),
+            "source": docs.column("source"),
+            "topic_id": docs.column("topic_id"),
+            "exact_hash": pa.array(exact, pa.uint64()),
+            "dup_cluster": pa.array(dup_cluster, pa.string()),
+            "reason": pa.array([r or None for r in reason.tolist()], pa.string()),
+        }
+    )
+    with catalog.transaction():
+        catalog.con.register("_dedup", decisions)
+        try:
+            catalog.exec(
+                "UPDATE documents SET drop_stage = NULL, drop_reason = NULL WHERE drop_stage = 'dedup'"
+            )
+            catalog.exec(
+                "UPDATE documents SET exact_hash = d.exact_hash, dup_cluster = d.dup_cluster "
+                "FROM _dedup d WHERE documents.id = d.id"
+            )
+            catalog.exec(
+                "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
+                "WHERE documents.id = d.id AND d.reason IS NOT NULL AND documents.drop_stage IS NULL"
+            )
+            catalog.recount_drops("dedup")  # over every document this stage dropped, any run
+            catalog.exec("DELETE FROM dup_stats")
+            for grouping, column in (("source", "source"), ("topic", "topic_id")):
+                catalog.exec(
+                    "INSERT INTO dup_stats SELECT ?, k, count(*), "
+                    "count(*) FILTER (r = 'exact_duplicate'), "
+                    "count(*) FILTER (r = 'near_duplicate'), count(r) / count(*) FROM ("
+                    "SELECT CASE WHEN ? = 'source' THEN source ELSE topic_id END AS k, "
+                    "CASE WHEN drop_stage = 'dedup' THEN drop_reason END AS r FROM documents "
+                    "WHERE drop_stage IS NULL OR drop_stage = 'dedup') WHERE k IS NOT NULL GROUP BY k",
+                    [grouping, column],
+                )
+            catalog.exec("DELETE FROM dup_cluster_sizes")
+            catalog.exec(
+                "INSERT INTO dup_cluster_sizes SELECT size, count(*) FROM ("
+                "SELECT coalesce(dup_cluster, id) AS c, count(*) AS size FROM documents "
+                "WHERE drop_stage IS NULL OR drop_stage = 'dedup' GROUP BY c) GROUP BY size"
+            )
+        finally:
+            catalog.con.unregister("_dedup")
+    source_col = docs.column("source").to_numpy(zero_copy_only=False)
+    warnings = heavy_drop_warnings("dedup", source_col, dropped)
+    stats: dict[str, Any] = {
+        "documents": int(n),
+        "exact_duplicates": int(exact_dup.sum()),
+        "near_duplicates": int((dropped & ~exact_dup).sum()),
+        "clusters": int((sizes > 1).sum()),
+        "largest_cluster": int(sizes.max()) if n else 0,
+        "bands": bands,
+        "rows": rows,
+    }
+    if warnings:
+        stats["warnings"] = warnings
     return stats

@@ -19,21 +19,28 @@ Example:
 from __future__ import annotations
 
 import json
+import shutil
+import threading
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import FilterConfig
-from phicorpus.corpus import Corpus, CorpusError, read_texts, sha256_file
+from phicorpus.corpus import Corpus, CorpusError, atomic_path, read_texts, sha256_file
 from phicorpus.destructive import heavy_drop_warnings_from_counts
 from phicorpus.filter.classifier import EduModel
 from phicorpus.filter.code import CodeThresholds, code_drop_reasons, code_signals
 from phicorpus.filter.signals import QualityThresholds, quality_signals
+from phicorpus.stage import Executor, UnitResult, WorkUnit, digest_lines, marker_path, run_stage
 
-__all__ = ["CODE_KINDS", "run_filter"]
+__all__ = ["CODE_KINDS", "FilterStage", "run_filter"]
 
 CODE_KINDS = frozenset({"code"})
 """Document kinds filtered with the code rule set; every other kind gets the prose rules."""
@@ -104,20 +111,128 @@ def _pending(catalog: Catalog, edu: bool) -> bool:
     return bool(row and row[0])
 
 
-def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = None) -> dict[str, Any]:
+_MODELS: dict[str, EduModel] = {}
+_MODEL_LOCK = threading.Lock()
+
+
+def _cached_model(path: str) -> EduModel:
+    """The edu classifier at ``path``, loaded once per process."""
+    with _MODEL_LOCK:
+        if path not in _MODELS:
+            _MODELS.clear()
+            _MODELS[path] = EduModel.load(Path(path))
+        return _MODELS[path]
+
+
+@dataclass(slots=True)
+class FilterStage:
+    """The filter's signals, one unit per document shard with documents to decide
+    (:class:`phicorpus.stage.Stage`).
+
+    The driver writes each shard's documents to decide (``cache/filter/<key>-todo.parquet``); a
+    unit computes their signals, rule decisions and edu scores into
+    ``cache/filter/<key>.parquet``. Its commit records nothing: :func:`run_filter` records the
+    shards one transaction each, in order.
+    """
+
+    config: FilterConfig
+    keys: tuple[str, ...]
+    shards: tuple[str, ...]
+    model_path: str
+    skipped: int
+    threads: int | None = None
+    name: str = "filter"
+
+    @classmethod
+    def plan(cls, corpus: Corpus, catalog: Catalog, config: FilterConfig, threads: int | None) -> FilterStage:
+        """The shards with documents to decide (without signals, or without an edu score when the
+        classifier is on), and their todo files."""
+        model_path = str(corpus.absolute(config.edu_model)) if config.min_edu > 0 else ""
+        keys: list[str] = []
+        shards: list[str] = []
+        skipped = 0
+        for (file,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path"):
+            todo = catalog.exec(
+                "SELECT d.id, d.source, d.kind, d.row, q.id IS NULL AS new_doc FROM documents d "
+                "LEFT JOIN quality_signals q USING (id) WHERE d.file = ? "
+                "AND (q.id IS NULL OR (? AND q.edu_score IS NULL)) ORDER BY d.row",
+                [file, bool(model_path)],
+            )
+            if not todo:
+                skipped += 1
+                continue
+            key = params_hash({"file": file, "params": _params(config), "todo": digest_lines(
+                f"{t[0]}\t{t[2]}\t{t[3]}\t{int(bool(t[4]))}" for t in todo)})  # fmt: skip
+            path = corpus.absolute(f"cache/filter/{key}-todo.parquet")
+            if not path.is_file():
+                columns = list(zip(*todo, strict=True))
+                table = pa.table(
+                    {
+                        "id": pa.array(columns[0], pa.string()),
+                        "source": pa.array(columns[1], pa.string()),
+                        "kind": pa.array(columns[2], pa.string()),
+                        "row": pa.array(columns[3], pa.int64()),
+                        "new_doc": pa.array([bool(x) for x in columns[4]], pa.bool_()),
+                    }
+                )
+                with atomic_path(path) as tmp:
+                    pq.write_table(table, tmp)
+            keys.append(key)
+            shards.append(str(file))
+        return cls(config, tuple(keys), tuple(shards), model_path, skipped, threads)
+
+    def units(self, corpus: Corpus) -> list[WorkUnit]:
+        """One unit per shard to decide."""
+        return [
+            WorkUnit(key, (file, f"cache/filter/{key}-todo.parquet"), {"key": key})
+            for key, file in zip(self.keys, self.shards, strict=True)
+        ]
+
+    def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
+        """Signals, decisions and edu scores of one shard's documents to decide."""
+        todo_table = pq.read_table(corpus.absolute(unit.inputs[1]))
+        todo = list(zip(*(todo_table.column(c).to_pylist() for c in todo_table.column_names), strict=True))
+        model = _cached_model(self.model_path) if self.model_path else None
+        computed = _shard_signals(
+            corpus,
+            unit.inputs[0],
+            todo,
+            QualityThresholds.from_mapping(self.config.thresholds),
+            _code_thresholds(self.config),
+            model,
+            self.threads,
+            frozenset(self.config.exempt_kinds),
+        )
+        out = f"cache/filter/{unit.key}.parquet"
+        with atomic_path(corpus.absolute(out)) as tmp:
+            pq.write_table(computed, tmp)
+        new_docs = sum(1 for t in todo if t[4])
+        return UnitResult(unit.key, (out,), {"documents": len(todo), "new_docs": new_docs})
+
+    def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
+        """Nothing yet: :func:`run_filter` records the shards."""
+        return {}
+
+
+def run_filter(
+    corpus: Corpus,
+    config: FilterConfig,
+    num_threads: int | None = None,
+    *,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
     """Apply the quality rules (and the edu filter when ``config.min_edu > 0``) to every document.
 
     Returns:
         Statistics: ``shards`` done now, ``shards_resumed``, ``scored``, ``dropped`` per reason.
     """
-    prose = QualityThresholds.from_mapping(config.thresholds)
-    code = _code_thresholds(config)
+    QualityThresholds.from_mapping(config.thresholds)  # bad thresholds fail before any work
     model: EduModel | None = None
     if config.min_edu > 0:
         model_path = corpus.absolute(config.edu_model)
         if not model_path.is_file():
             raise CorpusError(f"{model_path}: no edu classifier; run `phicorpus classifier train` first")
-        model = EduModel.load(model_path)
+        model = _cached_model(str(model_path))
     stats: dict[str, Any] = {"shards": 0, "shards_resumed": 0, "scored": 0, "edu_scored": 0}
     dropped: Counter[str] = Counter()
     with Catalog.open(corpus) as catalog:
@@ -146,24 +261,20 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
         )
         stats["rules_changed"] = _forget_rule_decisions_if_changed(catalog, config)
         run = catalog.start_stage("filter", params)
-        for (file,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path"):
-            todo = catalog.exec(
-                "SELECT d.id, d.source, d.kind, d.row, q.id IS NULL AS new_doc FROM documents d "
-                "LEFT JOIN quality_signals q USING (id) WHERE d.file = ? "
-                "AND (q.id IS NULL OR (? AND q.edu_score IS NULL)) ORDER BY d.row",
-                [file, model is not None],
-            )
-            if not todo:
-                stats["shards_resumed"] += 1
-                continue
-            counts = _filter_shard(
-                catalog, corpus, file, todo, prose, code, model, num_threads, frozenset(config.exempt_kinds)
-            )
+        stage = FilterStage.plan(corpus, catalog, config, num_threads)
+        stats["shards_resumed"] = stage.skipped
+    # The shards' signals are computed on the executor (no catalog open here meanwhile), then
+    # recorded shard by shard, each in one transaction.
+    done = run_stage(stage, corpus, executor)
+    with Catalog.open(corpus) as catalog:
+        for result in done.results:
+            computed = pq.read_table(corpus.absolute(result.outputs[0]))
+            counts = _record_shard(catalog, computed)
             for (_source, reason), count in counts.items():
                 dropped[reason] += count
             stats["shards"] += 1
-            stats["scored"] += sum(1 for t in todo if t[4])
-            stats["edu_scored"] += len(todo) if model is not None else 0
+            stats["scored"] += int(result.stats["new_docs"])
+            stats["edu_scored"] += int(result.stats["documents"]) if model is not None else 0
         with catalog.transaction():
             # The edu decision is recomputed for every document from its stored score, so a run
             # with a lower --min-edu (or none) brings back what a stricter run dropped.
@@ -208,6 +319,8 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
         kept = catalog.exec_one("SELECT count(*) FROM documents WHERE drop_stage IS NULL")
         stats["kept_total"] = int(kept[0]) if kept else 0
         catalog.finish_stage(run, stats)
+    shutil.rmtree(corpus.absolute("cache/filter"), ignore_errors=True)
+    shutil.rmtree(marker_path(corpus, stage.name, "x").parent, ignore_errors=True)
     return stats
 
 
@@ -244,8 +357,7 @@ def _forget_rule_decisions_if_changed(catalog: Catalog, config: FilterConfig) ->
     return True
 
 
-def _filter_shard(
-    catalog: Catalog,
+def _shard_signals(
     corpus: Corpus,
     file: str,
     todo: list[tuple[Any, ...]],
@@ -254,7 +366,9 @@ def _filter_shard(
     model: EduModel | None,
     num_threads: int | None,
     exempt_kinds: frozenset[str] = frozenset(),
-) -> Counter[tuple[str, str]]:
+) -> pa.Table:
+    """The ``quality_signals`` rows of one shard's ``todo`` documents (``id, source, kind, row,
+    new_doc``), with ``source`` and ``new_doc`` appended (worker side: no catalog)."""
     ids = [t[0] for t in todo]
     sources = np.array([t[1] for t in todo], dtype=object)
     is_code = np.array([t[2] in CODE_KINDS for t in todo], dtype=bool)
@@ -309,6 +423,19 @@ def _filter_shard(
             cols[name] = pa.array(values, typ, mask=mask)
     cols["reason"] = pa.array([r or None for r in reason], pa.string())
     table = pa.table(cols, schema=_QS_SCHEMA)
+    table = pa.table(cols, schema=_QS_SCHEMA)
+    return table.append_column("source", pa.array(sources.tolist(), pa.string())).append_column(
+        "new_doc", pa.array(new_doc)
+    )
+
+
+def _record_shard(catalog: Catalog, computed: pa.Table) -> Counter[tuple[str, str]]:
+    """Record one shard's signals and decisions in one transaction (driver side)."""
+    ids = computed.column("id").to_pylist()
+    sources = np.array(computed.column("source").to_pylist(), dtype=object)
+    new_doc = np.asarray(computed.column("new_doc").to_numpy(zero_copy_only=False), dtype=bool)
+    reason = np.array([r or "" for r in computed.column("reason").to_pylist()], dtype=object)
+    table = computed.select(_QS_SCHEMA.names)
     new_rows = table.filter(pa.array(new_doc))
     old_rows = table.filter(pa.array(~new_doc))
     counts: Counter[tuple[str, str]] = Counter()

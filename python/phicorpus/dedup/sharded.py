@@ -1,0 +1,589 @@
+"""Dedup over shards: named steps that hand off through files, so any executor can run them.
+
+The decisions equal :func:`phicorpus.dedup.stage.run_dedup`'s (the same exact groups, LSH
+candidates and verified keep rule, the same rank order), but no worker holds the corpus: each
+unit reads one input shard, one band partition or one cluster partition. Steps, in order (``S``
+document shards, ``B`` band partitions, ``C`` cluster partitions; ``gidx`` is a document's
+index in ``(file, row)`` order, which :func:`plan_dedup` fixes on the driver):
+
+1. ``signatures`` (per shard): MinHash signatures and exact hashes of the shard's kept
+   documents (``sig/<s>.npy``, ``meta/<s>.npz``), and the shuffle: each LSH band's 64-bit key
+   per document into the file of its band partition (``bands/<b>/<s>.npz``, band ``j`` in
+   partition ``j % B``). With exact grouping the exact hash is one more band over every
+   document (texts without words included), so an exact group always lands in one component.
+2. ``buckets`` (per band partition): documents with equal keys in a band are candidates; the
+   connected components of the partition's bands are written as star edges
+   (``edges/<b>.npz``: each member to its component's smallest ``gidx``).
+3. ``components`` (one unit): the global connected components of all partitions' star edges
+   (folded one partition at a time into the components so far); for each shard, its documents
+   that are in a component of two or more (``comp/<s>.npz``: ``gidx``, component = its smallest ``gidx``).
+4. ``members`` (per shard): each such document's signature, exact hash and score, to the
+   cluster partition of its component (``members/<c>/<s>.npz``, ``c`` = a hash of the
+   component mod ``C``).
+5. ``clusters`` (per cluster partition): :func:`~phicorpus.dedup.stage.choose_keepers` over
+   the partition's documents in ``gidx`` order. A component is whole in one partition and its
+   exact groups are whole in it, so the leaders, their LSH components and the greedy order are
+   those of the single-process run; the keeper of every member, per shard
+   (``clusters/<c>/<s>.npz``).
+6. ``decisions`` (per shard): every document's keeper (itself unless a cluster partition says
+   otherwise) and exact hash (``decisions/<s>.npz``).
+
+The driver then records the decisions in one catalog transaction
+(:func:`~phicorpus.dedup.stage.record_decisions`). Each step is a
+:class:`~phicorpus.stage.Stage` (:class:`DedupStep`): every unit writes its outputs atomically,
+then the executor its marker; a unit with a marker is done, so a killed run resumes, and a unit
+that died is re-run over its partial outputs.
+
+Band keys here are a multiply-xorshift hash of the band's slots, not the xxh3 that
+``lsh_dedup`` uses inside a cluster partition: a collision of these keys only routes two
+components into one partition (harmless), and the decisions come from ``lsh_dedup`` itself.
+
+Memory per unit: ``signatures`` holds its shard's text and signatures; ``buckets`` 16 bytes per
+document and band of its partition; ``clusters`` the signatures of its partition's candidate
+documents; ``components`` about 16 bytes per candidate document (with a near or exact copy) and
+per star edge of one band partition, a few times over for sorting (not the corpus).
+
+Example:
+    >>> stats = run_dedup_sharded(Corpus.open("corpus/"), DedupConfig())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from phicorpus.catalog import Catalog
+from phicorpus.config import DedupConfig
+from phicorpus.corpus import Corpus, atomic_path
+from phicorpus.dedup.minhash import EMPTY_SLOT, exact_hashes, lsh_recall_params, minhash_signatures
+from phicorpus.dedup.stage import begin_dedup, choose_keepers, record_decisions
+from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
+
+__all__ = [
+    "STEPS",
+    "DedupPlan",
+    "DedupStep",
+    "band_keys",
+    "connected_components",
+    "plan_dedup",
+    "run_dedup_sharded",
+    "step_units",
+]
+
+#: The steps, in order.
+STEPS = ("signatures", "buckets", "components", "members", "clusters", "decisions")
+
+_U64 = np.uint64
+
+
+@dataclass(frozen=True, slots=True)
+class DedupPlan:
+    """Everything a unit needs (picklable; the driver makes it, workers only read it).
+
+    Attributes:
+        corpus_root: The corpus directory.
+        work: The step files' directory.
+        shards: The document shards (relative to the corpus), in ``(file, row)`` order.
+        offsets: ``gidx`` of each shard's first document, and the document count last.
+        num_perm: MinHash permutations.
+        ngram: Words per shingle.
+        seed: MinHash seed.
+        exact: Exact grouping on.
+        threshold: Jaccard threshold of the keep rule.
+        bands: LSH bands.
+        rows: Rows per band.
+        max_reps: Representatives a document is compared with.
+        batch_docs: Documents hashed per batch.
+        band_partitions: ``B``: band groups x ``key_ranges``.
+        cluster_partitions: ``C``.
+        threads: Threads per unit (``None``: all cores).
+        key_ranges: Each band group's keys split into this many ranges (partition
+            ``group * key_ranges + range``), so one band's keys need not fit one unit.
+    """
+
+    corpus_root: str
+    work: str
+    shards: tuple[str, ...]
+    offsets: tuple[int, ...]
+    num_perm: int
+    ngram: int
+    seed: int
+    exact: bool
+    threshold: float
+    bands: int
+    rows: int
+    max_reps: int
+    batch_docs: int
+    band_partitions: int
+    cluster_partitions: int
+    threads: int | None = None
+    key_ranges: int = 1
+
+    def path(self, *parts: str | int) -> Path:
+        """A file under the work directory."""
+        return Path(self.work).joinpath(*(str(p) for p in parts))
+
+    def band_ids(self, partition: int) -> list[int]:
+        """The bands of a band partition (band ``bands`` is the exact hash, when on)."""
+        total = self.bands + (1 if self.exact else 0)
+        groups = self.band_partitions // self.key_ranges
+        return [j for j in range(total) if j % groups == partition // self.key_ranges]
+
+    def key_range(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        """The key range of each key (its high 32 bits mod ``key_ranges``)."""
+        ranges: npt.NDArray[np.uint64] = (keys >> _U64(32)) % _U64(self.key_ranges)
+        return ranges
+
+
+def step_units(plan: DedupPlan, step: str) -> list[int]:
+    """The unit indexes of ``step``."""
+    counts = {
+        "signatures": len(plan.shards),
+        "buckets": plan.band_partitions,
+        "components": 1,
+        "members": len(plan.shards),
+        "clusters": plan.cluster_partitions,
+        "decisions": len(plan.shards),
+    }
+    return list(range(counts[step]))
+
+
+def band_keys(signatures: npt.NDArray[np.uint32], band: int, rows: int) -> npt.NDArray[np.uint64]:
+    """64-bit keys of band ``band`` (slots ``band*rows : (band+1)*rows``) of every signature.
+
+    Example:
+        >>> sig = np.array([[1, 2, 3, 4], [1, 2, 9, 9], [5, 2, 3, 4]], dtype=np.uint32)
+        >>> k = band_keys(sig, 0, 2)
+        >>> bool(k[0] == k[1]), bool(k[0] == k[2])
+        (True, False)
+    """
+    slots = signatures[:, band * rows : (band + 1) * rows].astype(np.uint64).T.copy()  # one row per slot
+    with np.errstate(over="ignore"):
+        h = np.full(len(signatures), _U64(0x9E3779B97F4A7C15) * _U64(band + 1), dtype=np.uint64)
+        for column in slots:
+            h ^= column
+            h *= _U64(0xBF58476D1CE4E5B9)
+            h ^= h >> _U64(31)
+        h ^= h >> _U64(33)
+        h *= _U64(0xFF51AFD7ED558CCD)
+        h ^= h >> _U64(33)
+    return h
+
+
+def connected_components(
+    u: npt.NDArray[np.int64], v: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Connected components of the graph of edges ``u[i] - v[i]``.
+
+    Returns:
+        ``(nodes, label)``: the sorted distinct nodes and, per node, the smallest node of its
+        component.
+
+    Example:
+        >>> n, lab = connected_components(np.array([5, 3, 9]), np.array([3, 7, 8]))
+        >>> n.tolist(), lab.tolist()
+        ([3, 5, 7, 8, 9], [3, 3, 3, 8, 8])
+    """
+    nodes, inverse = np.unique(np.concatenate([u, v]), return_inverse=True)
+    a, b = inverse[: len(u)], inverse[len(u) :]
+    label = np.arange(len(nodes), dtype=np.int64)
+    while True:
+        # Hook each edge's larger label to the smaller, then jump pointers until flat.
+        low = np.minimum(label[a], label[b])
+        before = label.copy()
+        np.minimum.at(label, label[a], low)
+        np.minimum.at(label, label[b], low)
+        np.minimum.at(label, a, low)
+        np.minimum.at(label, b, low)
+        while True:
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            break
+    return nodes, nodes[label]
+
+
+def _spread(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    """A 64-bit mix of each value (splitmix64's finalizer): component ids are minimum indexes,
+    often multiples of a group size, so their low bits alone would pile up in one partition."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        out: npt.NDArray[np.uint64] = z ^ (z >> _U64(31))
+    return out
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this process so far, in bytes (Linux ru_maxrss is in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _save_npz(path: Path, **arrays: npt.NDArray[Any]) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def _save_npy(path: Path, array: npt.NDArray[Any]) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
+    return path
+
+
+def _shard_range(plan: DedupPlan, s: int) -> tuple[int, int]:
+    return plan.offsets[s], plan.offsets[s + 1]
+
+
+def _signatures(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    docs = np.load(plan.path("docs", f"{s:06d}.npz"))
+    rows, score = docs["rows"], docs["score"]
+    n = len(rows)
+    column = pq.read_table(Path(plan.corpus_root) / plan.shards[s], columns=["text"]).column("text")
+    sig = np.empty((n, plan.num_perm), dtype=np.uint32)
+    exact = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, plan.batch_docs):
+        stop = min(n, start + plan.batch_docs)
+        texts: list[str] = column.take(pa.array(rows[start:stop])).to_pylist()
+        sig[start:stop] = minhash_signatures(texts, plan.num_perm, plan.ngram, plan.seed, plan.threads)
+        exact[start:stop] = exact_hashes(texts, plan.threads)
+        del texts
+    del column
+    outputs = [
+        _save_npy(plan.path("sig", f"{s:06d}.npy"), sig),
+        _save_npz(plan.path("meta", f"{s:06d}.npz"), exact=exact, score=score),
+    ]
+    first, _ = _shard_range(plan, s)
+    gidx = np.arange(first, first + n, dtype=np.int64)
+    live = np.flatnonzero((sig != EMPTY_SLOT).any(axis=1))
+    live_sig = sig if len(live) == n else sig[live]
+    keyed: dict[int, tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.uint64]]] = {}
+    for b in range(plan.band_partitions):
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for j in plan.band_ids(b):
+            if j not in keyed:
+                if j == plan.bands:  # the exact band: every document
+                    keys, idx = exact, gidx
+                else:
+                    keys, idx = band_keys(live_sig, j, plan.rows), gidx[live]
+                keyed[j] = (keys, idx, plan.key_range(keys))
+            keys, idx, ranges = keyed[j]
+            pick = ranges == _U64(b % plan.key_ranges)
+            arrays[f"k{j}"], arrays[f"i{j}"] = keys[pick], idx[pick]
+        outputs.append(_save_npz(plan.path("bands", f"{b:04d}", f"{s:06d}.npz"), **arrays))
+    return outputs, {"documents": n}
+
+
+def _buckets(plan: DedupPlan, b: int) -> tuple[list[Path], dict[str, Any]]:
+    us, vs = [], []
+    for j in plan.band_ids(b):
+        keys, idx = [], []
+        for s in range(len(plan.shards)):
+            with np.load(plan.path("bands", f"{b:04d}", f"{s:06d}.npz")) as part:
+                keys.append(part[f"k{j}"])
+                idx.append(part[f"i{j}"])
+        key, gidx = np.concatenate(keys), np.concatenate(idx)
+        del keys, idx
+        order = np.lexsort((gidx, key))
+        key, gidx = key[order], gidx[order]
+        del order
+        if len(key) == 0:
+            continue
+        start = np.r_[True, key[1:] != key[:-1]]
+        first = gidx[np.flatnonzero(start)[np.cumsum(start) - 1]]
+        joined = ~start
+        us.append(first[joined])
+        vs.append(gidx[joined])
+        del key, gidx, first, start, joined
+    u = np.concatenate(us) if us else np.zeros(0, np.int64)
+    v = np.concatenate(vs) if vs else np.zeros(0, np.int64)
+    nodes, label = connected_components(u, v)
+    star = nodes != label
+    path = _save_npz(plan.path("edges", f"{b:04d}.npz"), u=nodes[star], v=label[star])
+    return [path], {"edges": int(star.sum())}
+
+
+def _components(plan: DedupPlan, unit: int) -> tuple[list[Path], dict[str, Any]]:
+    # A fold over the band partitions: the components so far (as star edges) joined with the
+    # next partition's, so memory holds one partition's edges and the candidates, not B copies.
+    nodes = label = np.zeros(0, np.int64)
+    for b in range(plan.band_partitions):
+        with np.load(plan.path("edges", f"{b:04d}.npz")) as part:
+            star = nodes != label
+            u = np.concatenate([nodes[star], part["u"]])
+            v = np.concatenate([label[star], part["v"]])
+        del nodes, label, star
+        nodes, label = connected_components(u, v)
+        del u, v
+    outputs = []
+    for s in range(len(plan.shards)):
+        lo, hi = np.searchsorted(nodes, _shard_range(plan, s))
+        outputs.append(_save_npz(plan.path("comp", f"{s:06d}.npz"), gidx=nodes[lo:hi], label=label[lo:hi]))
+    return outputs, {"candidates": len(nodes), "components": int((nodes == label).sum())}
+
+
+def _members(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    with np.load(plan.path("comp", f"{s:06d}.npz")) as comp:
+        gidx, label = comp["gidx"], comp["label"]
+    with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
+        exact, score = meta["exact"], meta["score"]
+    sig = np.load(plan.path("sig", f"{s:06d}.npy"), mmap_mode="r")
+    local = gidx - plan.offsets[s]
+    partition = _spread(label) % _U64(plan.cluster_partitions)
+    outputs = []
+    for c in range(plan.cluster_partitions):
+        pick = local[partition == c]
+        outputs.append(
+            _save_npz(
+                plan.path("members", f"{c:04d}", f"{s:06d}.npz"),
+                gidx=gidx[partition == c],
+                exact=exact[pick],
+                score=score[pick],
+                sig=np.ascontiguousarray(sig[pick]),
+            )
+        )
+    return outputs, {"members": len(gidx)}
+
+
+def _clusters(plan: DedupPlan, c: int) -> tuple[list[Path], dict[str, Any]]:
+    parts: dict[str, list[npt.NDArray[Any]]] = {"gidx": [], "exact": [], "score": [], "sig": []}
+    for s in range(len(plan.shards)):
+        with np.load(plan.path("members", f"{c:04d}", f"{s:06d}.npz")) as part:
+            for name, arrays in parts.items():
+                arrays.append(part[name])
+    gidx = np.concatenate(parts["gidx"])
+    exact = np.concatenate(parts["exact"])
+    score = np.concatenate(parts["score"])
+    sig = (
+        np.concatenate(parts["sig"]) if gidx.size else np.zeros((0, plan.num_perm), dtype=np.uint32)
+    )
+    del parts
+    # Shards come in order and each shard's members in gidx order: index order is gidx order.
+    keeper = choose_keepers(
+        np.ascontiguousarray(sig, dtype=np.uint32),
+        exact if plan.exact else None,
+        score,
+        threshold=plan.threshold,
+        bands=plan.bands,
+        rows=plan.rows,
+        max_reps=plan.max_reps,
+        num_threads=plan.threads,
+    )
+    del sig
+    kept_for = gidx[keeper]
+    outputs = []
+    for s in range(len(plan.shards)):
+        lo, hi = np.searchsorted(gidx, _shard_range(plan, s))
+        path = plan.path("clusters", f"{c:04d}", f"{s:06d}.npz")
+        outputs.append(_save_npz(path, gidx=gidx[lo:hi], keeper=kept_for[lo:hi]))
+    return outputs, {"members": len(gidx), "dropped": int((kept_for != gidx).sum())}
+
+
+def _decisions(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    first, stop = _shard_range(plan, s)
+    keeper = np.arange(first, stop, dtype=np.int64)
+    for c in range(plan.cluster_partitions):
+        with np.load(plan.path("clusters", f"{c:04d}", f"{s:06d}.npz")) as part:
+            keeper[part["gidx"] - first] = part["keeper"]
+    if plan.exact:
+        with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
+            exact = meta["exact"]
+    else:
+        exact = np.arange(first, stop, dtype=np.uint64)  # every document its own exact group
+    path = _save_npz(plan.path("decisions", f"{s:06d}.npz"), keeper=keeper, exact=exact)
+    return [path], {"dropped": int((keeper != np.arange(first, stop)).sum())}
+
+
+_STEP_FUNCS: dict[str, Callable[[DedupPlan, int], tuple[list[Path], dict[str, Any]]]] = {
+    "signatures": _signatures,
+    "buckets": _buckets,
+    "components": _components,
+    "members": _members,
+    "clusters": _clusters,
+    "decisions": _decisions,
+}
+
+
+@dataclass(slots=True)
+class DedupStep:
+    """One step of the sharded dedup as a :class:`phicorpus.stage.Stage` (picklable: a plan and
+    a step name), so any executor runs its units. Its commit records nothing: the catalog gets
+    the decisions once, after the last step (:func:`run_dedup_sharded`)."""
+
+    plan: DedupPlan
+    step: str
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = f"dedup-{self.step}"
+
+    def units(self, corpus: Corpus) -> list[WorkUnit]:
+        """One unit per shard or partition; keys carry the plan's fingerprint."""
+        fingerprint = Path(self.plan.work).name
+        return [
+            WorkUnit(key=f"{fingerprint}/{u:06d}", params={"plan": fingerprint, "step": self.step, "unit": u})
+            for u in step_units(self.plan, self.step)
+        ]
+
+    def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
+        """The step's work for one unit; reads and writes files under the plan's work directory."""
+        outputs, stats = _STEP_FUNCS[self.step](self.plan, int(unit.params["unit"]))
+        stats = {**stats, "pid": os.getpid(), "peak_rss": _peak_rss()}
+        return UnitResult(unit.key, tuple(corpus.relative(p) for p in outputs), stats)
+
+    def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
+        """Nothing to record until the last step."""
+        return {}
+
+
+def plan_dedup(
+    corpus: Corpus,
+    config: DedupConfig,
+    docs: pa.Table,
+    *,
+    band_partitions: int | None = None,
+    cluster_partitions: int | None = None,
+    threads: int | None = None,
+    key_ranges: int = 1,
+) -> DedupPlan:
+    """The plan for ``docs`` (``file``, ``row``, ``edu_score``, ``id`` in ``(file, row)`` order), and
+    its per-shard inputs written under ``cache/dedup/<fingerprint>/docs/``.
+
+    The fingerprint covers the parameters and the documents, so a re-run over the same kept
+    documents finds the finished units of a killed run.
+    """
+    bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
+    files = docs.column("file").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, files[1:] != files[:-1]]) if len(files) else np.zeros(0, np.int64)
+    shards = tuple(str(files[i]) for i in starts)
+    offsets = (*(int(i) for i in starts), len(files))
+    total_bands = bands + (1 if config.exact else 0)
+    params = {
+        "threshold": config.threshold,
+        "ngram": config.ngram,
+        "num_perm": config.num_perm,
+        "seed": config.seed,
+        "exact": config.exact,
+        "candidate_recall": config.candidate_recall,
+        "max_reps": config.max_reps,
+        "band_partitions": (band_partitions or min(total_bands, max(2, len(shards)))) * key_ranges,
+        "key_ranges": key_ranges,
+        "cluster_partitions": cluster_partitions or max(1, len(shards)),
+    }
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for name in ("id", "file", "row"):
+        column = docs.column(name).combine_chunks()
+        for buffer in column.buffers():
+            if buffer is not None:
+                digest.update(buffer)
+    work = corpus.root / "cache" / "dedup" / digest.hexdigest()[:16]
+    plan = DedupPlan(
+        corpus_root=str(corpus.root),
+        work=str(work),
+        shards=shards,
+        offsets=offsets,
+        num_perm=config.num_perm,
+        ngram=config.ngram,
+        seed=config.seed,
+        exact=config.exact,
+        threshold=config.threshold,
+        bands=bands,
+        rows=rows,
+        max_reps=config.max_reps,
+        batch_docs=config.batch_docs,
+        band_partitions=int(params["band_partitions"]),
+        key_ranges=key_ranges,
+        cluster_partitions=int(params["cluster_partitions"]),
+        threads=threads,
+    )
+    row_idx = docs.column("row").to_numpy()
+    score = docs.column("edu_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    for s in range(len(shards)):
+        path = plan.path("docs", f"{s:06d}.npz")
+        if not path.is_file():
+            lo, hi = offsets[s], offsets[s + 1]
+            _save_npz(path, rows=row_idx[lo:hi].astype(np.int64), score=score[lo:hi])
+    with atomic_path(plan.path("plan.json")) as tmp:
+        tmp.write_text(json.dumps(asdict(plan), sort_keys=True))
+    return plan
+
+
+def run_dedup_sharded(
+    corpus: Corpus,
+    config: DedupConfig,
+    *,
+    executor: Executor | None = None,
+    band_partitions: int | None = None,
+    cluster_partitions: int | None = None,
+    threads: int | None = None,
+    key_ranges: int = 1,
+    keep_work: bool = False,
+) -> dict[str, Any]:
+    """:func:`~phicorpus.dedup.stage.run_dedup` as steps over shards, run by ``executor``.
+
+    Args:
+        corpus: The corpus.
+        config: ``[dedup]``.
+        executor: Where the units run (default: :class:`~phicorpus.stage.LocalExecutor`).
+        band_partitions: Band groups (default: the bands, at most the shards, at least 2).
+        cluster_partitions: ``C`` (default: the shards).
+        threads: Threads per unit (``None``: all cores).
+        key_ranges: Key ranges per band group (``B`` = groups x ranges bucket units).
+        keep_work: Leave the step files (default: removed once the catalog has the decisions).
+
+    Returns:
+        ``run_dedup``'s statistics, with ``units``: per step, the units' stats (``peak_rss``,
+        ``pid``, ...), and ``resumed``: per step, the units found done by their markers.
+    """
+    with Catalog.open(corpus) as catalog:
+        begun = begin_dedup(catalog, config)
+        if isinstance(begun, dict):
+            return begun
+        run, docs = begun
+        plan = plan_dedup(
+            corpus,
+            config,
+            docs,
+            band_partitions=band_partitions,
+            cluster_partitions=cluster_partitions,
+            threads=threads,
+            key_ranges=key_ranges,
+        )
+    # The units run while no catalog is open here (run_stage opens it for each step's commit).
+    units: dict[str, list[dict[str, Any]]] = {}
+    resumed: dict[str, int] = {}
+    for step in STEPS:
+        done = run_stage(DedupStep(plan, step), corpus, executor)
+        units[step] = [dict(r.stats) for r in done.results]
+        resumed[step] = int(done.stats["units_resumed"])
+    with Catalog.open(corpus) as catalog:
+        keepers, exacts = [], []
+        for s in range(len(plan.shards)):
+            with np.load(plan.path("decisions", f"{s:06d}.npz")) as part:
+                keepers.append(part["keeper"])
+                exacts.append(part["exact"])
+        keeper = np.concatenate(keepers) if keepers else np.zeros(0, np.int64)
+        exact = np.concatenate(exacts) if exacts else np.zeros(0, np.uint64)
+        stats = record_decisions(catalog, docs, keeper, exact, bands=plan.bands, rows=plan.rows)
+        catalog.finish_stage(run, stats)
+    if not keep_work:
+        shutil.rmtree(plan.work, ignore_errors=True)
+        fingerprint = Path(plan.work).name
+        for step in STEPS:
+            markers = marker_path(corpus, f"dedup-{step}", fingerprint).with_suffix("")
+            shutil.rmtree(markers, ignore_errors=True)
+    return {**stats, "units": units, "resumed": resumed}
