@@ -344,7 +344,22 @@ impl Bpe {
     ) {
         if let Some(slot) = cache.short.get(key, hash) {
             if slot.meta & INLINE_SPILL == 0 {
-                out.extend_from_slice(&slot.ids[..slot.meta as usize]);
+                let n = slot.meta as usize;
+                let len = out.len();
+                if out.capacity() - len >= 3 {
+                    // SAFETY: three slots past `len` are allocated; the `n <= 3` ids written
+                    // first become the vector's new elements.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            slot.ids.as_ptr(),
+                            out.as_mut_ptr().add(len),
+                            3,
+                        );
+                        out.set_len(len + n);
+                    }
+                } else {
+                    out.extend_from_slice(&slot.ids[..n]);
+                }
             } else {
                 let at = slot.ids[0] as usize;
                 let n = (slot.meta & !INLINE_SPILL) as usize;

@@ -45,9 +45,16 @@ impl Splitter {
     pub fn split_ends(&self, s: &str, ends: &mut Vec<u32>) {
         debug_assert!(s.len() <= u32::MAX as usize);
         match self {
-            Self::Gpt2 => super::scan::gpt2_pieces(
+            Self::Gpt2 => super::scan::block_pieces(
+                super::scan::Pattern::Gpt2,
                 s.as_bytes(),
                 |i| gpt2_end(s, i),
+                |_, b| ends.push(b as u32),
+            ),
+            Self::Llama3 => super::scan::block_pieces(
+                super::scan::Pattern::Llama3,
+                s.as_bytes(),
+                |i| llama3_end(s, i),
                 |_, b| ends.push(b as u32),
             ),
             _ => {
@@ -71,7 +78,8 @@ impl Splitter {
             }
             Self::Gpt2 => {
                 let mut emit = emit;
-                super::scan::gpt2_pieces(
+                super::scan::block_pieces(
+                    super::scan::Pattern::Gpt2,
                     s.as_bytes(),
                     |i| gpt2_end(s, i),
                     // SAFETY: the block scanner cuts only before ASCII bytes, at the end, or
@@ -79,7 +87,16 @@ impl Splitter {
                     |a, b| emit(unsafe { s.get_unchecked(a..b) }),
                 )
             }
-            Self::Llama3 => scan(s, llama3_end, emit),
+            Self::Llama3 => {
+                let mut emit = emit;
+                super::scan::block_pieces(
+                    super::scan::Pattern::Llama3,
+                    s.as_bytes(),
+                    |i| llama3_end(s, i),
+                    // SAFETY: as for GPT-2.
+                    |a, b| emit(unsafe { s.get_unchecked(a..b) }),
+                )
+            }
             Self::Regex(re) => split_regex(re, s, emit),
         }
     }
@@ -173,7 +190,8 @@ fn run_end(s: &str, mut i: usize, class: Class) -> usize {
     i
 }
 
-#[inline(always)]
+/// The scalar scanners' loop (the reference the block scanner is tested against).
+#[cfg(test)]
 fn scan<'a>(s: &'a str, end_of: impl Fn(&str, usize) -> usize, mut emit: impl FnMut(&'a str)) {
     let mut i = 0;
     while i < s.len() {
@@ -406,8 +424,14 @@ mod tests {
         }
     }
 
-    /// Random strings over an alphabet heavy in the characters whose rules interact.
+    /// Random strings over an alphabet heavy in the characters whose rules interact
+    /// (`PHICORPUS_FUZZ_SCALE` multiplies `count`, for longer runs by hand).
     fn random_texts(seed: u64, count: usize) -> Vec<String> {
+        let scale: usize = std::env::var("PHICORPUS_FUZZ_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let count = count * scale;
         const ALPHABET: &[&str] = &[
             "a", "Z", "q", "0", "7", " ", " ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "'", "'s",
             "'ll", "'S", "'re", ".", "(", "_", "é", "中", "\u{3000}", "\u{a0}", "\u{85}", "1",
@@ -450,6 +474,23 @@ mod tests {
         let slow = Splitter::Regex(Box::new(fancy_regex::Regex::new(GPT2_PATTERN).unwrap()));
         for s in random_texts(11, 300) {
             assert_eq!(pieces(&Splitter::Gpt2, &s), pieces(&slow, &s), "on {s:?}");
+        }
+    }
+
+    #[test]
+    fn llama3_block_scanner_matches_scalar() {
+        for s in random_texts(5, 4000)
+            .iter()
+            .map(String::as_str)
+            .chain(TRICKY.iter().copied())
+        {
+            let mut scalar = Vec::new();
+            scan(s, llama3_end, |p| scalar.push(p.to_string()));
+            assert_eq!(pieces(&Splitter::Llama3, s), scalar, "on {s:?}");
+        }
+        let slow = Splitter::Regex(Box::new(fancy_regex::Regex::new(LLAMA3_PATTERN).unwrap()));
+        for s in random_texts(13, 300) {
+            assert_eq!(pieces(&Splitter::Llama3, &s), pieces(&slow, &s), "on {s:?}");
         }
     }
 

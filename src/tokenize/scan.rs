@@ -24,6 +24,7 @@ pub(super) struct Masks {
     pub space_class: u64,
     pub space: u64,
     pub apostrophe: u64,
+    pub newline: u64,
     pub non_ascii: u64,
 }
 
@@ -62,6 +63,9 @@ fn classify_scalar(p: &[u8; 64]) -> Masks {
         if b == b'\'' {
             m.apostrophe |= bit;
         }
+        if b == b'\r' || b == b'\n' {
+            m.newline |= bit;
+        }
         if b >= 0x80 {
             m.non_ascii |= bit;
         }
@@ -95,6 +99,7 @@ fn classify_sse2(p: &[u8; 64]) -> Masks {
                 _mm_and_si128(_mm_cmpgt_epi8(v, c(8)), _mm_cmplt_epi8(v, c(14))),
             );
             let ap = _mm_cmpeq_epi8(v, c(b'\''));
+            let nl = _mm_or_si128(_mm_cmpeq_epi8(v, c(b'\r')), _mm_cmpeq_epi8(v, c(b'\n')));
             let at = 16 * q;
             let mask = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << at;
             m.letter |= mask(letter);
@@ -102,6 +107,7 @@ fn classify_sse2(p: &[u8; 64]) -> Masks {
             m.space_class |= mask(ws);
             m.space |= mask(space);
             m.apostrophe |= mask(ap);
+            m.newline |= mask(nl);
             m.non_ascii |= mask(v);
         }
     }
@@ -120,14 +126,84 @@ pub(super) fn gpt2_starts(m: &Masks, next_ws: bool) -> u64 {
     (!w & change & !(m.space << 1)) | (w & !w_prev) | (w & w_prev & !w_next) | 1
 }
 
-/// Call `emit(start, end)` on the GPT-2 pieces of `s` in order, with `scalar_end(i)` (the end of
-/// the piece at start `i`) where the block scanner cannot decide.
+/// Positions reachable from a bit of `seeds` by moving to higher bits through ones of `m`
+/// (`seeds` within `m`).
 #[inline(always)]
-pub(super) fn gpt2_pieces(
+fn fill_up(m: u64, seeds: u64) -> u64 {
+    ((m.wrapping_add(seeds) ^ m) & m) | seeds
+}
+
+/// Start bits of a Llama-3 block whose byte 0 is a start (see [`block_pieces`]); those in a
+/// whitespace run that reaches the end of what is known are not final (a newline further on
+/// moves them).
+#[inline(always)]
+pub(super) fn llama3_starts(m: &Masks, next_ws: bool) -> u64 {
+    let w = m.space_class;
+    let nl = m.newline;
+    let other = !(m.letter | m.digit | w);
+    // Newlines right after a run of other chars belong to it (` ?[^\s\p{L}\p{N}]+[\r\n]*`).
+    let absorbed = fill_up(nl, (other << 1) & nl);
+    let ws = w & !absorbed;
+    let plain_ws = w & !nl;
+    // A newline of a whitespace run with another newline after it in the same run.
+    let later_nl = fill_up(ws.reverse_bits(), (nl & ws).reverse_bits()).reverse_bits();
+    let last_nl = nl & ws & !(later_nl >> 1);
+    let w_next = (w >> 1) | ((next_ws as u64) << 63);
+    let letter = m.letter
+        & !(m.letter << 1)
+        & !(plain_ws << 1)
+        & !(other << 1 & !(other << 2) & !(m.space << 2));
+    let digit = m.digit & !(m.digit << 1);
+    let oth = other & !(other << 1) & !(m.space << 1);
+    let run_first = ws & !(ws << 1);
+    let after_last_nl = (last_nl << 1) & ws;
+    let before_non_ws = ws & !nl & ((ws & !nl) << 1) & !w_next;
+    1 | letter | digit | oth | run_first | after_last_nl | before_non_ws
+}
+
+/// Which split a block scan follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pattern {
+    Gpt2,
+    Llama3,
+}
+
+/// Call `emit(start, end)` on the pieces of `s` under `pattern`, in order, with
+/// `scalar_end(i)` (the end of the piece at start `i`) where the block scan cannot decide.
+///
+/// The Llama-3 rules over ASCII, as start bits: a letter starts unless it follows a letter or
+/// its one-char prefix (a non-newline space, or an other-char that itself starts a piece: not
+/// after another other-char or a space); a digit starts after a non-digit (runs are cut in
+/// threes on emission); an other-char starts after neither an other-char nor a space; newlines
+/// right after other-chars belong to them; a whitespace run starts where it begins, after its
+/// last newline, and at its last char when that ends a newline-free tail of two or more before
+/// a non-space.
+#[inline(always)]
+pub(super) fn block_pieces(
+    pattern: Pattern,
     s: &[u8],
     scalar_end: impl Fn(usize) -> usize,
     mut emit: impl FnMut(usize, usize),
 ) {
+    #[inline(always)]
+    fn emit_piece(
+        pattern: Pattern,
+        s: &[u8],
+        a: usize,
+        b: usize,
+        emit: &mut impl FnMut(usize, usize),
+    ) {
+        if pattern == Pattern::Llama3 && b - a > 3 && s[a].is_ascii_digit() {
+            let mut x = a;
+            while b - x > 3 {
+                emit(x, x + 3);
+                x += 3;
+            }
+            emit(x, b);
+        } else {
+            emit(a, b);
+        }
+    }
     let len = s.len();
     let mut i = 0;
     let mut pad = [b' '; 65];
@@ -150,7 +226,16 @@ pub(super) fn gpt2_pieces(
         } else {
             65
         };
-        let trusted = n.min(64).min(first_hi.saturating_sub(1));
+        let mut starts = match pattern {
+            Pattern::Gpt2 => gpt2_starts(&m, next_ws),
+            Pattern::Llama3 => llama3_starts(&m, next_ws),
+        };
+        let mut trusted = n.min(64).min(first_hi.saturating_sub(1));
+        if pattern == Pattern::Llama3 && trusted > 0 && !(n <= 64 && trusted == n) {
+            // A whitespace run reaching the trusted end may go on (with a newline) beyond it.
+            let run = (m.space_class << (64 - trusted)).leading_ones() as usize;
+            trusted -= run;
+        }
         if trusted < 2 {
             let j = scalar_end(i);
             emit(i, j);
@@ -162,7 +247,7 @@ pub(super) fn gpt2_pieces(
         } else {
             (1u64 << trusted) - 1
         };
-        let mut starts = gpt2_starts(&m, next_ws) & keep;
+        starts &= keep;
         let ap = starts & m.apostrophe;
         let mut cut = false;
         if ap != 0 {
@@ -181,13 +266,13 @@ pub(super) fn gpt2_pieces(
         starts &= starts - 1;
         while starts != 0 {
             let next_start = starts.trailing_zeros() as usize;
-            emit(i + k, i + next_start);
+            emit_piece(pattern, s, i + k, i + next_start, &mut emit);
             k = next_start;
             starts &= starts - 1;
         }
         debug_assert_eq!(k, last);
         if n <= 64 && trusted >= n && !cut {
-            emit(i + last, len);
+            emit_piece(pattern, s, i + last, len, &mut emit);
             return;
         }
         if last == 0 {
