@@ -9,8 +9,9 @@ per stage with one Rust thread (so the figures are per core):
 - mix: the token-exact plan (no I/O);
 - shards: train/valid ``.bin``/``.idx`` written from the caches, sha256 included;
 - tokenize + mix + shard: the three together, in MB of input text per second per core
-  (goal: 50 MB/s per core). Peer: ``tokenizers`` ``encode_batch`` (one thread) plus NumPy
-  ``tofile`` of the ids, i.e. the bare tokenize-and-dump a build does at the least.
+  (goal: 50 MB/s per core). Peers: ``tokenizers`` ``encode_batch`` (one thread) plus NumPy
+  ``tofile`` of the ids, i.e. the bare tokenize-and-dump a build does at the least; and our own
+  encoder alone on the same documents (one thread, fresh instance): the build's kernel.
 
 The dataloader line compares :class:`phicorpus.loader.TokenDataset` (shuffled packed 2048-token
 samples, int64 inputs and labels) with a bare ``np.memmap`` read of the same windows.
@@ -165,6 +166,15 @@ def main() -> None:
         flat.tofile(Path(tmp) / "peer.bin")
         t_peer = time.perf_counter() - start
         report("build: tokenize + mix + shard (1 core)", ours, mb / t_peer, "tokenizers+np.tofile")
+        # The kernel: our encoder alone on the same documents, one thread, a fresh instance (the
+        # build tokenizes each document once) -- goal: the build at >= 0.8 of it.
+        from phicorpus.tokenize import Tokenizer
+
+        kernel = Tokenizer.from_file(tokenizer)
+        start = time.perf_counter()
+        kernel.encode_batch(docs, add_special_tokens=False, num_threads=1)
+        t_kernel = time.perf_counter() - start
+        report("build: tokenize + mix + shard vs encoder", ours, mb / t_kernel, "encoder 1 thread cold")
 
         # Dataloader: shuffled packed samples vs a bare np.memmap read of the same windows.
         seq = 2048

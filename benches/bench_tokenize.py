@@ -1,8 +1,15 @@
-"""Tokenization throughput: phicorpus vs Hugging Face ``tokenizers`` and tiktoken, same vocabulary.
+"""Tokenization throughput: phicorpus vs gigatoken, fastokens, tiktoken and Hugging Face
+``tokenizers``, same vocabulary, same documents, one run.
 
 Run: ``python benches/bench_tokenize.py`` (trains and caches a 50k byte-level BPE at
-``benches/data/tokenizer-50k.json`` on the first run, then measures on a ~50 MB slice of the
-benchmark corpus). Prints ``name  ours  peer  ratio`` lines and the ID parity with ``tokenizers``.
+``benches/data/tokenizer-50k.json`` on the first run, then measures on a slice of the benchmark
+corpus, ``PHICORPUS_BENCH_MB`` MB, 50 by default) with three tokenizers on that vocabulary: the
+GPT-2 split, the Llama-3 split, and CodeGen's (GPT-2 plus 38 whitespace-run added tokens, as
+phi-1.5 has). Each encoder runs cold (a fresh instance's first call) and warm (best of the later
+calls, rounds interleaved across encoders), on 1 thread and on 2 where it has a thread knob.
+Single-thread runs are also timed in process CPU time, which a loaded machine disturbs less
+than wall time (the encode is the process's only busy thread then).
+Prints ``name  ours  peer  ratio`` lines and each encoder's ID parity with ``tokenizers``.
 """
 
 from __future__ import annotations
@@ -11,13 +18,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 # Single-threaded peers: `tokenizers` runs encode_batch serially when TOKENIZERS_PARALLELISM is
 # false (read on each call); rayon's global pool would otherwise use every core.
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.setdefault("RAYON_NUM_THREADS", "1")
+# gigatoken's parallel path uses rayon's global pool (its 1-thread path runs on the caller);
+# fastokens has its own worker count. phicorpus pins its pools per call (num_threads).
+os.environ.setdefault("RAYON_NUM_THREADS", "2")
+os.environ.setdefault("FASTOKENS_BPE_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,8 +45,22 @@ LLAMA3_PATTERN = (
 )
 TOKENIZER_PATH = DATA_DIR / "tokenizer-50k.json"
 LLAMA3_STYLE_PATH = DATA_DIR / "tokenizer-50k-llama3-pattern.json"
+CODEGEN_STYLE_PATH = DATA_DIR / "tokenizer-50k-codegen.json"
 TRAIN_MB = 30.0
-BENCH_MB = 50.0
+BENCH_MB = float(os.environ.get("PHICORPUS_BENCH_MB", "50"))
+#: Warm rounds per encoder (the best counts).
+ROUNDS = int(os.environ.get("PHICORPUS_BENCH_ROUNDS", "5"))
+
+
+@dataclass
+class Contender:
+    """One encoder: ``make`` gives a fresh instance, ``one``/``two`` encode a batch with it on
+    1 / 2 threads (``two`` None: no thread knob) and give flat ids and ``len + 1`` offsets."""
+
+    make: Callable[[], Any]
+    one: Callable[[Any, list[str]], tuple[np.ndarray, np.ndarray]]
+    two: Callable[[Any, list[str]], tuple[np.ndarray, np.ndarray]] | None
+    repeat: int = ROUNDS
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -79,70 +105,138 @@ def tiktoken_encoding(tokenizer_path: str) -> object:
     )
 
 
+def _flat(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(ids, dtype=np.uint32), np.asarray(offsets, dtype=np.int64)
+
+
+def contenders(tokenizer_path: str) -> dict[str, Contender]:
+    """Each encoder of ``tokenizer_path``: a factory of a fresh instance (cold caches) and its
+    batch encode on 1 and 2 threads, giving ``(ids, offsets)``."""
+    out: dict[str, Contender] = {
+        "phicorpus": Contender(
+            lambda: Tokenizer.from_file(tokenizer_path),
+            lambda t, docs: _flat(*t.encode_batch(docs, num_threads=1)),
+            lambda t, docs: _flat(*t.encode_batch(docs, num_threads=2)),
+        )
+    }
+    try:
+        import awkward as ak
+        import gigatoken
+
+        def giga(parallel: bool) -> Callable[[Any, list[str]], tuple[np.ndarray, np.ndarray]]:
+            def encode(t: Any, docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+                arr = t.encode_batch(docs, parallel=parallel)
+                counts = np.asarray(ak.num(arr), dtype=np.int64)
+                return np.asarray(ak.flatten(arr), dtype=np.uint32), np.concatenate([[0], np.cumsum(counts)])
+
+            return encode
+
+        out["gigatoken"] = Contender(lambda: gigatoken.Tokenizer(tokenizer_path), giga(False), giga(True))
+    except Exception as e:  # a peer that does not load is reported
+        print(f"gigatoken unavailable for {tokenizer_path}: {type(e).__name__}: {e}")
+    try:
+        import fastokens
+
+        def fast(t: Any, docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            ids, offsets = t.encode_batch_flat(docs, add_special_tokens=True)
+            return np.frombuffer(ids, np.uint32), np.frombuffer(offsets, np.uint64).astype(np.int64)
+
+        out["fastokens"] = Contender(lambda: fastokens.Tokenizer.from_file(tokenizer_path), fast, None)
+    except Exception as e:
+        print(f"fastokens unavailable for {tokenizer_path}: {type(e).__name__}: {e}")
+    try:
+        enc = tiktoken_encoding(tokenizer_path)
+
+        def tk(t: Any, docs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            lists = t.encode_ordinary_batch(docs, num_threads=1)
+            return _lists(lists)
+
+        out["tiktoken"] = Contender(lambda: enc, tk, None, repeat=1)
+    except Exception as e:
+        print(f"tiktoken unavailable for {tokenizer_path}: {type(e).__name__}: {e}")
+    return out
+
+
+def _lists(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter((i for x in lists for i in x), dtype=np.uint32, count=int(counts.sum()))
+    return flat, np.concatenate([[0], np.cumsum(counts)])
+
+
+def parity(got: tuple[np.ndarray, np.ndarray], want: list[list[int]]) -> int:
+    """Number of documents whose ids equal ``want``'s."""
+    ids, offsets = got
+    return sum(1 for i, w in enumerate(want) if np.array_equal(ids[offsets[i] : offsets[i + 1]], w))
+
+
 def run(docs: list[str], tokenizer_path: str, label: str = "") -> list[str]:
-    """Measure ours vs ``tokenizers`` vs tiktoken on ``docs``; return the report lines."""
+    """Measure every encoder on ``docs`` in one run: cold (fresh instance, first call) and warm
+    (best of the following calls, rounds interleaved so load changes hit all alike), 1 and 2
+    threads; ids checked against ``tokenizers`` per document. Returns the report lines."""
     from tokenizers import Tokenizer as HfTokenizer
 
     label = f"{label} " if label else ""
     lines: list[str] = []
     size = mbytes(docs)
-    ours = Tokenizer.from_file(tokenizer_path)
-    hf = HfTokenizer.from_file(tokenizer_path)
-    enc = tiktoken_encoding(tokenizer_path)
-    print(
-        f"data: {len(docs)} documents, {size:.1f} MB; tokenizer {tokenizer_path} ({ours.vocab_size} tokens)"
-    )
+    encoders = contenders(tokenizer_path)
+    print(f"data: {len(docs)} documents, {size:.1f} MB; tokenizer {tokenizer_path}")
 
-    # First call of a fresh tokenizer: its per-thread pre-token caches start empty.
-    cold = Tokenizer.from_file(tokenizer_path)
-    t_cold = best_time(lambda: cold.encode_batch(docs, num_threads=1), repeat=1)
-    t_ours1 = best_time(lambda: ours.encode_batch(docs, num_threads=1))
-    t_ours2 = best_time(lambda: ours.encode_batch(docs, num_threads=2))
+    cold: dict[str, float] = {}
+    warm1: dict[str, float] = {}
+    warm2: dict[str, float] = {}
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    instances: dict[str, Any] = {}
+    for name, c in encoders.items():
+        t = c.make()
+        start = time.perf_counter()
+        outputs[name] = c.one(t, docs)
+        cold[name] = time.perf_counter() - start
+        instances[name] = t
+    cpu1: dict[str, float] = {}
+    # All single-thread rounds before any 2-thread one: no idle pool thread of a parallel run
+    # (they spin a moment before sleeping) is charged to a single-thread run's CPU time.
+    for two_threads in (False, True):
+        for round_ in range(ROUNDS):
+            for name, c in encoders.items():
+                fn = c.two if two_threads else c.one
+                if round_ >= c.repeat or fn is None:
+                    continue
+                start, cpu = time.perf_counter(), time.process_time()
+                fn(instances[name], docs)
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                best = warm2 if two_threads else warm1
+                best[name] = min(best.get(name, float("inf")), wall)
+                if not two_threads:
+                    cpu1[name] = min(cpu1.get(name, float("inf")), cpu)
+
+    hf = HfTokenizer.from_file(tokenizer_path)
     hf_out: list[list[int]] = []
 
     def hf_batch() -> None:
         hf_out[:] = [e.ids for e in hf.encode_batch(docs)]
 
     t_hf = best_time(hf_batch, repeat=1)  # slow peer: one run
-    tk_out: list[list[int]] = []
-
-    def tk_batch() -> None:
-        tk_out[:] = enc.encode_ordinary_batch(docs, num_threads=1)  # type: ignore[attr-defined]
-
-    t_tk = best_time(tk_batch, repeat=2)
-
-    ids, offsets = ours.encode_batch(docs, num_threads=2)
-    n_tokens = len(ids)
-    same_hf = sum(
-        1 for i, want in enumerate(hf_out) if np.array_equal(ids[offsets[i] : offsets[i + 1]], want)
-    )
-    same_tk = sum(
-        1 for i, want in enumerate(tk_out) if np.array_equal(ids[offsets[i] : offsets[i + 1]], want)
-    )
+    n_tokens = len(outputs["phicorpus"][0])
     lines.append(f"{label}tokens: {n_tokens} ({size * 1e6 / max(n_tokens, 1):.2f} bytes/token)")
-    lines.append(f"{label}parity with tokenizers: {same_hf}/{len(docs)} documents identical")
-    lines.append(f"{label}parity with tiktoken (same ranks): {same_tk}/{len(docs)} documents identical")
+    for name in encoders:
+        same = parity(outputs[name], hf_out)
+        lines.append(f"{label}parity {name} with tokenizers: {same}/{len(docs)} documents identical")
     for line in lines:
         print(line)
-    lines.append(
-        report(
-            f"{label}encode_batch 1 thread vs tokenizers", size / t_ours1, size / t_hf, "tokenizers 1 thread"
-        )
-    )
-    lines.append(
-        report(f"{label}encode_batch 1 thread vs tiktoken", size / t_ours1, size / t_tk, "tiktoken 1 thread")
-    )
-    lines.append(
-        report(
-            f"{label}encode_batch 1 thread cold cache vs tiktoken",
-            size / t_cold,
-            size / t_tk,
-            "tiktoken 1 thread",
-        )
-    )
-    lines.append(
-        report(f"{label}encode_batch 2 threads vs 1 thread", size / t_ours2, size / t_ours1, "ours 1 thread")
-    )
+    ours = "phicorpus"
+
+    def line(name: str, mine: float, peer: float, peer_name: str) -> None:
+        lines.append(report(f"{label}{name}", size / mine, size / peer, peer_name))
+
+    for name in encoders:
+        if name != ours:
+            line(f"1 thread warm vs {name}", warm1[ours], warm1[name], f"{name} 1 thread")
+            line(f"1 thread warm CPU time vs {name}", cpu1[ours], cpu1[name], f"{name} 1 thread CPU")
+            line(f"1 thread cold vs {name}", cold[ours], cold[name], f"{name} 1 thread cold")
+            if name in warm2:
+                line(f"2 threads vs {name}", warm2[ours], warm2[name], f"{name} 2 threads")
+    line("1 thread vs tokenizers", warm1[ours], t_hf, "tokenizers 1 thread")
+    line("2 threads vs 1 thread", warm2[ours], warm1[ours], "ours 1 thread")
     return lines
 
 
@@ -176,6 +270,20 @@ def main() -> None:
     }
     LLAMA3_STYLE_PATH.write_text(json.dumps(data), encoding="utf-8")
     run(bench, str(LLAMA3_STYLE_PATH), "llama3")
+    run(bench, str(codegen_style(TOKENIZER_PATH, CODEGEN_STYLE_PATH)), "codegen")
+
+
+def codegen_style(gpt2: Path, out: Path) -> Path:
+    """CodeGen's tokenizer shape (phi-1.5): the GPT-2 one plus added tokens for runs of 2-31
+    spaces and 2-9 tabs (normalized, not special)."""
+    from tokenizers import AddedToken
+    from tokenizers import Tokenizer as HfTokenizer
+
+    tok = HfTokenizer.from_file(str(gpt2))
+    runs = [" " * n for n in range(31, 1, -1)] + ["\t" * n for n in range(9, 1, -1)]
+    tok.add_tokens([AddedToken(r, normalized=True, special=False) for r in runs])
+    tok.save(str(out))
+    return out
 
 
 if __name__ == "__main__":

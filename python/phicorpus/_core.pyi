@@ -122,6 +122,14 @@ class ShardWriter:
         add_special_tokens: bool = False,
         num_threads: int | None = None,
     ) -> None: ...
+    def add_utf8(
+        self,
+        offsets: npt.NDArray[np.int64],
+        data: npt.NDArray[np.uint8],
+        tokenizer: BpeTokenizer,
+        add_special_tokens: bool = False,
+        num_threads: int | None = None,
+    ) -> None: ...
     def add_ids(self, ids: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64]) -> None: ...
     def add_from(
         self,

@@ -20,6 +20,11 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "Corpus",
@@ -30,6 +35,7 @@ __all__ = [
     "file_kind_problem",
     "fsync_dir",
     "publish_bytes",
+    "read_text_buffers",
     "read_texts",
     "sha256_file",
 ]
@@ -243,6 +249,37 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_text_buffers(
+    corpus: Corpus, file: str, rows: Sequence[int] | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]] | None:
+    """The ``text`` of rows ``rows`` of a document shard as Arrow buffers, no ``str`` per row:
+    int64 offsets (``len + 1``) into UTF-8 data (a view of the Arrow buffer, which it keeps
+    alive). None when the column has nulls or is not a string column (read it with
+    :func:`read_texts`).
+
+    Args:
+        corpus: the corpus.
+        file: the shard, relative to the corpus (``documents.file``).
+        rows: row indexes (``documents.row``); all when ``None``.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
+    if rows is not None:
+        column = column.take(list(rows))
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if array.null_count or not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _, offsets_buf, data_buf = array.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=width)[array.offset : array.offset + len(array) + 1]
+    if data_buf is None:
+        return offsets.astype(np.int64), np.zeros(0, dtype=np.uint8)
+    return offsets.astype(np.int64), np.frombuffer(data_buf, dtype=np.uint8)
 
 
 def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> list[str]:

@@ -68,26 +68,25 @@ impl PyShardWriter {
     ) -> PyResult<()> {
         let strings = extract_texts(texts)?;
         let strs = as_strs(&strings)?;
-        let tok = Arc::clone(&tokenizer.get().inner);
-        let mut guard = self.lock()?;
-        let w = writer(&mut guard)?;
-        for range in text_chunks(&strs) {
-            let chunk = &strs[range];
-            py.detach(|| -> PyResult<()> {
-                let groups =
-                    parallel::install(num_threads, || tok.encode_groups(chunk, add_special_tokens));
-                for (ids, lens) in &groups {
-                    let mut at = 0usize;
-                    for &len in lens {
-                        w.add_document(&ids[at..at + len as usize])?;
-                        at += len as usize;
-                    }
-                }
-                Ok(())
-            })?;
-            py.check_signals()?;
-        }
-        Ok(())
+        self.encode_and_add(py, &strs, tokenizer, add_special_tokens, num_threads)
+    }
+
+    /// Like `add_texts`, for texts given as the buffers of an Arrow string array: text `i` is
+    /// the UTF-8 `data[offsets[i]:offsets[i + 1]]`. No Python object per text is made.
+    #[pyo3(signature = (offsets, data, tokenizer, add_special_tokens = false, num_threads = None))]
+    fn add_utf8(
+        &self,
+        py: Python<'_>,
+        offsets: PyReadonlyArray1<'_, i64>,
+        data: PyReadonlyArray1<'_, u8>,
+        tokenizer: &Bound<'_, PyBpeTokenizer>,
+        add_special_tokens: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<()> {
+        let offsets = offsets.as_slice()?;
+        let data = data.as_slice()?;
+        let strs = py.detach(|| utf8_views(offsets, data))?;
+        self.encode_and_add(py, &strs, tokenizer, add_special_tokens, num_threads)
     }
 
     /// Append pre-tokenized documents: document `i` is `ids[offsets[i]:offsets[i + 1]]`.
@@ -220,6 +219,56 @@ impl PyShardReader {
     /// The ids of sequence `i` (uint32).
     fn document<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
         Ok(self.inner.read(i)?.into_pyarray(py))
+    }
+}
+
+/// `&str` views of the texts of Arrow-style `offsets` into `data`, each checked to be UTF-8.
+fn utf8_views<'a>(offsets: &[i64], data: &'a [u8]) -> PyResult<Vec<&'a str>> {
+    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for (i, w) in offsets.windows(2).enumerate() {
+        let (a, b) = (w[0], w[1]);
+        if a < 0 || b < a || b as usize > data.len() {
+            return Err(PyValueError::new_err(format!(
+                "text {i}: offsets {a}..{b} are not within the {} bytes of data",
+                data.len()
+            )));
+        }
+        let text = std::str::from_utf8(&data[a as usize..b as usize])
+            .map_err(|e| PyValueError::new_err(format!("text {i} is not valid UTF-8: {e}")))?;
+        out.push(text);
+    }
+    Ok(out)
+}
+
+impl PyShardWriter {
+    fn encode_and_add(
+        &self,
+        py: Python<'_>,
+        strs: &[&str],
+        tokenizer: &Bound<'_, PyBpeTokenizer>,
+        add_special_tokens: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<()> {
+        let tok = Arc::clone(&tokenizer.get().inner);
+        let mut guard = self.lock()?;
+        let w = writer(&mut guard)?;
+        for range in text_chunks(strs) {
+            let chunk = &strs[range];
+            py.detach(|| -> PyResult<()> {
+                let groups =
+                    parallel::install(num_threads, || tok.encode_groups(chunk, add_special_tokens));
+                for (ids, lens) in &groups {
+                    let mut at = 0usize;
+                    for &len in lens {
+                        w.add_document(&ids[at..at + len as usize])?;
+                        at += len as usize;
+                    }
+                }
+                Ok(())
+            })?;
+            py.check_signals()?;
+        }
+        Ok(())
     }
 }
 

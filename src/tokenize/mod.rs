@@ -11,6 +11,7 @@ pub mod bytelevel;
 mod config;
 pub mod model;
 pub mod pretokenize;
+mod scan;
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -70,6 +71,7 @@ struct ThreadState {
     cache: PieceCache,
     buf: String,
     piece: Vec<u8>,
+    ends: Vec<u32>,
 }
 
 thread_local! {
@@ -78,6 +80,7 @@ thread_local! {
         cache: PieceCache::default(),
         buf: String::new(),
         piece: Vec::new(),
+        ends: Vec::new(),
     });
 }
 
@@ -180,7 +183,16 @@ impl Tokenizer {
 
     #[inline]
     fn encode_pieces(&self, segment: &str, state: &mut ThreadState, out: &mut Vec<u32>) {
-        let ThreadState { cache, piece, .. } = state;
+        let ThreadState {
+            cache, piece, ends, ..
+        } = state;
+        if self.prefix_space != PrefixSpace::Piece && segment.len() <= u32::MAX as usize {
+            // Split the whole segment first, then encode its pieces in blocks (prefetched).
+            ends.clear();
+            self.splitter.split_ends(segment, ends);
+            self.bpe.encode_ends(segment.as_bytes(), ends, cache, out);
+            return;
+        }
         if self.prefix_space == PrefixSpace::Piece {
             self.splitter.split(segment, |p| {
                 if p.starts_with(' ') {
@@ -196,6 +208,17 @@ impl Tokenizer {
             self.splitter
                 .split(segment, |p| self.bpe.encode_piece(p.as_bytes(), cache, out));
         }
+    }
+
+    /// Number of pre-tokens of `text` (added tokens not counted): for benchmarks of the splitter.
+    pub fn count_pieces(&self, text: &str) -> usize {
+        let mut n = 0;
+        self.added.split(text, &mut |segment| {
+            if let Segment::Text(t) = segment {
+                self.splitter.split(t, |_| n += 1);
+            }
+        });
+        n
     }
 
     /// Encode `texts` on the current rayon pool: all ids back to back, and the `len + 1` offsets

@@ -13,7 +13,7 @@ pub const NO_ID: u32 = u32::MAX;
 /// Pieces up to this many bytes are cached.
 const CACHE_MAX_PIECE: usize = 64;
 /// The cache is cleared when it holds this many pieces.
-const CACHE_MAX_ENTRIES: usize = 1 << 18;
+const CACHE_MAX_ENTRIES: usize = 1 << 20;
 /// Pieces longer than this merge with a heap (O(n log n)) instead of a scan (O(n²)).
 const SCAN_MAX: usize = 48;
 
@@ -34,28 +34,20 @@ pub struct Bpe {
 
 /// Per-thread memo of pre-token bytes → ids, and scratch space for merging.
 ///
-/// Pieces of up to 15 bytes (nearly all of them) are keyed by the piece packed into a `u128`, so
-/// a lookup touches one table slot and no separately allocated key; a piece that is one token
-/// keeps its id in the slot itself. Values are `(id, 1)` or `(start in arena, len)`.
+/// Pieces of 2 to 15 bytes (nearly all of them) live in [`ShortTable`], keyed by the piece
+/// packed into a `u128`; longer ones (up to [`CACHE_MAX_PIECE`]) in a map keyed by their bytes.
 pub struct PieceCache {
-    /// Direct-mapped front of `short` for the most frequent pieces (fits in L2).
-    front: Box<[(u128, (u32, u32))]>,
-    short: FxHashMap<u128, (u32, u32)>,
+    short: ShortTable,
     long: FxHashMap<Box<[u8]>, (u32, u32)>,
     arena: Vec<u32>,
     syms: Vec<u32>,
     ranks: Vec<u32>,
 }
 
-const FRONT_BITS: u32 = 14;
-const FRONT_SLOTS: usize = 1 << FRONT_BITS;
-
 impl Default for PieceCache {
     fn default() -> Self {
         Self {
-            // Key 0 never occurs (a packed key holds its non-zero length).
-            front: vec![(0, (0, 0)); FRONT_SLOTS].into_boxed_slice(),
-            short: FxHashMap::default(),
+            short: ShortTable::with_capacity(1 << 14),
             long: FxHashMap::default(),
             arena: Vec::new(),
             syms: Vec::new(),
@@ -64,23 +56,132 @@ impl Default for PieceCache {
     }
 }
 
+/// One slot of [`ShortTable`]: a packed key (0: empty) and the piece's ids. `meta` is the number
+/// of ids when they fit in `ids` (1 to 3), else `INLINE_SPILL | count` with `ids[0]` the start of
+/// the ids in the arena. 32 bytes: two slots per cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    key: u128,
+    ids: [u32; 3],
+    meta: u32,
+}
+
+const INLINE_SPILL: u32 = 1 << 31;
+
+/// Open addressing with linear probing over a power-of-two slot array, at most half full.
+struct ShortTable {
+    slots: Vec<Slot>,
+    mask: usize,
+    len: usize,
+}
+
 #[inline(always)]
-fn front_slot(key: u128) -> usize {
-    let h =
-        ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> (64 - FRONT_BITS)) as usize
+fn key_hash(key: u128) -> u64 {
+    let lo = key as u64;
+    let hi = (key >> 64) as u64;
+    (lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi.rotate_left(23))
+        .wrapping_mul(0xD6E8_FEB8_6659_FD93)
+}
+
+impl ShortTable {
+    fn with_capacity(slots: usize) -> Self {
+        Self {
+            slots: vec![Slot::default(); slots],
+            mask: slots - 1,
+            len: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(Slot::default());
+        self.len = 0;
+    }
+
+    #[inline(always)]
+    fn home(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & self.mask
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `home` is below the slot count; prefetching has no other effect.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = self.slots.as_ptr().add(self.home(hash));
+            _mm_prefetch(p as *const i8, _MM_HINT_T0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
+    #[inline(always)]
+    fn get(&self, key: u128, hash: u64) -> Option<&Slot> {
+        let mut i = self.home(hash);
+        loop {
+            let slot = &self.slots[i];
+            if slot.key == key {
+                return Some(slot);
+            }
+            if slot.key == 0 {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn insert(&mut self, key: u128, hash: u64, slot: Slot) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mut i = self.home(hash);
+        while self.slots[i].key != 0 {
+            if self.slots[i].key == key {
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.slots[i] = Slot { key, ..slot };
+        self.len += 1;
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::replace(self, Self::with_capacity(self.slots.len() * 2));
+        for slot in old.slots.into_iter().filter(|s| s.key != 0) {
+            let mut i = self.home(key_hash(slot.key));
+            while self.slots[i].key != 0 {
+                i = (i + 1) & self.mask;
+            }
+            self.slots[i] = slot;
+            self.len += 1;
+        }
+    }
 }
 
 impl PieceCache {
     pub fn clear(&mut self) {
-        self.front.fill((0, (0, 0)));
         self.short.clear();
         self.long.clear();
         self.arena.clear();
     }
 
     fn len(&self) -> usize {
-        self.short.len() + self.long.len()
+        self.short.len + self.long.len()
+    }
+}
+
+/// The key of piece `b[at..at + n]` (2 <= n <= 15), with one unaligned load when the 16 bytes
+/// from `at` are in `b`.
+#[inline(always)]
+fn load_key(b: &[u8], at: usize, n: usize) -> u128 {
+    debug_assert!((2..=15).contains(&n));
+    match b.get(at..at + 16) {
+        Some(w) => {
+            let v = u128::from_le_bytes(w.try_into().expect("16 bytes"));
+            (v & ((1u128 << (8 * n)) - 1)) | (n as u128) << 120
+        }
+        None => short_key(&b[at..at + n]).expect("short piece"),
     }
 }
 
@@ -122,12 +223,10 @@ fn short_key(piece: &[u8]) -> Option<u128> {
     Some(packed | (n as u128) << 120)
 }
 
-#[inline(always)]
-fn emit_cached(arena: &[u32], (at, len): (u32, u32), out: &mut Vec<u32>) {
-    if len == 1 {
-        out.push(at);
-    } else {
-        out.extend_from_slice(&arena[at as usize..(at + len) as usize]);
+/// Clear the cache when it is full (its memory stays bounded on any input).
+fn make_room(cache: &mut PieceCache) {
+    if cache.len() >= CACHE_MAX_ENTRIES || cache.arena.len() > (u32::MAX as usize) / 4 {
+        cache.clear();
     }
 }
 
@@ -170,52 +269,137 @@ impl Bpe {
     /// Append the ids of one pre-token (its raw bytes) to `out`.
     #[inline]
     pub fn encode_piece(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {
-        if piece.len() == 1 {
-            let id = self.byte_ids[piece[0] as usize];
-            if id != NO_ID {
-                out.push(id);
+        match piece.len() {
+            0 => {}
+            1 => self.encode_byte(piece[0], out),
+            n if n <= 15 => {
+                let key = load_key(piece, 0, n);
+                self.encode_short(piece, key, key_hash(key), cache, out);
             }
-            return;
+            _ => self.encode_long(piece, cache, out),
         }
-        let short = short_key(piece);
-        if let Some(key) = short {
-            let slot = front_slot(key);
-            let (k, v) = cache.front[slot];
-            if k == key {
-                emit_cached(&cache.arena, v, out);
-                return;
+    }
+
+    #[inline(always)]
+    fn encode_byte(&self, b: u8, out: &mut Vec<u32>) {
+        let id = self.byte_ids[b as usize];
+        if id != NO_ID {
+            out.push(id);
+        }
+    }
+
+    /// Append the ids of the pieces of `text` that end at `ends` (the first starts at 0, each
+    /// next one where the previous ended). The cache is probed a block of pieces at a time,
+    /// after prefetching the block's slots.
+    pub fn encode_ends(
+        &self,
+        text: &[u8],
+        ends: &[u32],
+        cache: &mut PieceCache,
+        out: &mut Vec<u32>,
+    ) {
+        const BLOCK: usize = 16;
+        let mut keys = [0u128; BLOCK];
+        let mut hashes = [0u64; BLOCK];
+        let mut start = 0usize;
+        for block in ends.chunks(BLOCK) {
+            let mut a = start;
+            for (q, &e) in block.iter().enumerate() {
+                let e = e as usize;
+                let n = e - a;
+                if (2..=15).contains(&n) {
+                    let key = load_key(text, a, n);
+                    let hash = key_hash(key);
+                    cache.short.prefetch(hash);
+                    keys[q] = key;
+                    hashes[q] = hash;
+                }
+                a = e;
             }
-            if let Some(&v) = cache.short.get(&key) {
-                cache.front[slot] = (key, v);
-                emit_cached(&cache.arena, v, out);
-                return;
+            out.reserve(a - start + 4);
+            let mut a = start;
+            for (q, &e) in block.iter().enumerate() {
+                let e = e as usize;
+                let piece = &text[a..e];
+                match piece.len() {
+                    0 => {}
+                    1 => self.encode_byte(piece[0], out),
+                    n if n <= 15 => self.encode_short(piece, keys[q], hashes[q], cache, out),
+                    _ => self.encode_long(piece, cache, out),
+                }
+                a = e;
             }
-        } else if piece.len() <= CACHE_MAX_PIECE {
-            if let Some(&v) = cache.long.get(piece) {
-                emit_cached(&cache.arena, v, out);
-                return;
+            start = a;
+        }
+    }
+
+    #[inline(always)]
+    fn encode_short(
+        &self,
+        piece: &[u8],
+        key: u128,
+        hash: u64,
+        cache: &mut PieceCache,
+        out: &mut Vec<u32>,
+    ) {
+        if let Some(slot) = cache.short.get(key, hash) {
+            if slot.meta & INLINE_SPILL == 0 {
+                let n = slot.meta as usize;
+                let len = out.len();
+                if out.capacity() - len >= 3 {
+                    // SAFETY: three slots past `len` are allocated; the `n <= 3` ids written
+                    // first become the vector's new elements.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            slot.ids.as_ptr(),
+                            out.as_mut_ptr().add(len),
+                            3,
+                        );
+                        out.set_len(len + n);
+                    }
+                } else {
+                    out.extend_from_slice(&slot.ids[..n]);
+                }
+            } else {
+                let at = slot.ids[0] as usize;
+                let n = (slot.meta & !INLINE_SPILL) as usize;
+                out.extend_from_slice(&cache.arena[at..at + n]);
             }
-        } else {
-            self.encode_uncached(piece, cache, out);
             return;
         }
         let first = out.len();
         self.encode_uncached(piece, cache, out);
-        if cache.len() >= CACHE_MAX_ENTRIES || cache.arena.len() > (u32::MAX as usize) / 2 {
-            cache.clear();
-        }
+        make_room(cache);
         let ids = &out[first..];
-        let value = if ids.len() == 1 {
-            (ids[0], 1)
+        let mut slot = Slot::default();
+        if ids.len() <= 3 {
+            slot.ids[..ids.len()].copy_from_slice(ids);
+            slot.meta = ids.len() as u32;
         } else {
-            let at = cache.arena.len() as u32;
+            slot.ids[0] = cache.arena.len() as u32;
+            slot.meta = INLINE_SPILL | ids.len() as u32;
             cache.arena.extend_from_slice(ids);
-            (at, ids.len() as u32)
-        };
-        match short {
-            Some(key) => cache.short.insert(key, value),
-            None => cache.long.insert(piece.into(), value),
-        };
+        }
+        cache.short.insert(key, hash, slot);
+    }
+
+    fn encode_long(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {
+        if piece.len() > CACHE_MAX_PIECE {
+            self.encode_uncached(piece, cache, out);
+            return;
+        }
+        if let Some(&(at, len)) = cache.long.get(piece) {
+            out.extend_from_slice(&cache.arena[at as usize..(at + len) as usize]);
+            return;
+        }
+        let first = out.len();
+        self.encode_uncached(piece, cache, out);
+        make_room(cache);
+        let at = cache.arena.len() as u32;
+        cache.arena.extend_from_slice(&out[first..]);
+        cache
+            .long
+            .insert(piece.into(), (at, (out.len() - first) as u32));
     }
 
     fn encode_uncached(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {

@@ -39,6 +39,33 @@ impl Splitter {
             .map_err(|e| format!("Split regex {pattern:?} does not compile: {e}"))
     }
 
+    /// Append the end offset of each piece of `s` to `ends`, in order (`s` is shorter than
+    /// 4 GiB).
+    #[inline]
+    pub fn split_ends(&self, s: &str, ends: &mut Vec<u32>) {
+        debug_assert!(s.len() <= u32::MAX as usize);
+        match self {
+            Self::Gpt2 => super::scan::block_pieces(
+                super::scan::Pattern::Gpt2,
+                s.as_bytes(),
+                |i| gpt2_end(s, i),
+                |_, b| ends.push(b as u32),
+            ),
+            Self::Llama3 => super::scan::block_pieces(
+                super::scan::Pattern::Llama3,
+                s.as_bytes(),
+                |i| llama3_end(s, i),
+                |_, b| ends.push(b as u32),
+            ),
+            _ => {
+                let base = s.as_ptr() as usize;
+                self.split(s, |p| {
+                    ends.push((p.as_ptr() as usize - base + p.len()) as u32)
+                });
+            }
+        }
+    }
+
     /// Call `emit` on each piece of `s`, in order; the pieces cover `s` exactly.
     #[inline]
     pub fn split<'a>(&self, s: &'a str, emit: impl FnMut(&'a str)) {
@@ -49,8 +76,27 @@ impl Splitter {
                     emit(s);
                 }
             }
-            Self::Gpt2 => scan(s, gpt2_end, emit),
-            Self::Llama3 => scan(s, llama3_end, emit),
+            Self::Gpt2 => {
+                let mut emit = emit;
+                super::scan::block_pieces(
+                    super::scan::Pattern::Gpt2,
+                    s.as_bytes(),
+                    |i| gpt2_end(s, i),
+                    // SAFETY: the block scanner cuts only before ASCII bytes, at the end, or
+                    // where `gpt2_end` (which works on chars) did.
+                    |a, b| emit(unsafe { s.get_unchecked(a..b) }),
+                )
+            }
+            Self::Llama3 => {
+                let mut emit = emit;
+                super::scan::block_pieces(
+                    super::scan::Pattern::Llama3,
+                    s.as_bytes(),
+                    |i| llama3_end(s, i),
+                    // SAFETY: as for GPT-2.
+                    |a, b| emit(unsafe { s.get_unchecked(a..b) }),
+                )
+            }
             Self::Regex(re) => split_regex(re, s, emit),
         }
     }
@@ -144,7 +190,8 @@ fn run_end(s: &str, mut i: usize, class: Class) -> usize {
     i
 }
 
-#[inline(always)]
+/// The scalar scanners' loop (the reference the block scanner is tested against).
+#[cfg(test)]
 fn scan<'a>(s: &'a str, end_of: impl Fn(&str, usize) -> usize, mut emit: impl FnMut(&'a str)) {
     let mut i = 0;
     while i < s.len() {
@@ -374,6 +421,76 @@ mod tests {
     fn llama3_matches_regex() {
         for s in TRICKY {
             check_against_regex(LLAMA3_PATTERN, &Splitter::Llama3, s);
+        }
+    }
+
+    /// Random strings over an alphabet heavy in the characters whose rules interact
+    /// (`PHICORPUS_FUZZ_SCALE` multiplies `count`, for longer runs by hand).
+    fn random_texts(seed: u64, count: usize) -> Vec<String> {
+        let scale: usize = std::env::var("PHICORPUS_FUZZ_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let count = count * scale;
+        const ALPHABET: &[&str] = &[
+            "a", "Z", "q", "0", "7", " ", " ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "'", "'s",
+            "'ll", "'S", "'re", ".", "(", "_", "é", "中", "\u{3000}", "\u{a0}", "\u{85}", "1",
+            "ab", "  x", "\n\n", "😀", "½",
+        ];
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        (0..count)
+            .map(|_| {
+                let len = next() % 200;
+                let ascii_only = next() % 3 == 0;
+                (0..len)
+                    .map(|_| loop {
+                        let t = ALPHABET[next() % ALPHABET.len()];
+                        if !ascii_only || t.is_ascii() {
+                            break t;
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gpt2_block_scanner_matches_scalar() {
+        for s in random_texts(7, 3000)
+            .iter()
+            .map(String::as_str)
+            .chain(TRICKY.iter().copied())
+        {
+            let mut scalar = Vec::new();
+            scan(s, gpt2_end, |p| scalar.push(p.to_string()));
+            assert_eq!(pieces(&Splitter::Gpt2, s), scalar, "on {s:?}");
+        }
+        let slow = Splitter::Regex(Box::new(fancy_regex::Regex::new(GPT2_PATTERN).unwrap()));
+        for s in random_texts(11, 300) {
+            assert_eq!(pieces(&Splitter::Gpt2, &s), pieces(&slow, &s), "on {s:?}");
+        }
+    }
+
+    #[test]
+    fn llama3_block_scanner_matches_scalar() {
+        for s in random_texts(5, 4000)
+            .iter()
+            .map(String::as_str)
+            .chain(TRICKY.iter().copied())
+        {
+            let mut scalar = Vec::new();
+            scan(s, llama3_end, |p| scalar.push(p.to_string()));
+            assert_eq!(pieces(&Splitter::Llama3, s), scalar, "on {s:?}");
+        }
+        let slow = Splitter::Regex(Box::new(fancy_regex::Regex::new(LLAMA3_PATTERN).unwrap()));
+        for s in random_texts(13, 300) {
+            assert_eq!(pieces(&Splitter::Llama3, &s), pieces(&slow, &s), "on {s:?}");
         }
     }
 

@@ -72,6 +72,29 @@ def test_texts_to_shard_match_tokenizers_library(tokenizer: Path, tmp_path: Path
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_arrow_buffers_give_the_same_shard_as_texts(tokenizer: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    tok = Tokenizer.from_file(tokenizer)
+    assert tok.core is not None
+    core = tok.core
+    write_shard(tmp_path / "t", lambda w: w.add_texts(TEXTS, core), "uint16", tok.eos_id)
+    for array in (pa.array(TEXTS), pa.array(TEXTS, pa.large_string()), pa.array(["x", *TEXTS])[1:]):
+        _, offsets, data = array.buffers()
+        width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+        offs = np.frombuffer(offsets, width)[array.offset : array.offset + len(array) + 1].astype(np.int64)
+        chars = np.frombuffer(data, np.uint8)
+        write_shard(tmp_path / "a", lambda w, o=offs, c=chars: w.add_utf8(o, c, core), "uint16", tok.eos_id)
+        for ext in (".bin", ".idx"):
+            assert Path(f"{tmp_path / 'a'}{ext}").read_bytes() == Path(f"{tmp_path / 't'}{ext}").read_bytes()
+    bad = np.frombuffer("é".encode(), np.uint8)[:1].copy()
+    with pytest.raises(ValueError, match="text 0 is not valid UTF-8"):
+        write_shard(tmp_path / "b", lambda w: w.add_utf8(np.array([0, 1]), bad, core), "uint16", None)
+    with pytest.raises(ValueError, match=r"text 1: offsets 1\.\.9"):
+        ok = np.frombuffer(b"a", np.uint8)
+        write_shard(tmp_path / "c", lambda w: w.add_utf8(np.array([0, 1, 9]), ok, core), "uint16", None)
+
+
 def test_copy_between_shards_and_int32(tmp_path: Path) -> None:
     ids = np.array([70_000, 1, 2, 3, 100_000], dtype=np.uint32)
     offsets = np.array([0, 2, 2, 5], dtype=np.int64)

@@ -37,6 +37,7 @@ from phicorpus.corpus import (
     Corpus,
     CorpusError,
     publish_bytes,
+    read_text_buffers,
     read_texts,
     remove_stale_temporaries,
     sha256_file,
@@ -117,6 +118,15 @@ def _read_file_rows(corpus: Corpus, file: str, rows: Sequence[int]) -> list[str]
 
 
 # -- the tokenizer of a build -----------------------------------------------------------------------
+
+
+def _read_file_buffers(
+    corpus: Corpus, file: str, rows: Sequence[int]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+    try:
+        return read_text_buffers(corpus, file, rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
 
 
 def prepare_tokenizer(
@@ -279,12 +289,17 @@ class TokenizeStage:
         tok = _cached_tokenizer(str(corpus.absolute(params["tokenizer"])), params["tokenizer_sha256"])
         eos = tok.eos_id
         dtype = shard_format.dtype_for_vocab(tok.max_id)
-        texts = _read_file_rows(corpus, unit.inputs[0], params["rows"])
+        file, rows = unit.inputs[0], params["rows"]
+        # The encoder reads the Arrow buffers of the text column: no Python str per document.
+        buffers = _read_file_buffers(corpus, file, rows) if tok.core is not None else None
+        texts = _read_file_rows(corpus, file, rows) if buffers is None else []
         prefix = corpus.absolute(params["out"])
         prefix.parent.mkdir(parents=True, exist_ok=True)
 
         def fill(writer: Any) -> None:
-            if tok.core is not None:
+            if buffers is not None:
+                writer.add_utf8(buffers[0], buffers[1], tok.core, False, self.threads or None)
+            elif tok.core is not None:
                 writer.add_texts(texts, tok.core, False, self.threads or None)
             else:
                 flat, offsets = tok.encode_batch(texts, add_special_tokens=False)

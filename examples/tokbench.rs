@@ -1,0 +1,49 @@
+//! Throughput of the encoder alone: `cargo run --release --example tokbench -- TOKENIZER.json CORPUS.jsonl MB [ROUNDS]`.
+//! Prints cold and warm MB/s of `encode_batch` on one thread, and of the pre-tokenizer alone.
+
+use std::time::Instant;
+
+use phicorpus::tokenize::Tokenizer;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let tok = Tokenizer::from_file(&args[1]).expect("tokenizer");
+    let mb: f64 = args.get(3).map_or(10.0, |s| s.parse().unwrap());
+    let rounds: usize = args.get(4).map_or(3, |s| s.parse().unwrap());
+    let mut docs: Vec<String> = Vec::new();
+    let mut total = 0usize;
+    for line in std::fs::read_to_string(&args[2]).expect("corpus").lines() {
+        let d: String = serde_json::from_str(line).expect("json line");
+        total += d.len();
+        if total as f64 > mb * 1e6 {
+            break;
+        }
+        docs.push(d);
+    }
+    let strs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let size = strs.iter().map(|s| s.len()).sum::<usize>() as f64 / 1e6;
+    let run = |label: &str| {
+        let t = Instant::now();
+        let mut n = 0usize;
+        let mut out = Vec::new();
+        for s in &strs {
+            out.clear();
+            tok.encode_into(s, false, &mut out);
+            n += out.len();
+        }
+        let dt = t.elapsed().as_secs_f64();
+        println!("{label}: {:.1} MB/s ({n} ids)", size / dt);
+    };
+    run("cold");
+    for _ in 0..rounds {
+        run("warm");
+    }
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let n: usize = strs.iter().map(|s| tok.count_pieces(s)).sum();
+        println!(
+            "split only: {:.1} MB/s ({n} pieces)",
+            size / t.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Block scanner for the GPT-2 split: the pre-token starts of 64 bytes at a time as one bit
+//! mask, computed from byte-class masks without a branch per token.
+//!
+//! Matching from a token start never looks behind it, so the pieces of `s[i..]` are those of
+//! `s` from any start `i` on. Over ASCII text the GPT-2 pattern's starts are a local property:
+//! a byte `k` (with its neighbours `k - 1` and `k + 1`) starts a piece when
+//!
+//! * it is not whitespace, its class (letter, digit, other) differs from byte `k - 1`'s, and
+//!   byte `k - 1` is not a space (a space before a non-space always leads that piece);
+//! * it is whitespace after a non-whitespace byte;
+//! * it is whitespace after whitespace and before a non-whitespace byte (`\s+(?!\S)` leaves
+//!   the run's last char to the next piece; the end of the text counts as whitespace here).
+//!
+//! Two things break locality, and the block stops before them: a non-ASCII byte (its class
+//! needs Unicode tables) and an apostrophe at a start (a contraction `'s` makes the next start
+//! two bytes on, whatever follows). The caller runs its scalar scanner over one piece there and
+//! comes back. Each block re-anchors at its last start, whose end lies beyond the block.
+
+/// Class masks of 64 bytes: bit `k` describes byte `k`.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Masks {
+    pub letter: u64,
+    pub digit: u64,
+    pub space_class: u64,
+    pub space: u64,
+    pub apostrophe: u64,
+    pub newline: u64,
+    pub non_ascii: u64,
+}
+
+/// Classes of the 64 bytes at `p`.
+#[inline(always)]
+pub(super) fn classify(p: &[u8; 64]) -> Masks {
+    #[cfg(target_arch = "x86_64")]
+    {
+        classify_sse2(p)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        classify_scalar(p)
+    }
+}
+
+#[allow(dead_code)]
+#[inline(always)]
+fn classify_scalar(p: &[u8; 64]) -> Masks {
+    let mut m = Masks::default();
+    for (k, &b) in p.iter().enumerate() {
+        let bit = 1u64 << k;
+        let lower = b | 0x20;
+        if lower.is_ascii_lowercase() {
+            m.letter |= bit;
+        }
+        if b.is_ascii_digit() {
+            m.digit |= bit;
+        }
+        if b == b' ' || (9..=13).contains(&b) {
+            m.space_class |= bit;
+        }
+        if b == b' ' {
+            m.space |= bit;
+        }
+        if b == b'\'' {
+            m.apostrophe |= bit;
+        }
+        if b == b'\r' || b == b'\n' {
+            m.newline |= bit;
+        }
+        if b >= 0x80 {
+            m.non_ascii |= bit;
+        }
+    }
+    m
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classify_sse2(p: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m = Masks::default();
+    // SAFETY: SSE2 is part of the x86_64 baseline; the loads read 4 × 16 bytes of `p`.
+    unsafe {
+        let c = |b: u8| _mm_set1_epi8(b as i8);
+        for q in 0..4 {
+            let v = _mm_loadu_si128(p.as_ptr().add(16 * q) as *const __m128i);
+            // Bytes >= 0x80 are negative as i8, so they fall outside every ASCII range below.
+            let lower = _mm_or_si128(v, c(0x20));
+            let letter = _mm_and_si128(
+                _mm_cmpgt_epi8(lower, c(b'a' - 1)),
+                _mm_cmplt_epi8(lower, c(b'z' + 1)),
+            );
+            let digit = _mm_and_si128(
+                _mm_cmpgt_epi8(v, c(b'0' - 1)),
+                _mm_cmplt_epi8(v, c(b'9' + 1)),
+            );
+            let space = _mm_cmpeq_epi8(v, c(b' '));
+            let ws = _mm_or_si128(
+                space,
+                _mm_and_si128(_mm_cmpgt_epi8(v, c(8)), _mm_cmplt_epi8(v, c(14))),
+            );
+            let ap = _mm_cmpeq_epi8(v, c(b'\''));
+            let nl = _mm_or_si128(_mm_cmpeq_epi8(v, c(b'\r')), _mm_cmpeq_epi8(v, c(b'\n')));
+            let at = 16 * q;
+            let mask = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << at;
+            m.letter |= mask(letter);
+            m.digit |= mask(digit);
+            m.space_class |= mask(ws);
+            m.space |= mask(space);
+            m.apostrophe |= mask(ap);
+            m.newline |= mask(nl);
+            m.non_ascii |= mask(v);
+        }
+    }
+    m
+}
+
+/// Start bits of a GPT-2 block whose byte 0 is a start; `next_ws`: whether the byte after the
+/// block is whitespace (or the end of the text).
+#[inline(always)]
+pub(super) fn gpt2_starts(m: &Masks, next_ws: bool) -> u64 {
+    let w = m.space_class;
+    let other = !(m.letter | m.digit | w);
+    let change = (m.letter ^ (m.letter << 1)) | (m.digit ^ (m.digit << 1)) | (other ^ (other << 1));
+    let w_next = (w >> 1) | ((next_ws as u64) << 63);
+    let w_prev = w << 1;
+    (!w & change & !(m.space << 1)) | (w & !w_prev) | (w & w_prev & !w_next) | 1
+}
+
+/// Positions reachable from a bit of `seeds` by moving to higher bits through ones of `m`
+/// (`seeds` within `m`).
+#[inline(always)]
+fn fill_up(m: u64, seeds: u64) -> u64 {
+    ((m.wrapping_add(seeds) ^ m) & m) | seeds
+}
+
+/// Start bits of a Llama-3 block whose byte 0 is a start (see [`block_pieces`]); those in a
+/// whitespace run that reaches the end of what is known are not final (a newline further on
+/// moves them).
+#[inline(always)]
+pub(super) fn llama3_starts(m: &Masks, next_ws: bool) -> u64 {
+    let w = m.space_class;
+    let nl = m.newline;
+    let other = !(m.letter | m.digit | w);
+    // Newlines right after a run of other chars belong to it (` ?[^\s\p{L}\p{N}]+[\r\n]*`).
+    let absorbed = fill_up(nl, (other << 1) & nl);
+    let ws = w & !absorbed;
+    let plain_ws = w & !nl;
+    // A newline of a whitespace run with another newline after it in the same run.
+    let later_nl = fill_up(ws.reverse_bits(), (nl & ws).reverse_bits()).reverse_bits();
+    let last_nl = nl & ws & !(later_nl >> 1);
+    let w_next = (w >> 1) | ((next_ws as u64) << 63);
+    let letter = m.letter
+        & !(m.letter << 1)
+        & !(plain_ws << 1)
+        & !(other << 1 & !(other << 2) & !(m.space << 2));
+    let digit = m.digit & !(m.digit << 1);
+    let oth = other & !(other << 1) & !(m.space << 1);
+    let run_first = ws & !(ws << 1);
+    let after_last_nl = (last_nl << 1) & ws;
+    let before_non_ws = ws & !nl & ((ws & !nl) << 1) & !w_next;
+    1 | letter | digit | oth | run_first | after_last_nl | before_non_ws
+}
+
+/// Which split a block scan follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pattern {
+    Gpt2,
+    Llama3,
+}
+
+/// Call `emit(start, end)` on the pieces of `s` under `pattern`, in order, with
+/// `scalar_end(i)` (the end of the piece at start `i`) where the block scan cannot decide.
+///
+/// The Llama-3 rules over ASCII, as start bits: a letter starts unless it follows a letter or
+/// its one-char prefix (a non-newline space, or an other-char that itself starts a piece: not
+/// after another other-char or a space); a digit starts after a non-digit (runs are cut in
+/// threes on emission); an other-char starts after neither an other-char nor a space; newlines
+/// right after other-chars belong to them; a whitespace run starts where it begins, after its
+/// last newline, and at its last char when that ends a newline-free tail of two or more before
+/// a non-space.
+#[inline(always)]
+pub(super) fn block_pieces(
+    pattern: Pattern,
+    s: &[u8],
+    scalar_end: impl Fn(usize) -> usize,
+    mut emit: impl FnMut(usize, usize),
+) {
+    #[inline(always)]
+    fn emit_piece(
+        pattern: Pattern,
+        s: &[u8],
+        a: usize,
+        b: usize,
+        emit: &mut impl FnMut(usize, usize),
+    ) {
+        if pattern == Pattern::Llama3 && b - a > 3 && s[a].is_ascii_digit() {
+            let mut x = a;
+            while b - x > 3 {
+                emit(x, x + 3);
+                x += 3;
+            }
+            emit(x, b);
+        } else {
+            emit(a, b);
+        }
+    }
+    let len = s.len();
+    let mut i = 0;
+    let mut pad = [b' '; 65];
+    while i < len {
+        let n = len - i;
+        let (block, next): (&[u8; 64], u8) = if n > 64 {
+            (s[i..i + 64].try_into().expect("64 bytes"), s[i + 64])
+        } else {
+            pad[..n].copy_from_slice(&s[i..]);
+            pad[n..].fill(b' ');
+            (pad[..64].try_into().expect("64 bytes"), pad[64])
+        };
+        let m = classify(block);
+        let next_ws = next == b' ' || (9..=13).contains(&next);
+        // Starts are trusted where the byte and both neighbours are ASCII and in the text.
+        let first_hi = if m.non_ascii != 0 {
+            m.non_ascii.trailing_zeros() as usize
+        } else if next >= 0x80 {
+            64
+        } else {
+            65
+        };
+        let mut starts = match pattern {
+            Pattern::Gpt2 => gpt2_starts(&m, next_ws),
+            Pattern::Llama3 => llama3_starts(&m, next_ws),
+        };
+        let mut trusted = n.min(64).min(first_hi.saturating_sub(1));
+        if pattern == Pattern::Llama3 && trusted > 0 && !(n <= 64 && trusted == n) {
+            // A whitespace run reaching the trusted end may go on (with a newline) beyond it.
+            let run = (m.space_class << (64 - trusted)).leading_ones() as usize;
+            trusted -= run;
+        }
+        if trusted < 2 {
+            let j = scalar_end(i);
+            emit(i, j);
+            i = j;
+            continue;
+        }
+        let keep = if trusted >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << trusted) - 1
+        };
+        starts &= keep;
+        let ap = starts & m.apostrophe;
+        let mut cut = false;
+        if ap != 0 {
+            if ap & 1 != 0 {
+                let j = scalar_end(i);
+                emit(i, j);
+                i = j;
+                continue;
+            }
+            // Keep the starts up to the first apostrophe start; the scalar scanner takes it.
+            starts &= (ap & ap.wrapping_neg()).wrapping_mul(2).wrapping_sub(1);
+            cut = true;
+        }
+        let last = 63 - starts.leading_zeros() as usize;
+        let mut k = 0usize;
+        starts &= starts - 1;
+        while starts != 0 {
+            let next_start = starts.trailing_zeros() as usize;
+            emit_piece(pattern, s, i + k, i + next_start, &mut emit);
+            k = next_start;
+            starts &= starts - 1;
+        }
+        debug_assert_eq!(k, last);
+        if n <= 64 && trusted >= n && !cut {
+            emit_piece(pattern, s, i + last, len, &mut emit);
+            return;
+        }
+        if last == 0 {
+            let j = scalar_end(i);
+            emit(i, j);
+            i = j;
+        } else {
+            i += last;
+        }
+    }
+}
