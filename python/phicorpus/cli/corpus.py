@@ -56,6 +56,25 @@ def ingest_code_cmd(paths: tuple[Path, ...], out: Path, source: str, shard_files
     _print_stats(stats)
 
 
+@ingest.command("web")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
+@click.option("--source", default="web", show_default=True, help="Source name of the documents.")
+@one_line_errors
+def ingest_web_cmd(paths: tuple[Path, ...], out: Path, source: str) -> None:
+    """Ingest web documents: JSONL/Parquet with a `text` column (FineWeb, DCLM), HTML, WARC, text.
+
+    HTML pages and WARC responses have their main text extracted (trafilatura). With no PATH,
+    the HTML and text documentation under /usr/share/doc.
+    """
+    from phicorpus.corpus import Corpus
+    from phicorpus.sources.web import ingest_web
+
+    corpus = Corpus.create(out)
+    stats = ingest_web(corpus, list(paths) or None, config=_config(out).ingest, source=source)
+    _print_stats(stats)
+
+
 @main.command("filter")
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @click.option("--min-edu", type=float, default=None, help="Drop documents the edu classifier scores lower.")
