@@ -78,6 +78,10 @@ def corpus_stats(corpus: Corpus) -> dict[str, Any]:
                 "GROUP BY kind ORDER BY kind"
             )
         ]
+        if _table_columns(catalog, "rephrases"):
+            from phicorpus.rephrase import rephrase_stats
+
+            out["rephrase"] = rephrase_stats(corpus, catalog)
         out["stages"] = [
             {"stage": st, "status": status, "runs": int(n)}
             for st, status, n in catalog.exec(
@@ -115,5 +119,8 @@ def format_stats(stats: dict[str, Any]) -> str:
     llm = stats["llm"]
     out += [f"LLM: {llm['requests']:,} requests, ${llm['cost_usd']:.2f}", ""]
     out += _table("files", stats["files"])
+    if stats.get("rephrase"):
+        title = "rephrases by format (fact retention, copy overlap, near-duplicates)"
+        out += _table(title, stats["rephrase"])
     out += _table("stages", stats["stages"])
     return "\n".join(out).rstrip() + "\n"
