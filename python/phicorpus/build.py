@@ -29,8 +29,9 @@ from phicorpus.decontam import run_decontam
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
 from phicorpus.generate import GenerationParams, run_generation
-from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, MixPlan
+from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, REPHRASE_SOURCES, WEB_SOURCES, MixPlan, MixSpec
 from phicorpus.mix.planning import (
+    LLM_OVERGENERATE,
     BuildError,
     BuildInputs,
     describe_llm_plan,
@@ -43,6 +44,7 @@ from phicorpus.prompts import write_prompts
 from phicorpus.shard.stage import write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code
+from phicorpus.sources.web import ingest_web
 from phicorpus.stage import Executor
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
 from phicorpus.verify.exercises import verify_exercises
@@ -159,6 +161,62 @@ def generate_llm_sources(
     return dict(stats)
 
 
+def rephrase_web_documents(
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    spec: MixSpec,
+    groups: dict[str, tuple[str, ...]],
+    *,
+    echo: Echo = print,
+) -> dict[str, Any]:
+    """The ``rephrased`` sources: plan the prompts of the kept web documents for the rephrased
+    share of ``--tokens`` (all of them without ``--tokens``), print their plan and cost, then
+    decontaminate the sources, generate (journaled), gate and decontaminate the outputs.
+
+    Raises:
+        BuildError: the run stopped on the cost cap or an exhausted quota (re-run to resume).
+    """
+    from phicorpus.rephrase import plan_rephrase_prompts, run_rephrase
+
+    formats: set[str] = set()
+    share = 0.0
+    for name, weight in spec.entries:
+        members = [m for m in groups.get(name, (name,)) if m in REPHRASE_SOURCES]
+        if members and weight > 0:
+            formats.update(members)
+            share += weight
+    target = 0
+    if config.build.tokens:
+        target = int(share * config.build.tokens * (1 + config.build.valid_fraction) * LLM_OVERGENERATE)
+    chosen = [f for f in REPHRASE_SOURCES if f in formats]
+    if inputs.benchmarks:
+        run_decontam(corpus, list(inputs.benchmarks), config.decontam)  # before planning: no laundering
+    prompts = plan_rephrase_prompts(corpus, config, target_tokens=target, formats=chosen)
+    if prompts.num_rows:
+        for line in describe_llm_plan(prompts, config, inputs):
+            echo("rephrase " + line)
+    stats = run_rephrase(
+        corpus,
+        config,
+        endpoints=[inputs.llm or ""],
+        model=inputs.model or "",
+        max_cost=inputs.max_cost,
+        api_key=inputs.api_key,
+        benchmarks=(),  # sources done above; the outputs go through the build's decontam stage
+        prompts=prompts,
+        formats=chosen,
+        target_tokens=target,
+        echo=echo,
+    )
+    if stats["generate"].get("stop_reason"):
+        raise BuildError(
+            f"rephrasing stopped: {stats['generate']['stop_reason']}; what was received is kept, "
+            "re-run to resume"
+        )
+    return stats
+
+
 def run_build(
     corpus: Corpus,
     config: Config,
@@ -178,7 +236,7 @@ def run_build(
             raise BuildError(f"{path}: no such file or directory (--code)")
     if config.build.tokenizer:
         load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
-    for line in describe_plan(corpus, config.build, inputs, config.ingest):
+    for line in describe_plan(corpus, config.build, inputs, config.ingest, config.rephrase.formats):
         echo(line)
     # The build is the corpus's one writer: whatever a killed run half-wrote anywhere (a stage
     # whose re-run is skipped included, e.g. bioS's qa.parquet) goes now.
@@ -186,10 +244,22 @@ def run_build(
         remove_stale_temporaries(corpus.root / folder)
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:
-        spec, groups, _ = resolve_mix(config.build.mix, catalog, llm=llm)
+        spec, groups, _ = resolve_mix(
+            config.build.mix, catalog, llm=llm, rephrase_formats=config.rephrase.formats
+        )
         have = kept_counts(catalog)
     wanted = {m for name, w in spec.entries if w > 0 for m in groups.get(name, (name,))}
     missing = sorted(s for s in wanted & set(LLM_SOURCES) if not have.get(s, (0, 0))[0])
+    rephrase = sorted(wanted & set(REPHRASE_SOURCES))
+    if rephrase and not llm and not any(have.get(s, (0, 0))[0] for s in rephrase):
+        missing.append("rephrased")
+    if (rephrase or wanted & set(WEB_SOURCES)) and not inputs.web and not have.get("web", (0, 0))[0]:
+        raise BuildError(
+            "the mix names web or rephrased documents but this corpus has none: give --web PATH "
+            "(JSONL/Parquet with a text column, HTML files, WARC files, or directories of them)"
+        )
+    if rephrase and llm and not inputs.model:
+        raise BuildError("--llm needs --model (the model name at that endpoint)")
     if missing and not llm:
         raise BuildError(
             f"{', '.join(missing)}: no documents in this corpus and no LLM to generate them; give "
@@ -217,8 +287,14 @@ def run_build(
         ingest_code(
             corpus, list(inputs.code) or None, config=config.ingest
         )
+    if (rephrase or wanted & set(WEB_SOURCES)) and inputs.web:
+        ingest_web(corpus, list(inputs.web), config=config.ingest)
     run_filter(corpus, config.filter)
     run_dedup(corpus, config.dedup)
+    if rephrase and llm:
+        rephrase_web_documents(corpus, config, inputs, spec, groups, echo=echo)
+        run_filter(corpus, config.filter)  # the new rephrases (earlier decisions stay)
+        run_dedup(corpus, config.dedup)
     if inputs.benchmarks:
         run_decontam(corpus, list(inputs.benchmarks), config.decontam)
     return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo)

@@ -41,6 +41,13 @@ class ConfigError(ValueError):
     """A configuration file or value is wrong; the message names the file and key."""
 
 
+#: The rephrase formats (phicorpus.prompts.rephrase), also the source names of their outputs.
+REPHRASE_FORMAT_NAMES = _REPHRASE_ALL = (
+    "wrap_easy", "wrap_wiki", "wrap_hard", "wrap_qa", "nemo_wiki", "nemo_qa", "nemo_distill",
+    "nemo_extract", "nemo_list", "fp_faq", "fp_math", "fp_table", "fp_tutorial", "rewire",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
     """``[ingest]``: code ingestion (issue 3).
@@ -112,7 +119,9 @@ class FilterConfig:
         batch_docs: documents scored per batch.
         exempt_kinds: document kinds the heuristic rules do not apply to: text made from templates
             whose length and wording are by design (a bioS biography is ~50 words, under Gopher's
-            minimum). The edu filter, dedup and decontamination still apply.
+            minimum), and the rephrase formats, whose QA pairs, lists and tables the web-text rules
+            would count as defects; rephrases pass their own gates (structure, fact retention,
+            verbatim copy). The edu filter, dedup and decontamination still apply.
     """
 
     thresholds: dict[str, Any] = field(default_factory=dict)
@@ -124,7 +133,7 @@ class FilterConfig:
     min_edu: float = 0.0
     edu_model: str = "models/edu.npz"
     batch_docs: int = 20_000
-    exempt_kinds: tuple[str, ...] = ("bios",)
+    exempt_kinds: tuple[str, ...] = ("bios", *REPHRASE_FORMAT_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +224,6 @@ class PromptsConfig:
             raise ValueError("format_weights and subject_weights must be >= 0")
 
 
-_REPHRASE_ALL = (
-    "wrap_easy", "wrap_wiki", "wrap_hard", "wrap_qa", "nemo_wiki", "nemo_qa", "nemo_distill",
-    "nemo_extract", "nemo_list", "fp_faq", "fp_math", "fp_table", "fp_tutorial", "rewire",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

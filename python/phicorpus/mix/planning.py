@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,14 @@ from phicorpus.catalog import Catalog, kept_counts
 from phicorpus.config import BuildConfig, Config, IngestConfig
 from phicorpus.corpus import Corpus
 from phicorpus.mix.plan import MixPlan
-from phicorpus.mix.spec import LLM_SOURCES, OFFLINE_SOURCES, MixSpec, default_groups
+from phicorpus.mix.spec import (
+    LLM_SOURCES,
+    OFFLINE_SOURCES,
+    REPHRASE_SOURCES,
+    WEB_SOURCES,
+    MixSpec,
+    default_groups,
+)
 
 __all__ = [
     "KNOWN_SOURCES",
@@ -44,7 +51,7 @@ __all__ = [
 
 Echo = Callable[[str], None]
 #: Every source name a mix may use, besides the groups.
-KNOWN_SOURCES = ("code", *LLM_SOURCES, *OFFLINE_SOURCES)
+KNOWN_SOURCES = ("code", *LLM_SOURCES, *OFFLINE_SOURCES, *WEB_SOURCES, *REPHRASE_SOURCES)
 
 
 class BuildError(ValueError):
@@ -52,10 +59,11 @@ class BuildError(ValueError):
 
 
 def resolve_mix(
-    mix: str, catalog: Catalog, *, llm: bool
+    mix: str, catalog: Catalog, *, llm: bool, rephrase_formats: Sequence[str] | None = None
 ) -> tuple[MixSpec, dict[str, tuple[str, ...]], dict[str, tuple[int, int]]]:
-    """Parse ``mix`` against the groups and the sources in the catalog."""
-    groups = default_groups(llm)
+    """Parse ``mix`` against the groups and the sources in the catalog (``rephrase_formats``:
+    the members of ``rephrased``, default every rephrase format)."""
+    groups = default_groups(llm, rephrase_formats)
     counts = kept_counts(catalog)
     available = sorted({*groups, *KNOWN_SOURCES, *counts})
     return MixSpec.parse(mix, available), groups, counts
@@ -94,6 +102,14 @@ def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
         if inputs.code:
             return "code ingested from " + ", ".join(str(p) for p in inputs.code)
         return f"code: the Python standard library of {sys.executable}"
+    if source in WEB_SOURCES:
+        if inputs.web:
+            return "web documents ingested from " + ", ".join(str(p) for p in inputs.web)
+        return "web documents already ingested into this corpus"
+    if source in REPHRASE_SOURCES:
+        if not inputs.llm:
+            return "rephrases already generated into this corpus (no --llm: nothing new is generated)"
+        return f"LLM rephrasing of the kept web documents ({inputs.model or 'model?'} at {inputs.llm})"
     if source in OFFLINE_SOURCES:
         opts = f"multi={config.bios_multi}{', permute' if config.bios_permute else ''}"
         opts += ", fullname" if config.bios_fullname else ""
@@ -146,7 +162,11 @@ def _estimate_source(
 
 
 def describe_plan(
-    corpus: Corpus, config: BuildConfig, inputs: BuildInputs, ingest: IngestConfig | None = None
+    corpus: Corpus,
+    config: BuildConfig,
+    inputs: BuildInputs,
+    ingest: IngestConfig | None = None,
+    rephrase_formats: Sequence[str] | None = None,
 ) -> list[str]:
     """The plan printed before any work: each source, share, token target, origin, documents and
     epochs (estimated from characters / 4 until tokenized), and the LLM cost.
@@ -155,7 +175,7 @@ def describe_plan(
         MixError: a bad mix spec (before anything is done).
     """
     llm = bool(inputs.llm)
-    groups = default_groups(llm)
+    groups = default_groups(llm, rephrase_formats)
     counts: dict[str, tuple[int, int]] = {}
     if corpus.catalog_path.is_file():
         with Catalog.open(corpus) as catalog:
@@ -201,6 +221,11 @@ def describe_plan(
             f"{source:<10} {share:>7.2%} {f'{target:,}' if target else 'from data':>14} "
             f"{f'{n:,}' if n else 'to make':>10} "
             f"{epochs:>11}  {_origin(source, inputs, config)}"
+        )
+    if any(s in REPHRASE_SOURCES for s in shares) and llm:
+        lines.append(
+            "rephrased: prompts and their cost are planned once the web documents are ingested, "
+            "filtered and deduplicated, and printed before any request is sent"
         )
     if llm:
         lines.append("LLM cost: estimated by the generation stage before it sends any request")
