@@ -214,3 +214,32 @@ def test_gate_metrics_known_answers() -> None:
     assert fact_retention(source, "A river flooded a city.") == 0.0
     assert copy_overlap(source, source) == 1.0
     assert copy_overlap(source, "A river once flooded a famous city and many artworks were damaged.") == 0.0
+
+
+def test_cost_cap_then_resume_through_faults_pays_once(corpus: Corpus) -> None:
+    from tests.generate.conftest import fast_config
+
+    config = replace(_config(), generate=fast_config(flush_every=1))
+    flaky = {"on": False}
+
+    def plan(call: Call) -> Action:
+        if flaky["on"] and call.n == 1:  # the first attempt of every request now fails: retried
+            return Action(kind="status", status=500)
+        return answer(call)
+
+    with FakeServer(plan=plan) as server:
+        first = run_rephrase(
+            corpus, config, endpoints=[server.url], model="m", max_cost=0.02, echo=lambda _: None
+        )
+        assert first["generate"]["stop_reason"] == "cost cap" and first["generate"]["spent_usd"] <= 0.02
+        done_first = first["generate"]["done"]
+        assert 0 < done_first < first["prompts"]
+        flaky["on"] = True
+        second = run_rephrase(corpus, config, endpoints=[server.url], model="m", echo=lambda _: None)
+        ok = [c.key for c in server.calls if c.outcome == "ok"]
+        failed = [c.key for c in server.calls if c.outcome == "500"]
+    assert second["generate"]["already_answered"] == done_first and not second["generate"]["stop_reason"]
+    assert len(ok) == len(set(ok)) == first["prompts"]  # every request answered, and paid, once
+    assert failed and set(failed) <= set(ok)  # each failed attempt was retried to an answer
+    with Catalog.open(corpus, read_only=True) as catalog:
+        assert catalog.exec_one("SELECT count(*) FROM rephrases")[0] == first["prompts"]  # type: ignore[index]

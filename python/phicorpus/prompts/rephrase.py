@@ -244,6 +244,9 @@ def split_chunks(text: str, max_chars: int) -> list[Chunk]:
     """
     if max_chars <= 0:
         raise ValueError(f"max_chars must be positive, got {max_chars}")
+    if len(text) <= max_chars:  # most web pages: one chunk, what greedy packing would give
+        start, end = _strip_span(text, 0, len(text))
+        return [Chunk(start, end)] if end > start else []
     paragraphs: list[tuple[int, int]] = []
     pos = 0
     for m in _PARAGRAPH_BREAK.finditer(text):
@@ -270,11 +273,13 @@ def split_chunks(text: str, max_chars: int) -> list[Chunk]:
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
+    """``(start, end)`` narrowed past leading and trailing whitespace."""
+    segment = text[start:end]
+    left = segment.lstrip()
+    if not left:
+        return start, start
+    start += len(segment) - len(left)
+    return start, start + len(left.rstrip())
 
 
 # -- routing and rendering ------------------------------------------------------------------------
