@@ -20,7 +20,7 @@ from phicorpus.filter.classifier import train_classifier
 from phicorpus.prompts.rephrase import REPHRASE_FORMATS, load_rephrase_templates
 from phicorpus.rephrase import copy_overlap, fact_retention, plan_rephrase_prompts, run_rephrase
 from phicorpus.sources.web import ingest_web
-from phicorpus.stats import corpus_stats
+from phicorpus.stats import corpus_stats, format_stats
 
 LICENSES = Path("/usr/share/common-licenses")
 BENCHMARK_LINE = (
@@ -176,6 +176,7 @@ def test_rephrase_end_to_end(corpus: Corpus, tmp_path: Path) -> None:
         assert fact_retention(original[start:end], rephrased) > 0.5
         assert "<reasoning>" not in rephrased and "<document>" not in rephrased
     data = corpus_stats(corpus)
+    assert "rephrases by format" in format_stats(data)
     formats = {r["format"]: r for r in data["rephrase"]}
     assert formats and all(0.0 <= r["near_duplicate_rate"] <= 1.0 for r in formats.values())
     assert all(r["fact_retention_mean"] is not None for r in formats.values())
