@@ -244,3 +244,65 @@ def test_cost_cap_then_resume_through_faults_pays_once(corpus: Corpus) -> None:
     assert failed and set(failed) <= set(ok)  # each failed attempt was retried to an answer
     with Catalog.open(corpus, read_only=True) as catalog:
         assert catalog.exec_one("SELECT count(*) FROM rephrases")[0] == first["prompts"]  # type: ignore[index]
+
+
+KILL_TOML = """[generate]
+concurrency = 4
+max_concurrency = 4
+flush_every = 3
+flush_seconds = 0.2
+max_tokens = 100
+min_chars = 20
+backoff_base = 0.01
+
+[generate.prices.m]
+input = 1.0
+output = 10.0
+
+[rephrase]
+context_tokens = 1024
+max_chunks = 3
+per_document = 2
+"""
+
+
+def test_kill_9_mid_rephrase_then_rerun(corpus: Corpus) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from phicorpus.generate.journal import read_records
+
+    corpus.config_path.write_text(KILL_TOML)
+    journal = corpus.requests_dir / "generate.jsonl"
+    exe = Path(sys.executable).parent / "phicorpus"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+
+    def results() -> set[str]:
+        return (
+            {r["key"] for r in read_records(journal)[0] if r["t"] == "result"} if journal.is_file() else set()
+        )
+
+    with FakeServer(plan=answer, latency=0.05) as server:
+        cmd = [str(exe), "rephrase", str(corpus.root), "--llm", server.url, "--model", "m", "--max-cost", "5"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(results()) < 8 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        ok = [c.key for c in server.calls if c.outcome == "ok"]
+    with Catalog.open(corpus, read_only=True) as catalog:
+        n = catalog.exec_one("SELECT count(*) FROM rephrases")[0]  # type: ignore[index]
+        docs = catalog.exec_one(
+            "SELECT count(*), count(DISTINCT id) FROM documents WHERE source IN (SELECT unnest(?))",
+            [list(REPHRASE_FORMATS)],
+        )
+    assert len(ok) == len(set(ok)) == n == docs[0] == docs[1]  # type: ignore[index]
