@@ -153,9 +153,12 @@ class _Source:
 
 
 def _kept_sources(catalog: Catalog, source: str) -> list[_Source]:
+    """Kept documents of ``source``, and those already rephrased that only a later dedup dropped
+    (a near-duplicate of their own rephrase), so that a re-run plans the same prompts; a document
+    that overlaps a benchmark is never rephrased."""
     rows = catalog.exec(
-        'SELECT id, file, "row", edu_score FROM documents WHERE source = ? AND drop_stage IS NULL '
-        "ORDER BY id",
+        'SELECT id, file, "row", edu_score FROM documents WHERE source = ? AND (drop_stage IS NULL OR '
+        "(drop_stage = 'dedup' AND id IN (SELECT source_id FROM rephrases))) ORDER BY id",
         [source],
     )
     return [_Source(r[0], r[1], int(r[2]), None if r[3] is None else float(r[3])) for r in rows]

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +93,8 @@ PARAPHRASE_FORMATS = tuple(f.name for f in _FORMATS if f.role == "paraphrase")
 KNOWLEDGE_FORMATS = tuple(f.name for f in _FORMATS if f.role == "knowledge")
 
 #: Prompt rows of rephrase formats: the generation stage's columns plus the chunk provenance.
+#: ``messages`` is left null (the generation stage builds them from ``system`` and ``user``): a JSON
+#: copy of every document would double the table and a third of the rendering time.
 REPHRASE_PROMPT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -406,6 +407,10 @@ def render_rephrase_prompts(
     )
     limits = {f: chunk_chars(context_tokens, chars_per_token, templates.overhead_chars[f]) for f in formats}
     cols: dict[str, list[Any]] = {name: [] for name in REPHRASE_PROMPT_SCHEMA.names}
+    system_digest = {
+        f: hashlib.blake2b(templates.system[f].render({"document": ""}).encode(), digest_size=8).hexdigest()
+        for f in formats
+    }
     index = 0
     chunk_cache: dict[tuple[int, int], list[Chunk]] = {}
     for d, (doc, (chosen, route)) in enumerate(zip(documents, routes, strict=True)):
@@ -422,19 +427,14 @@ def render_rephrase_prompts(
             for c, chunk in enumerate(chunks):
                 piece = doc.text[chunk.start : chunk.end]
                 user = templates.user[fmt].render({"document": piece}).strip()
-                key = "\x1f".join((str(seed), fmt, doc.id, str(c), system, user))
+                key = "\x1f".join((str(seed), fmt, doc.id, str(c), system_digest[fmt], user))
                 cols["id"].append(
                     hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
                 )
                 cols["format"].append(fmt)
                 cols["system"].append(system)
                 cols["user"].append(user)
-                cols["messages"].append(
-                    json.dumps(
-                        [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                        ensure_ascii=False,
-                    )
-                )
+                cols["messages"].append(None)  # generation builds them from system + user
                 cols["source_id"].append(doc.id)
                 cols["chunk"].append(c)
                 cols["chunks"].append(len(chunks))
