@@ -10,7 +10,7 @@ once into ``benches/data/corpus.jsonl`` (see ``benches/common.py``); every bench
 same file. The peers are those DESIGN.md names. Figures are throughputs in MB of UTF-8 input per
 second; a ratio above 1 means phicorpus is faster. Each benchmark also runs alone:
 ``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``,
-``bench_pipeline.py``, ``bench_build.py``, ``bench_prompts.py``).
+``bench_pipeline.py``, ``bench_build.py``, ``bench_prompts.py``, ``bench_rerun.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ BENCHES = {
     "build": "bench_build",
     "prompts": "bench_prompts",
     "generate": "bench_generate",
+    "rerun": "bench_rerun",
 }
 
 

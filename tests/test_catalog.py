@@ -76,3 +76,56 @@ def test_missing_or_newer_catalog_is_a_clear_error(tmp_path: Path) -> None:
         cat.con.execute("INSERT INTO schema_version (version) VALUES (?)", [SCHEMA_VERSION + 1])
     with pytest.raises(CatalogError, match="newer than this phicorpus"):
         open_catalog(tmp_path)
+
+
+def test_readers_open_a_published_snapshot_the_writer_never_waits_for(tmp_path: Path) -> None:
+    import duckdb
+
+    corpus = Corpus.create(tmp_path / "c")
+    with Catalog.open(corpus) as cat:
+        cat.ensure_source("a", "code")
+        # Published when the session ends (or a commit PUBLISH_INTERVAL after the last publish):
+        # a reader now sees the migrated, empty catalog.
+        with Catalog.open(corpus, read_only=True) as reader:
+            assert reader.exec("SELECT count(*) FROM sources") == [(0,)]
+    assert corpus.writer_catalog_path.is_file() and corpus.catalog_path.is_file()
+    held = duckdb.connect(str(corpus.catalog_path), read_only=True)  # a reader that never lets go
+    assert held.execute("SELECT name FROM sources").fetchall() == [("a",)]
+    with Catalog.open(corpus) as cat:  # the writer opens and commits regardless
+        cat.ensure_source("b", "code")
+    assert held.execute("SELECT count(*) FROM sources").fetchall() == [(1,)]  # its own snapshot
+    with Catalog.open(corpus, read_only=True) as cat:  # a new reader sees the new state
+        assert cat.exec("SELECT name FROM sources ORDER BY name") == [("a",), ("b",)]
+    held.close()
+    # Nothing changed: nothing republished.
+    before = corpus.catalog_path.stat()
+    with Catalog.open(corpus) as cat:
+        cat.exec("SELECT count(*) FROM sources")
+    after = corpus.catalog_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_old_layout_is_adopted_and_stale_copies_removed(tmp_path: Path) -> None:
+    corpus = Corpus.create(tmp_path / "c")
+    with Catalog.open(corpus) as cat:
+        cat.ensure_source("a", "code")
+    # A corpus from before the writer had its own file (or copied without hidden files).
+    corpus.writer_catalog_path.unlink()
+    stale = corpus.root / ".catalog.duckdb.999.tmp"
+    stale.write_bytes(b"half a copy")
+    with Catalog.open(corpus) as cat:
+        assert cat.exec("SELECT name FROM sources") == [("a",)]
+    assert corpus.writer_catalog_path.is_file() and not stale.exists()
+
+
+def test_nothing_published_yet_is_a_clear_error(tmp_path: Path) -> None:
+    corpus = Corpus.create(tmp_path / "c")
+    cat = Catalog.open(corpus)
+    try:
+        corpus.catalog_path.unlink()  # as while the very first stage still runs
+        with pytest.raises(CatalogError, match="nothing published yet"):
+            Catalog.open(corpus, read_only=True)
+    finally:
+        cat.close()
+    with Catalog.open(corpus, read_only=True) as reader:
+        assert reader.version == SCHEMA_VERSION

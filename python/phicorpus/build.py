@@ -16,38 +16,44 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog, kept_counts
+from phicorpus.catalog import Catalog, kept_counts, params_hash
 from phicorpus.config import BuildConfig, Config
-from phicorpus.corpus import Corpus, publish_bytes, remove_stale_temporaries
+from phicorpus.corpus import (
+    Corpus,
+    file_kind_problem,
+    publish_bytes,
+    read_texts,
+    remove_stale_temporaries,
+    sha256_file,
+)
 from phicorpus.decontam import run_decontam
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
-from phicorpus.generate import GenerationParams, run_generation
 from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, REPHRASE_SOURCES, WEB_SOURCES, MixPlan, MixSpec
 from phicorpus.mix.planning import (
     LLM_OVERGENERATE,
     BuildError,
     BuildInputs,
     describe_llm_plan,
-    describe_plan,
     format_mix_plan,
+    plan_build,
     plan_llm_prompts,
     resolve_mix,
 )
-from phicorpus.prompts import write_prompts
-from phicorpus.shard.stage import write_build
+from phicorpus.shard.stage import check_build_files, write_build
 from phicorpus.sources.bios import write_bios
-from phicorpus.sources.code import ingest_code
+from phicorpus.sources.code import ingest_code, skip_summary
 from phicorpus.sources.web import ingest_web
 from phicorpus.stage import Executor
+from phicorpus.tokenize.fitness import FITNESS_SAMPLE, check_training_tokenizer
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
-from phicorpus.verify.exercises import verify_exercises
 
 __all__ = ["BuildError", "BuildInputs", "build_shards", "generate_llm_sources", "run_build"]
 
@@ -140,6 +146,12 @@ def generate_llm_sources(
     Raises:
         BuildError: the run stopped on the cost cap or an exhausted quota (re-run to resume).
     """
+    # Imported here: the LLM client (openai) takes about a second to import, which a re-run of
+    # an offline build that has nothing to do should not pay.
+    from phicorpus.generate import GenerationParams, run_generation
+    from phicorpus.prompts import write_prompts
+    from phicorpus.verify.exercises import verify_exercises
+
     path = write_prompts(corpus, prompts)
     stats = run_generation(
         corpus,
@@ -231,13 +243,30 @@ def run_build(
     generation, or the offline bioS generator), code ingestion, filter, dedup, decontamination
     (with ``inputs.benchmarks``), then :func:`build_shards`.
     """
+    # Every input is checked, and every check the plan can make is made, before anything is
+    # written: the configuration is saved only for a build that passed them (issue 14).
     for path in inputs.code:
-        if not Path(path).exists():
-            raise BuildError(f"{path}: no such file or directory (--code)")
+        problem = file_kind_problem(path) if not Path(path).is_dir() else None
+        if problem is not None:
+            raise BuildError(f"{path}: {problem} (--code)")
+    for path in (*inputs.web, *inputs.benchmarks):
+        # --web may name directories (of HTML, WARC, JSONL files), like --code
+        problem = None if path in inputs.web and Path(path).is_dir() else file_kind_problem(path)
+        if problem is not None:
+            raise BuildError(f"{path}: {problem} ({'--web' if path in inputs.web else '--benchmarks'})")
     if config.build.tokenizer:
-        load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
-    for line in describe_plan(corpus, config.build, inputs, config.ingest, config.rephrase.formats):
+        tok = load_tokenizer(Path(config.build.tokenizer))  # an unreadable file fails before any work
+        fit = check_training_tokenizer(
+            tok, _tokenizer_sample(corpus), allow_lossy=config.build.allow_lossy_tokenizer
+        )
+        echo(fit.describe())
+    plan_lines, planned_tokens = plan_build(
+        corpus, config.build, inputs, config.ingest, rephrase_formats=config.rephrase.formats
+    )
+    for line in plan_lines:
         echo(line)
+    for line in plan_warnings(corpus, config, inputs):
+        echo(f"warning: {line}")
     # The build is the corpus's one writer: whatever a killed run half-wrote anywhere (a stage
     # whose re-run is skipped included, e.g. bioS's qa.parquet) goes now.
     for folder in ("docs", "prompts", "cache", "build"):
@@ -270,31 +299,220 @@ def run_build(
         prompts = plan_llm_prompts(config, inputs, spec, groups)
         for line in describe_llm_plan(prompts, config, inputs):
             echo(line)
-    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory").
-    publish_bytes(corpus.config_path, config.to_toml().encode())
+    # The resolved configuration, re-used by re-runs (DESIGN.md, "Corpus directory"). Saved once
+    # the plan and inputs passed their checks; a build that then fails puts the previous one back,
+    # so its flags do not stick (a killed or interrupted build keeps them: its re-run resumes).
+    previous = corpus.config_path.read_bytes() if corpus.config_path.is_file() else None
+    toml = config.to_toml().encode()
+    if previous != toml:
+        publish_bytes(corpus.config_path, toml)
+    build_params = _build_params(config, inputs)
+    unchanged = _unchanged_build(corpus, config.build.name, build_params)
+    if unchanged is not None:
+        echo("nothing changed since this build finished: every stage is done")
+        return unchanged
+    try:
+        manifest, warnings = _run_stages(
+            corpus, config, inputs, wanted, prompts, executor, echo, mix=(spec, groups)
+        )
+    except Exception:
+        if previous is None:
+            corpus.config_path.unlink(missing_ok=True)
+        elif previous != toml:
+            publish_bytes(corpus.config_path, previous)
+        raise
+    with Catalog.open(corpus) as catalog, catalog.transaction():
+        run = catalog.start_stage(f"build:{config.build.name}", build_params)
+        catalog.finish_stage(run, {"state": _catalog_state(catalog)})
+    for line in warnings + _smaller_than_planned(manifest, planned_tokens):
+        echo(f"warning: {line}")
+    return manifest
+
+
+def _run_stages(
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    wanted: set[str],
+    prompts: pa.Table | None,
+    executor: Executor | None,
+    echo: Echo,
+    mix: tuple[MixSpec, dict[str, tuple[str, ...]]] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Every stage of the build in order, a progress line before and after each; the manifest and
+    the stages' warnings."""
+    clock = _Clock(echo)
     if wanted & set(OFFLINE_SOURCES):
-        write_bios(
+        clock.start(f"bioS: {config.build.bios_people:,} people x {config.build.bios_multi}")
+        stats = write_bios(
             corpus,
             config.build.bios_people,
-            seed=config.build.seed,
+            seed=config.build.bios_seed,
             multi=config.build.bios_multi,
             permute=config.build.bios_permute,
             fullname=config.build.bios_fullname,
         )
+        clock.done("already written" if stats.get("skipped") else f"{stats.get('documents', 0):,} documents")
     if prompts is not None:
         generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
     if "code" in wanted:
-        ingest_code(
-            corpus, list(inputs.code) or None, config=config.ingest
-        )
+        clock.start("ingest code: " + (", ".join(map(str, inputs.code)) or "the Python standard library"))
+        stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest)
+        said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
+        clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
+    rephrase = wanted & set(REPHRASE_SOURCES)
     if (rephrase or wanted & set(WEB_SOURCES)) and inputs.web:
-        ingest_web(corpus, list(inputs.web), config=config.ingest)
-    run_filter(corpus, config.filter)
-    run_dedup(corpus, config.dedup)
-    if rephrase and llm:
-        rephrase_web_documents(corpus, config, inputs, spec, groups, echo=echo)
-        run_filter(corpus, config.filter)  # the new rephrases (earlier decisions stay)
-        run_dedup(corpus, config.dedup)
+        clock.start("ingest web: " + ", ".join(map(str, inputs.web)))
+        stats = ingest_web(corpus, list(inputs.web), config=config.ingest)
+        said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
+        clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
+    warnings: list[str] = []
+    for rounds in range(2 if rephrase and inputs.llm and mix else 1):
+        if rounds == 1:  # the web documents are filtered and deduplicated: rephrase the kept ones
+            assert mix is not None
+            rephrase_web_documents(corpus, config, inputs, *mix, echo=echo)
+        clock.start("filter")
+        stats = run_filter(corpus, config.filter)
+        warnings += list(stats.get("warnings", []))
+        clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
+        clock.start("dedup")
+        stats = run_dedup(corpus, config.dedup)
+        warnings += stats.get("warnings", [])
+        exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
+        clock.done(f"{exact:,} exact and {near:,} near duplicates")
     if inputs.benchmarks:
+        clock.start("decontam")
         run_decontam(corpus, list(inputs.benchmarks), config.decontam)
-    return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo)
+        clock.done("done")
+    llm = bool(inputs.llm)
+    return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo), warnings
+
+
+class _Clock:
+    """``stage ...`` before a stage and ``stage: what it did (1.2 s)`` after it."""
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.name = ""
+        self.began = 0.0
+
+    def start(self, name: str) -> None:
+        import time
+
+        self.name, self.began = name, time.monotonic()
+        self.echo(f"{name} ...")
+
+    def done(self, what: str) -> None:
+        import time
+
+        self.echo(f"{self.name.split(':')[0]}: {what} ({time.monotonic() - self.began:.1f} s)")
+
+
+#: A build with fewer training tokens than this share of its --tokens target is called out.
+FAR_SMALLER = 0.5
+
+
+def _smaller_than_planned(manifest: dict[str, Any], planned: int) -> list[str]:
+    got = int(manifest["splits"]["train"]["tokens"])
+    if planned and got < FAR_SMALLER * planned:
+        share = f"{got / planned:.1%}"
+        return [f"the build has {got:,} training tokens, {share} of the {planned:,} its plan showed"]
+    return []
+
+
+def plan_warnings(corpus: Corpus, config: Config, inputs: BuildInputs) -> list[str]:
+    """Settings that will throw most of the data away, and what a new --code does to the old code."""
+    lines = []
+    if config.dedup.threshold < 0.5:
+        lines.append(
+            f"dedup threshold {config.dedup.threshold:g}: documents sharing a small part of their word "
+            "5-grams count as duplicates; expect most of every source dropped (default 0.8)"
+        )
+    if config.filter.min_edu >= 4:
+        lines.append(f"--min-edu {config.filter.min_edu:g} keeps only documents the classifier scores "
+                     f">= {config.filter.min_edu:g} of 5; expect most documents dropped")  # fmt: skip
+    if corpus.catalog_path.is_file():
+        current = [str(Path(p).resolve()) for p in inputs.code] or None
+        with Catalog.open(corpus) as catalog:
+            rows = catalog.exec(
+                "SELECT provenance->>'input', count(*) FROM documents WHERE source = 'code' GROUP BY ALL"
+            )
+        if current is not None:
+            earlier = sum(int(n) for src, n in rows if not any(str(src).startswith(c) for c in current))
+            if earlier:
+                lines.append(
+                    f"'code' already holds {earlier:,} documents ingested from other inputs; they stay "
+                    "in the mix beside --code's (a source only grows; use a new corpus to replace it)"
+                )
+    return lines
+
+
+def _tokenizer_sample(corpus: Corpus, n: int = 64) -> list[str]:
+    """Up to ``n`` kept documents of the corpus (by id), else a fixed text, for the [UNK] rate."""
+    if corpus.catalog_path.is_file():
+        with Catalog.open(corpus) as catalog:
+            rows = catalog.exec(
+                'SELECT file, "row" FROM documents WHERE drop_stage IS NULL ORDER BY id LIMIT ?', [n]
+            )
+        texts: list[str] = []
+        for file in sorted({f for f, _ in rows}):
+            texts += read_texts(corpus, file, [int(r) for f, r in rows if f == file])
+        if texts:
+            return texts
+    return list(FITNESS_SAMPLE)
+
+
+# -- a re-run with nothing to do ------------------------------------------------------------------
+#
+# Every stage skips itself when done with the same parameters and inputs; asking each one still
+# costs a pass over the documents (the tokenizer sample, the mix plan). So a finished build
+# records what it was given and the catalog's state after it; a re-run given the same, on a
+# catalog nothing has touched since (no stage run, file or document added or dropped) and with
+# the build's files in place, is done at once.
+
+
+def _build_params(config: Config, inputs: BuildInputs) -> dict[str, Any]:
+    tokenizer = Path(config.build.tokenizer) if config.build.tokenizer else None
+    return {
+        "config": config.to_toml(),
+        "llm": inputs.llm or "",
+        "model": inputs.model or "",
+        "max_cost": inputs.max_cost,
+        "code": [str(Path(p).resolve()) for p in inputs.code],
+        "web": [str(Path(p).resolve()) for p in inputs.web],
+        "benchmarks": [str(Path(p).resolve()) for p in inputs.benchmarks],
+        "tokenizer_sha256": sha256_file(tokenizer) if tokenizer else "",
+    }
+
+
+def _catalog_state(catalog: Catalog) -> list[Any]:
+    row = catalog.exec_one(
+        "SELECT (SELECT max(id) FROM stage_runs), (SELECT count(*) FROM shards), "
+        "(SELECT max(created_at)::VARCHAR FROM shards), (SELECT count(*) FROM documents), "
+        "(SELECT count(*) FROM documents WHERE drop_stage IS NULL)"
+    )
+    return list(row or ())
+
+
+def _unchanged_build(corpus: Corpus, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest of build ``name`` when it finished with ``params`` and nothing changed since."""
+    if not corpus.writer_catalog_path.is_file() and not corpus.catalog_path.is_file():
+        return None
+    with Catalog.open(corpus) as catalog:
+        row = catalog.exec_one(
+            "SELECT stage, params_hash, status, stats FROM stage_runs ORDER BY id DESC LIMIT 1"
+        )
+        if row is None or row[0] != f"build:{name}" or row[1] != params_hash(params) or row[2] != "done":
+            return None
+        if json.loads(row[3] or "{}").get("state") != _catalog_state(catalog):
+            return None
+    build_dir = corpus.build_dir(name)
+    try:
+        manifest: dict[str, Any] = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
+        (build_dir / "tokenizer.json").stat()
+        # verify's check (size + sha256) on every shard, as a build that runs ends with.
+        if check_build_files(corpus, name, manifest):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return manifest

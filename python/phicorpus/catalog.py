@@ -25,6 +25,19 @@ Version 2 adds ``ingest_skips`` (inputs skipped, with reason, file and line),
 ``quality_signals`` (per document), ``dup_stats`` and ``dup_cluster_sizes``, ``decontam_hits``;
 the views ``document_text`` and ``kept_text`` join documents to their text in Parquet.
 
+Readers and the writer (DuckDB lets one process write a file, and a reader's lock blocks it):
+the pipeline never writes the file readers open. It writes its own file,
+``.catalog-writer.duckdb``, which nothing else opens; after each write session (and after a commit
+when :data:`PUBLISH_INTERVAL` seconds have passed since the last one) it checkpoints that file and
+publishes a copy of it as ``catalog.duckdb`` by an atomic rename. Readers (``phicorpus sql``,
+``stats``, ``report``, ``open_corpus``, ``duckdb -readonly catalog.duckdb``) open only that
+snapshot, so however many there are and however long they hold it open, the build never waits for
+them and never fails because of them. What a reader sees: the catalog as of the writer's last
+publish (a finished stage, or a commit at most a few seconds before, never half a transaction);
+a connection held open keeps the snapshot it opened (the renamed-over file lives on while it is
+open) and sees newer data when it is opened again. Publishing copies the catalog file (about
+50 ms for 30 MB) and is skipped when nothing changed.
+
 Example:
     >>> with Catalog.open(Corpus.create("corpus/")) as catalog:  # doctest: +SKIP
     ...     catalog.exec("SELECT source, count(*) FROM documents GROUP BY ALL")
@@ -35,14 +48,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from phicorpus.corpus import Corpus, CorpusError, sha256_file
+from phicorpus.corpus import TMP_SUFFIX, Corpus, CorpusError, atomic_path, cheap_file_problem, sha256_file
 
 __all__ = [
     "MIGRATIONS",
@@ -50,10 +66,12 @@ __all__ = [
     "CatalogError",
     "FileProblem",
     "ShardRecord",
+    "interruptible",
     "kept_counts",
     "kept_documents",
     "open_sql_connection",
     "params_hash",
+    "verify_catalog",
     "verify_files",
 ]
 
@@ -263,6 +281,120 @@ KEPT_TEXT_VIEW = """CREATE OR REPLACE VIEW kept_text AS
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
+#: Seconds between snapshot publishes after commits inside one write session, at least (and at
+#: least ten times what the last copy took); every session publishes when it closes, so a reader
+#: is at most one stage behind.
+PUBLISH_INTERVAL = 2.0
+#: How long an open waits for a conflicting lock to go away: readers (a ``duckdb`` session that
+#: opened the snapshot read-write holds it exclusively until the next publish replaces it) and
+#: the writer (another phicorpus process writing the same corpus).
+READ_LOCK_WAIT = 2.0
+WRITE_LOCK_WAIT = 10.0
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+def _connect(path: Path, *, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """A connection to ``path``, retrying with backoff while another process holds a conflicting
+    lock.
+
+    A reader gets a fresh in-memory database with the file attached read-only (``USE``d, so
+    names need no prefix): ``duckdb.connect(path)`` would hand back a database this process
+    already has open on that path, i.e. the snapshot as it was then, not the one published since.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.02
+    while True:
+        try:
+            if not read_only:
+                return duckdb.connect(str(path))
+            con = duckdb.connect()
+            try:
+                quoted = str(path).replace("'", "''")
+                con.execute(f"ATTACH '{quoted}' AS catalog (READ_ONLY)").fetchall()
+                con.execute("USE catalog").fetchall()
+            except BaseException:
+                con.close()
+                raise
+            return con
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc) and isinstance(
+                exc, (duckdb.IOException, duckdb.SerializationException)
+            ):
+                raise  # the file itself is unreadable: Catalog.open says it is damaged
+            if not _is_lock_conflict(exc) or time.monotonic() + delay > deadline:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise CatalogError(f"{path}: cannot open catalog: {first}") from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+#: What to do about a catalog DuckDB cannot read.
+DAMAGED_ADVICE = (
+    "restore catalog.duckdb from a backup, or move it aside and re-run the stages "
+    "(generated documents come back from requests/ without paying again)"
+)
+
+
+R = TypeVar("R")
+
+
+def interruptible(con: duckdb.DuckDBPyConnection, query: Callable[[], R]) -> R:
+    """Run ``query`` (a call on ``con``) so that Ctrl-C interrupts it and raises KeyboardInterrupt.
+
+    Python only sees SIGINT between bytecodes, never inside a long DuckDB call, so on the main
+    thread the call runs on a helper thread while the main thread waits; on Ctrl-C the query is
+    interrupted (``con.interrupt()``), its thread is awaited, and ``KeyboardInterrupt`` raised.
+    DuckDB's own interruption errors become ``KeyboardInterrupt`` too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _translate_interrupt(query)
+    done = threading.Event()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, query()))
+        except BaseException as exc:  # handed to the waiting thread
+            box.append((False, exc))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="phicorpus-query", daemon=True)
+    worker.start()
+    try:
+        while not done.wait(0.25):
+            pass
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.wait()
+        raise
+    ok, value = box[0]
+    if ok:
+        result: R = value
+        return result
+    if _is_interrupt(value):
+        raise KeyboardInterrupt from value
+    raise value
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "Query interrupted" in str(exc)
+    )
+
+
+def _translate_interrupt(query: Callable[[], R]) -> R:
+    try:
+        return query()
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if _is_interrupt(exc):
+            raise KeyboardInterrupt from exc
+        raise
+
 
 def params_hash(params: Mapping[str, Any]) -> str:
     """A stable hash of stage parameters (sorted-key JSON)."""
@@ -289,28 +421,51 @@ class Catalog:
         self.con = con
         self.corpus = corpus
         self.read_only = read_only
+        self._published_at = time.monotonic()
+        self._publish_seconds = 0.0
 
     @classmethod
     def open(cls, corpus: Corpus, *, read_only: bool = False) -> Catalog:
-        """Open (and for writing, create or migrate) the catalog of ``corpus``.
+        """Open the catalog of ``corpus``: for reading, its published snapshot; for writing, the
+        writer's file (created, or migrated, and published when the snapshot is behind it).
 
         Raises:
-            CatalogError: the file is locked by another writer, corrupt, or from a newer phicorpus.
+            CatalogError: no catalog yet (reading), another writer holds it for longer than
+                :data:`WRITE_LOCK_WAIT`, the file is corrupt, or it is from a newer phicorpus.
         """
-        path = corpus.catalog_path
-        if read_only and not path.is_file():
-            raise CatalogError(f"{path}: no catalog (run a stage that creates the corpus first)")
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CatalogError(f"{path}: cannot open catalog: {first}") from exc
+            if read_only:
+                path = corpus.catalog_path
+                if not path.is_file():
+                    if corpus.writer_catalog_path.is_file():
+                        raise CatalogError(
+                            f"{path}: nothing published yet (the first stage is still running); try again"
+                        )
+                    raise CatalogError(f"{path}: no catalog (run a stage that creates the corpus first)")
+                con = _connect(path, read_only=True, wait=READ_LOCK_WAIT)
+            else:
+                path = corpus.writer_catalog_path
+                if not path.is_file() and corpus.catalog_path.is_file():
+                    _adopt_snapshot(corpus)
+                con = _connect(path, read_only=False, wait=WRITE_LOCK_WAIT)
+                # Holding the write lock: a snapshot copy a killed writer left half-made is garbage.
+                for name in (corpus.catalog_path.name, path.name):
+                    for stale in corpus.root.glob(f".{name}.*{TMP_SUFFIX}"):
+                        with contextlib.suppress(FileNotFoundError):
+                            stale.unlink()
+        except (duckdb.IOException, duckdb.SerializationException) as exc:
+            # Not a lock (those _connect waits out or names): the file itself cannot be read.
+            raise cls(None, corpus, read_only).damaged(exc, path) from exc  # type: ignore[arg-type]
         catalog = cls(con, corpus, read_only)
         try:
             catalog.exec("SET VARIABLE phicorpus_docs = ?", [catalog.docs_glob])
             catalog._migrate()
             if not read_only:
                 catalog.refresh_views()
+                catalog.publish()  # a snapshot behind this file (a writer killed before it published)
+        except duckdb.Error as exc:
+            con.close()
+            raise catalog.damaged(exc, path) from exc
         except BaseException:
             con.close()
             raise
@@ -322,16 +477,68 @@ class Catalog:
         return str(self.corpus.root / "docs" / "*" / "*.parquet")
 
     def refresh_views(self) -> None:
-        """(Re)create the text views; they need at least one registered document file to bind."""
-        if not self.read_only and self.shards(kind="docs"):
-            try:
-                self.exec(DOCUMENT_TEXT_VIEW)
-                self.exec(KEPT_TEXT_VIEW)
-            except duckdb.Error:
-                pass  # a missing or corrupt file: `phicorpus verify` names it; the old views stay
+        """Create the text views once there is a registered document file to bind them to
+        (a view whose SQL is already the current one is left alone: nothing to publish)."""
+        if self.read_only or not self.shards(kind="docs"):
+            return
+        # Each view carries a hash of the SQL that made it (DuckDB rewrites the stored SQL).
+        wanted = {
+            name: "phicorpus:" + hashlib.sha256(sql.encode()).hexdigest()[:16]
+            for name, sql in (("document_text", DOCUMENT_TEXT_VIEW), ("kept_text", KEPT_TEXT_VIEW))
+        }
+        current = dict(
+            self.exec(
+                "SELECT view_name, comment FROM duckdb_views() "
+                "WHERE view_name IN ('document_text', 'kept_text') AND database_name = current_database()"
+            )
+        )
+        if current == wanted:
+            return
+        try:
+            for name, sql in (("document_text", DOCUMENT_TEXT_VIEW), ("kept_text", KEPT_TEXT_VIEW)):
+                self.exec(sql)
+                self.exec(f"COMMENT ON VIEW {name} IS '{wanted[name]}'")
+        except duckdb.Error:
+            pass  # a missing or corrupt file: `phicorpus verify` names it; the old views stay
+
+    def publish(self, *, force: bool = False) -> bool:
+        """Publish the writer's catalog as the read snapshot ``catalog.duckdb`` (atomic rename).
+
+        The file is checkpointed first (the WAL folded in), then copied while this connection
+        still holds the write lock, so the copy is one committed state. Skipped (returns False)
+        when the snapshot already has this file's size and modification time and this session
+        changed nothing, or when a transaction is open on this connection.
+        """
+        if self.read_only:
+            return False
+        writer = self.corpus.writer_catalog_path
+        snapshot = self.corpus.catalog_path
+        try:
+            self.con.execute("CHECKPOINT").fetchall()
+        except duckdb.Error:
+            return False  # a transaction is open; the close publishes
+        wal = writer.with_name(writer.name + ".wal")
+        if wal.is_file() and wal.stat().st_size:
+            return False  # not fully checkpointed: never publish half a state
+        if not force and _same_database_state(writer, snapshot):
+            return False
+        start = time.monotonic()
+        with atomic_path(snapshot) as tmp:
+            shutil.copyfile(writer, tmp)
+        # A WAL beside the snapshot would be a `duckdb` session's that opened it read-write.
+        with contextlib.suppress(FileNotFoundError):
+            snapshot.with_name(snapshot.name + ".wal").unlink()
+        self._published_at = time.monotonic()
+        self._publish_seconds = self._published_at - start
+        return True
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            if not self.read_only:
+                with contextlib.suppress(duckdb.Error, OSError):
+                    self.publish()
+        finally:
+            self.con.close()
 
     def exec(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Run one parameterised statement and fetch its rows.
@@ -339,7 +546,19 @@ class Catalog:
         DuckDB >= 2.0 refuses the next statement on a connection while a result is unread, so
         every statement whose rows are not wanted still goes through here.
         """
-        return self.con.execute(sql, params).fetchall()
+        try:
+            return interruptible(self.con, lambda: self.con.execute(sql, params).fetchall())
+        except (duckdb.IOException, duckdb.FatalException, duckdb.SerializationException) as exc:
+            # Reading the catalog file itself failed (a Parquet file a view reads is not the catalog).
+            if isinstance(exc, duckdb.FatalException) or str(self.corpus.catalog_path) in str(exc):
+                raise self.damaged(exc) from exc
+            raise
+
+    def damaged(self, exc: BaseException, path: Path | None = None) -> CatalogError:
+        """The error for a catalog file DuckDB cannot read (truncated, overwritten, torn)."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = path or self.corpus.catalog_path
+        return CatalogError(f"{where}: catalog damaged ({first}); {DAMAGED_ADVICE}")
 
     def exec_one(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
         """The first row of a statement (all rows are fetched; see :meth:`exec`)."""
@@ -356,8 +575,10 @@ class Catalog:
 
     @property
     def version(self) -> int:
+        # duckdb_tables() answers in a millisecond; information_schema costs tens (every open).
         exists = self.exec_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version' "
+            "AND database_name = current_database()"
         )
         if not exists or not exists[0]:
             return 0
@@ -399,6 +620,12 @@ class Catalog:
             self.exec("ROLLBACK")
             raise
         self.exec("COMMIT")
+        # At most every PUBLISH_INTERVAL seconds, and never more than a tenth of the time
+        # (a large catalog takes a while to copy).
+        interval = max(PUBLISH_INTERVAL, 10 * self._publish_seconds)
+        if not self.read_only and time.monotonic() - self._published_at >= interval:
+            with contextlib.suppress(duckdb.Error, OSError):
+                self.publish()
 
     # -- sources and documents --------------------------------------------------------------------
 
@@ -409,16 +636,19 @@ class Catalog:
             [name, kind, origin],
         )
 
-    def insert_documents(self, rows: Any) -> int:
+    def insert_documents(self, rows: Any, *, skip_existing: bool = False) -> int:
         """Insert document rows (an Arrow table or anything DuckDB can scan) by column name.
 
         Columns not given stay NULL. Call inside :meth:`transaction` together with
-        :meth:`register_shard` of the Parquet file that holds their text.
+        :meth:`register_shard` of the Parquet file that holds their text. ``skip_existing``: rows
+        whose id is already in the catalog are left out (a lost shard written again), and the
+        count is of the rows inserted.
         """
         self.con.register("_phicorpus_new_documents", rows)
         try:
-            self.exec("INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents")
-            n = self.exec_one("SELECT count(*) FROM _phicorpus_new_documents")
+            where = " WHERE id NOT IN (SELECT id FROM documents)" if skip_existing else ""
+            n = self.exec_one(f"SELECT count(*) FROM _phicorpus_new_documents{where}")
+            self.exec(f"INSERT INTO documents BY NAME SELECT * FROM _phicorpus_new_documents{where}")
         finally:
             self.con.unregister("_phicorpus_new_documents")
         return int(n[0]) if n else 0
@@ -460,6 +690,24 @@ class Catalog:
             [kind, kind, source, source],
         )
         return [ShardRecord(*row) for row in rows]
+
+    def shards_at(self, path: str | Path) -> list[ShardRecord]:
+        """The record of one registered file (a list of at most one)."""
+        rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
+        rows = self.exec(
+            "SELECT path, kind, source, stage, sha256, bytes, rows, tokens FROM shards WHERE path = ?", [rel]
+        )
+        return [ShardRecord(*row) for row in rows]
+
+    def unsound_files(self, *, source: str | None = None, stage: str | None = None) -> list[str]:
+        """Registered files (of ``source`` / ``stage``) that fail the cheap check: missing, another
+        size, or a broken Parquet footer / index header. A stage runs it before skipping itself."""
+        return [
+            record.path
+            for record in self.shards(source=source)
+            if (stage is None or record.stage == stage)
+            and cheap_file_problem(self.corpus.absolute(record.path), record.bytes) is not None
+        ]
 
     def is_registered(self, path: str | Path) -> bool:
         rel = self.corpus.relative(path) if Path(path).is_absolute() else str(path)
@@ -516,12 +764,94 @@ class Catalog:
         self.add_drop_counts(stage, source, counts)
 
 
+#: DuckDB's file header and its two alternating database headers (each checkpoint writes one,
+#: with an incremented iteration count): equal bytes and size mean the same checkpointed state.
+_HEADER_BYTES = 3 * 4096
+
+
+def _same_database_state(a: Path, b: Path) -> bool:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read(_HEADER_BYTES) == fb.read(_HEADER_BYTES)
+    except FileNotFoundError:
+        return False
+
+
+def _adopt_snapshot(corpus: Corpus) -> None:
+    """Make the writer's file from ``catalog.duckdb`` (a corpus from before the writer had its own
+    file, or one copied without its hidden files); its WAL comes along so nothing is lost."""
+    src = corpus.catalog_path
+    dst = corpus.writer_catalog_path
+    wal = src.with_name(src.name + ".wal")
+    if wal.is_file():
+        with atomic_path(dst.with_name(dst.name + ".wal")) as tmp:
+            shutil.copyfile(wal, tmp)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
 @dataclass(frozen=True, slots=True)
 class FileProblem:
     """A registered file that is missing or does not match its record."""
 
     path: str
     problem: str
+
+
+def verify_catalog(catalog: Catalog) -> list[FileProblem]:
+    """Read every block of every catalog table, and check the documents against their Parquet.
+
+    DuckDB checksums each block, so reading all of them finds a truncated or overwritten catalog;
+    then each document file the ``documents`` table points at must be registered and its Parquet
+    footer must hold every row a document points at.
+
+    Returns:
+        the problems, each naming ``catalog.duckdb`` or the document file.
+    """
+    name = catalog.corpus.relative(catalog.corpus.catalog_path)
+    try:
+        tables = [
+            row[0]
+            for row in catalog.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND NOT temporary ORDER BY table_name"
+            ).fetchall()
+        ]
+        for table in tables:
+            quoted = '"' + table.replace('"', '""') + '"'
+            catalog.con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {quoted}").fetchall()
+        pointed = catalog.con.execute(
+            "SELECT file, count(*), max(\"row\") FROM documents GROUP BY file ORDER BY file"
+        ).fetchall()
+    except duckdb.InterruptException as exc:
+        raise KeyboardInterrupt from exc
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return [FileProblem(name, f"damaged ({first}); {DAMAGED_ADVICE}")]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    registered = {record.path for record in catalog.shards()}
+    problems: list[FileProblem] = []
+    for file, documents, last_row in pointed:
+        if file not in registered:
+            problems.append(FileProblem(file, f"not registered, though {documents} documents point at it"))
+            continue
+        path = catalog.corpus.absolute(file)
+        if not path.is_file():
+            continue  # verify_files names it missing
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(FileProblem(file, f"corrupt (Parquet footer unreadable: {exc})"))
+            continue
+        if last_row >= rows:
+            problems.append(
+                FileProblem(file, f"corrupt (Parquet has {rows} rows, a document points at row {last_row})")
+            )
+    return problems
 
 
 def kept_documents(catalog: Catalog, source: str) -> list[tuple[str, str, int]]:
@@ -576,11 +906,14 @@ def verify_files(catalog: Catalog) -> tuple[int, list[FileProblem]]:
 
 
 def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection for user SQL: no writes, file access only inside the corpus.
+    """A read-only connection for user SQL: it reads the catalog and the corpus text, writes nothing.
 
-    External access is switched off after ``allowed_directories`` is set to the corpus root, so
-    the text views still read the corpus's Parquet and nothing else; the switch cannot be turned
-    back on in the session.
+    DuckDB's ``allowed_directories`` lets a writer (``COPY ... TO``, ``EXPORT DATABASE``) into an
+    allowed directory as well as a reader, so no directory is allowed: external access is switched
+    off entirely (and locked), and the text views read the registered document Parquet files
+    through an Arrow dataset opened by phicorpus before the switch (temporary views shadowing the
+    catalog's ``document_text`` / ``kept_text``). A registered file that is missing is left out of
+    the views (``phicorpus verify`` names it).
     """
     try:
         corpus = Corpus.open(root)
@@ -589,14 +922,46 @@ def open_sql_connection(root: str | Path) -> duckdb.DuckDBPyConnection:
     catalog = Catalog.open(corpus, read_only=True)
     con = catalog.con
     try:
-        con.execute("SET allowed_directories = ?", [[str(corpus.root) + "/"]]).fetchall()
+        con.register(SQL_DOCS_RELATION, _docs_dataset(catalog))
         con.execute("SET enable_external_access = false").fetchall()
         con.execute("SET autoinstall_known_extensions = false").fetchall()
+        con.execute("SET autoload_known_extensions = false").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
         con.execute("SET lock_configuration = true").fetchall()
+        con.execute(SQL_DOCUMENT_TEXT_VIEW).fetchall()
+        con.execute(SQL_KEPT_TEXT_VIEW).fetchall()
     except BaseException:
         con.close()
         raise
     return con
+
+
+#: The Arrow dataset of document text registered on a ``phicorpus sql`` connection, and the
+#: temporary views over it (same columns as :data:`DOCUMENT_TEXT_VIEW`).
+SQL_DOCS_RELATION = "_phicorpus_docs"
+SQL_DOCUMENT_TEXT_VIEW = f"""CREATE OR REPLACE TEMP VIEW document_text AS
+    SELECT d.*, t.text FROM documents d JOIN {SQL_DOCS_RELATION} t ON t.id = d.id"""
+SQL_KEPT_TEXT_VIEW = """CREATE OR REPLACE TEMP VIEW kept_text AS
+    SELECT * FROM document_text WHERE drop_stage IS NULL"""
+
+
+def _docs_dataset(catalog: Catalog) -> Any:
+    """``(id, text)`` of every registered document Parquet file that is present, lazily read."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = [
+        str(path)
+        for record in catalog.shards(kind="docs")
+        if (path := catalog.corpus.absolute(record.path)).is_file()
+    ]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    try:
+        return ds.dataset(files, schema=schema, format="parquet")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CatalogError(
+            f"{catalog.corpus.root}: a document file is unreadable ({exc}); run phicorpus verify"
+        ) from exc
 
 
 def open_catalog(root: str | Path, *, read_only: bool = False, create: bool = False) -> Catalog:

@@ -58,6 +58,8 @@ class IngestConfig:
         shard_files: input files per Parquet shard (the unit of resumption).
         skip_dirs: directory names never entered (``vendored``/``generated`` and tool caches).
         content_column: the text column of JSONL/Parquet inputs (The Stack: ``content``).
+        max_record_bytes: larger records of JSONL/Parquet inputs are skipped (``oversized``): one
+            huge record would otherwise hold gigabytes through filter, dedup and tokenization.
     """
 
     extensions: tuple[str, ...] = (
@@ -100,6 +102,11 @@ class IngestConfig:
         ".mypy_cache",
     )
     content_column: str = "content"
+    max_record_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes <= 0 or self.max_file_bytes <= 0 or self.shard_files <= 0:
+            raise ValueError("max_record_bytes, max_file_bytes and shard_files must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,10 +381,23 @@ class BuildConfig:
     bios_permute: bool = True
     #: Full name in every sentence instead of pronouns ("fullname").
     bios_fullname: bool = False
+    #: Seed of the bioS generator, apart from ``seed`` (the shuffle and split of a build), so a
+    #: build with another ``seed`` over an existing corpus re-uses its biographies.
+    bios_seed: int = 0
     #: Rust threads for tokenization (0: all cores).
     threads: int = 0
+    #: Accept a ``tokenizer`` that is not byte-level BPE (WordPiece, Unigram): its [UNK]s lose text.
+    allow_lossy_tokenizer: bool = False
 
     def __post_init__(self) -> None:
+        from phicorpus.corpus import CorpusError, check_name
+
+        try:
+            check_name(self.name, "name")
+        except CorpusError as exc:
+            raise ValueError(str(exc)) from exc
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.shard_tokens <= 0:

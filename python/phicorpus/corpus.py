@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ __all__ = [
     "Corpus",
     "CorpusError",
     "atomic_path",
+    "cheap_file_problem",
+    "check_name",
+    "file_kind_problem",
     "fsync_dir",
     "publish_bytes",
     "read_texts",
@@ -31,10 +35,88 @@ __all__ = [
 ]
 
 TMP_SUFFIX = ".tmp"
+#: The writer's catalog, beside the published ``catalog.duckdb`` (hidden: readers never open it).
+WRITER_CATALOG = ".catalog-writer.duckdb"
 
 
 class CorpusError(Exception):
     """A corpus directory problem; the message names the path."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is one path component of ``[A-Za-z0-9._-]`` (not ``.``/``..``), else an error.
+
+    Build and source names become directories of the corpus (``build/<name>/``,
+    ``docs/<source>/``), so a name with a separator, ``..`` or nothing at all would write outside
+    its place (``--name ../../escape``) or over another's (``--name ""`` writes into ``build/``).
+
+    Raises:
+        CorpusError: naming the value and the rule.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        raise CorpusError(
+            f"{what} {name!r} is not valid: one path component of letters, digits, '.', '_' and '-'"
+        )
+    return name
+
+
+#: First and last bytes a file of each kind must have (Parquet: ``PAR1`` both ends; Megatron index).
+_MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".idx": (b"MMIDIDX\x00\x00", b"")}
+
+
+def cheap_file_problem(path: str | Path, size: int | None = None) -> str | None:
+    """What is wrong with a written file, by a check that reads a few bytes, or ``None``.
+
+    Present; ``size`` bytes when given; for Parquet the ``PAR1`` magic at both ends (a truncated
+    or torn file loses its footer), for a Megatron ``.idx`` its header. A stage runs this on its
+    recorded outputs before skipping; ``phicorpus verify`` and the end of a build hash them.
+    """
+    target = Path(path)
+    try:
+        actual = target.stat().st_size
+        if size is not None and actual != size:
+            return f"size {actual}, expected {size}"
+        head, tail = _MAGIC.get(target.suffix, (b"", b""))
+        if head or tail:
+            with open(target, "rb") as fh:
+                if head and fh.read(len(head)) != head:
+                    return "corrupt (bad header)"
+                if tail:
+                    fh.seek(max(0, actual - len(tail)))
+                    if fh.read(len(tail)) != tail:
+                        return "corrupt (no Parquet footer)"
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return None
+
+
+def file_kind_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or ``None`` for a regular file.
+
+    ``no such file or directory`` only when nothing is there: a FIFO, socket or device is named
+    as what it is (reading a FIFO would block, and a re-run could not read it again).
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file or directory"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"{kind}, not a regular file (write it to a file first)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +139,7 @@ class Corpus:
     def open(cls, root: str | Path) -> Corpus:
         """An existing corpus; raises :class:`CorpusError` if there is no catalog in ``root``."""
         path = Path(root)
-        if not (path / "catalog.duckdb").is_file():
+        if not (path / "catalog.duckdb").is_file() and not (path / WRITER_CATALOG).is_file():
             raise CorpusError(f"{path}: not a phicorpus corpus (no catalog.duckdb)")
         return cls(path.resolve())
 
@@ -67,7 +149,14 @@ class Corpus:
 
     @property
     def catalog_path(self) -> Path:
+        """The published read snapshot of the catalog: what readers open (``phicorpus sql``,
+        ``stats``, ``duckdb -readonly``); replaced atomically by the writer after it commits."""
         return self.root / "catalog.duckdb"
+
+    @property
+    def writer_catalog_path(self) -> Path:
+        """The pipeline's own catalog file: only the one writer opens it (see :mod:`phicorpus.catalog`)."""
+        return self.root / WRITER_CATALOG
 
     @property
     def prompts_dir(self) -> Path:
@@ -78,12 +167,12 @@ class Corpus:
         return self.root / "requests"
 
     def docs_dir(self, source: str) -> Path:
-        """``docs/<source>/``: the Parquet shards of one source."""
-        return self.root / "docs" / source
+        """``docs/<source>/``: the Parquet shards of one source (a valid name, see :func:`check_name`)."""
+        return self.root / "docs" / check_name(source, "source name")
 
     def build_dir(self, name: str) -> Path:
-        """``build/<name>/``: token shards, tokenizer and manifest of one build."""
-        return self.root / "build" / name
+        """``build/<name>/``: token shards, tokenizer and manifest of one build (a valid name)."""
+        return self.root / "build" / check_name(name, "build name")
 
     def relative(self, path: str | Path) -> str:
         """``path`` relative to the corpus root, with ``/`` separators (how the catalog stores it)."""
@@ -163,10 +252,24 @@ def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> 
         corpus: the corpus.
         file: the shard, relative to the corpus (``documents.file``).
         rows: row indexes (``documents.row``).
+
+    Raises:
+        CorpusError: the file is missing or not Parquet (one line naming it).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    column = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
+    path = corpus.absolute(file)
+    try:
+        column = pq.read_table(path, columns=["text"]).column("text")
+    except (OSError, pa.ArrowException) as exc:
+        if not path.exists():
+            problem = "missing"
+        else:
+            problem = f"unreadable ({(str(exc).strip().splitlines() or [type(exc).__name__])[0]})"
+        raise CorpusError(
+            f"{file}: document file {problem}; run phicorpus verify, and re-run the stage that wrote it"
+        ) from exc
     if rows is not None:
         column = column.take(list(rows))
     texts: list[str] = column.to_pylist()

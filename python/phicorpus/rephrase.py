@@ -320,19 +320,22 @@ def gate_rephrases(corpus: Corpus, config: RephraseConfig) -> dict[str, Any]:
     return {"gated": len(rows), "dropped": dict(sorted(dropped.items()))}
 
 
-def rephrase_stats(corpus: Corpus, catalog: Catalog) -> list[dict[str, Any]]:
+def rephrase_stats(corpus: Corpus, query: Callable[..., list[tuple[Any, ...]]]) -> list[dict[str, Any]]:
     """Per rephrase format: documents, kept, fact retention (mean, p10, median), copy overlap
-    (mean), and the near-duplicate rate of the kept outputs (MinHash-LSH, verified Jaccard >= 0.8)."""
+    (mean), and the near-duplicate rate of the kept outputs (MinHash-LSH, verified Jaccard >= 0.8).
+
+    ``query(sql, params)`` returns rows (a catalog's ``exec``, or a read snapshot's).
+    """
     from phicorpus.prompts.stats import near_duplicate_rate
 
-    rows = catalog.exec(
+    rows = query(
         "SELECT r.format, count(*), count(*) FILTER (WHERE d.drop_stage IS NULL), avg(r.fact_retention), "
         "quantile_cont(r.fact_retention, 0.1), median(r.fact_retention), avg(r.copy_overlap) "
         "FROM rephrases r JOIN documents d ON d.id = r.doc_id GROUP BY r.format ORDER BY r.format"
     )
     out = []
     for fmt, n, kept, mean, p10, p50, overlap in rows:
-        kept_docs = catalog.exec(
+        kept_docs = query(
             'SELECT d.id, d.file, d."row" FROM rephrases r JOIN documents d ON d.id = r.doc_id '
             "WHERE r.format = ? AND d.drop_stage IS NULL ORDER BY d.id LIMIT 20000",
             [fmt],

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from phicorpus.catalog import Catalog, params_hash
-from phicorpus.corpus import Corpus, publish_bytes, sha256_file
+from phicorpus.corpus import Corpus, cheap_file_problem, publish_bytes, sha256_file
 
 __all__ = [
     "MARKERS_DIR",
@@ -137,7 +137,12 @@ def write_marker(corpus: Corpus, stage: str, unit: WorkUnit, result: UnitResult)
     files = {}
     for rel in result.outputs:
         path = corpus.absolute(rel)
-        files[rel] = {"bytes": path.stat().st_size, "sha256": result.hashes.get(rel) or sha256_file(path)}
+        st = path.stat()
+        files[rel] = {
+            "bytes": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sha256": result.hashes.get(rel) or sha256_file(path),
+        }
     body = {
         "stage": stage,
         "key": unit.key,
@@ -160,16 +165,28 @@ def read_marker(corpus: Corpus, stage: str, key: str) -> dict[str, Any] | None:
 
 def unit_done(corpus: Corpus, stage: str, unit: WorkUnit) -> UnitResult | None:
     """The recorded result of a finished unit: its marker names the same parameters and every
-    output is still there with the size it had. ``None`` means the unit must run."""
+    output is still there with the size it had and, when it was rewritten since (another plan
+    of the same build wrote the same path: same size, other tokens), the same sha256. ``None``
+    means the unit must run."""
     marker = read_marker(corpus, stage, unit.key)
     if marker is None or marker.get("params_hash") != unit.params_hash:
         return None
     outputs = marker.get("outputs") or {}
     for rel, info in outputs.items():
         try:
-            if os.stat(corpus.absolute(rel)).st_size != int(info["bytes"]):
-                return None
-        except (OSError, KeyError, TypeError, ValueError):
+            size = int(info["bytes"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        path = corpus.absolute(rel)
+        # Size plus the header/footer magic: a truncated or torn output is redone (hashes: verify).
+        if cheap_file_problem(path, size) is not None:
+            return None
+        # Rewritten since (another plan wrote the same name, same size): the hash decides.
+        try:
+            rewritten = "mtime_ns" in info and os.stat(path).st_mtime_ns != int(info["mtime_ns"])
+        except (OSError, TypeError, ValueError):
+            return None
+        if rewritten and sha256_file(path) != info.get("sha256"):
             return None
     hashes = {rel: str(info.get("sha256", "")) for rel, info in outputs.items()}
     return UnitResult(unit.key, tuple(outputs), dict(marker.get("stats") or {}), hashes)

@@ -13,81 +13,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from phicorpus.catalog import Catalog
 from phicorpus.corpus import Corpus
+from phicorpus.reader import CorpusReader
 
 __all__ = ["corpus_stats", "format_stats"]
 
 
-def _table_columns(catalog: Catalog, table: str) -> set[str]:
-    rows = catalog.exec("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])
-    return {str(r[0]) for r in rows}
-
-
-def _by(catalog: Catalog, column: str) -> list[dict[str, Any]]:
+def _by(reader: CorpusReader, column: str) -> list[dict[str, Any]]:
     assert column in ("source", "subject", "format", "audience")  # identifiers cannot be parameters
-    rows = catalog.exec(
-        f"SELECT coalesce({column}, '-') AS k, count(*), coalesce(sum(tokens), 0), "
-        f"coalesce(sum(chars), 0) FROM documents WHERE drop_stage IS NULL GROUP BY k ORDER BY k"
-    )
-    return [{column: k, "documents": int(n), "tokens": int(t), "chars": int(c)} for k, n, t, c in rows]
+    return reader.sql(
+        f"SELECT coalesce({column}, '-') AS {column}, count(*) AS documents, "
+        f"coalesce(sum(tokens), 0)::BIGINT AS tokens, coalesce(sum(chars), 0)::BIGINT AS chars "
+        f"FROM documents WHERE drop_stage IS NULL GROUP BY ALL ORDER BY 1"
+    ).to_dicts()
 
 
 def corpus_stats(corpus: Corpus) -> dict[str, Any]:
-    """Every figure ``phicorpus stats`` shows, as plain data (``--json`` prints this)."""
-    with Catalog.open(corpus, read_only=True) as catalog:
+    """Every figure ``phicorpus stats`` shows, as plain data (``--json`` prints this), read from
+    one snapshot of the catalog (it may be building)."""
+    with CorpusReader(corpus).snapshot() as reader:
         out: dict[str, Any] = {"corpus": str(corpus.root)}
-        totals = catalog.exec(
-            "SELECT source, count(*), count(*) FILTER (WHERE drop_stage IS NULL), "
-            "count(*) FILTER (WHERE drop_stage = 'dedup') FROM documents GROUP BY source ORDER BY source"
+        out["sources"] = reader.sql(
+            "SELECT source, count(*) AS documents, count(*) FILTER (WHERE drop_stage IS NULL) AS kept, "
+            "count(*) FILTER (WHERE drop_stage = 'dedup') AS duplicates, "
+            "round(duplicates / count(*), 6) AS duplicate_rate "
+            "FROM documents GROUP BY source ORDER BY source"
+        ).to_dicts()
+        for column in ("source", "subject", "format", "audience"):
+            out[f"by_{column}"] = _by(reader, column)
+        out["drops"] = reader.sql(
+            "SELECT stage, source, reason, count FROM drop_counts ORDER BY stage, source, count DESC"
+        ).to_dicts()
+        llm = reader.sql(
+            "SELECT count(*) AS requests, coalesce(sum(cost), 0)::DOUBLE AS cost_usd FROM requests"
         )
-        out["sources"] = [
-            {
-                "source": s,
-                "documents": int(n),
-                "kept": int(k),
-                "duplicates": int(d),
-                "duplicate_rate": round(d / n, 6) if n else 0.0,
-            }
-            for s, n, k, d in totals
-        ]
-        out["by_source"] = _by(catalog, "source")
-        out["by_subject"] = _by(catalog, "subject")
-        out["by_format"] = _by(catalog, "format")
-        out["by_audience"] = _by(catalog, "audience")
-        out["drops"] = [
-            {"stage": st, "source": so, "reason": r, "count": int(c)}
-            for st, so, r, c in catalog.exec(
-                "SELECT stage, source, reason, count FROM drop_counts ORDER BY stage, source, count DESC"
-            )
-        ]
-        requests: dict[str, Any] = {"requests": 0, "cost_usd": 0.0}
-        columns = _table_columns(catalog, "requests")
-        if columns:
-            cost = next((c for c in ("cost_usd", "cost") if c in columns), None)
-            row = catalog.exec_one(
-                "SELECT count(*), " + (f"coalesce(sum({cost}), 0)" if cost else "0") + " FROM requests"
-            )
-            if row:
-                requests = {"requests": int(row[0]), "cost_usd": float(row[1])}
-        out["llm"] = requests
-        out["files"] = [
-            {"kind": k, "files": int(n), "bytes": int(b), "tokens": int(t)}
-            for k, n, b, t in catalog.exec(
-                "SELECT kind, count(*), sum(bytes), coalesce(sum(tokens), 0) FROM shards "
-                "GROUP BY kind ORDER BY kind"
-            )
-        ]
-        if _table_columns(catalog, "rephrases"):
+        out["llm"] = llm.row(0, named=True)
+        out["files"] = reader.sql(
+            "SELECT kind, count(*) AS files, sum(bytes)::BIGINT AS bytes, "
+            "coalesce(sum(tokens), 0)::BIGINT AS tokens FROM shards GROUP BY kind ORDER BY kind"
+        ).to_dicts()
+        has_rephrases = reader.sql(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'rephrases'"
+        ).item()
+        if has_rephrases:
             from phicorpus.rephrase import rephrase_stats
 
-            out["rephrase"] = rephrase_stats(corpus, catalog)
-        out["stages"] = [
-            {"stage": st, "status": status, "runs": int(n)}
-            for st, status, n in catalog.exec(
-                "SELECT stage, arg_max(status, id), count(*) FROM stage_runs GROUP BY stage ORDER BY stage"
-            )
-        ]
+            out["rephrase"] = rephrase_stats(corpus, lambda q, p=None: reader.sql(q, p).rows())
+        out["stages"] = reader.sql(
+            "SELECT stage, arg_max(status, id) AS status, count(*) AS runs FROM stage_runs "
+            "GROUP BY stage ORDER BY stage"
+        ).to_dicts()
     return out
 
 

@@ -25,7 +25,7 @@ def _corpus(tmp_path: Path) -> Path:
     (src / "copy.py").write_text((src / "m0.py").read_text())
     (src / "sql.py").write_text('q = "\'; DROP TABLE documents; --"\n')
     out = tmp_path / "c"
-    result = CliRunner().invoke(main, ["ingest", "code", str(src), "--out", str(out)])
+    result = CliRunner().invoke(main, ["ingest", "code", str(src), "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["documents"] == 8
     return out
@@ -35,13 +35,13 @@ def test_pipeline_sql_and_verify(tmp_path: Path) -> None:
     out = _corpus(tmp_path)
     runner = CliRunner()
     assert runner.invoke(main, ["filter", str(out)]).exit_code == 0
-    result = runner.invoke(main, ["dedup", str(out)])
+    result = runner.invoke(main, ["dedup", str(out), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["exact_duplicates"] == 1
     bench = tmp_path / "bench.jsonl"
     bench.write_text(
         json.dumps({"question": "def f3_4(x): return x * 4 + 3 def f3_5(x): return x * 5 + 3"}) + "\n"
     )
-    result = runner.invoke(main, ["decontam", str(out), "--benchmarks", str(bench), "--ngram", "8"])
+    result = runner.invoke(main, ["decontam", str(out), "--benchmarks", str(bench), "--ngram", "8", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["benchmarks"]["bench"]["documents"] == 1
 
@@ -65,7 +65,7 @@ def test_pipeline_sql_and_verify(tmp_path: Path) -> None:
     assert not (tmp_path / "x.csv").exists()
 
     result = runner.invoke(main, ["verify", str(out)])
-    assert result.exit_code == 0 and "ok: 1 files verified" in result.output
+    assert result.exit_code == 0 and "ok: catalog and 1 files verified" in result.output
     shard = next((out / "docs" / "code").glob("part-*.parquet"))
     data = bytearray(shard.read_bytes())
     data[100] ^= 0xFF
@@ -90,7 +90,7 @@ def test_classifier_annotate_train_and_filter(tmp_path: Path) -> None:
     assert runner.invoke(main, ["classifier", "annotate", str(out), "--labels", str(labels)]).exit_code == 0
     result = runner.invoke(main, ["classifier", "train", str(out), "--holdout", "0.2"])
     assert result.exit_code == 0 and "F1" in result.output, result.output
-    result = runner.invoke(main, ["filter", str(out), "--min-edu", "2"])
+    result = runner.invoke(main, ["filter", str(out), "--min-edu", "2", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["edu_scored"] == 8
     result = runner.invoke(main, ["sql", str(out), "SELECT count(*) FROM documents WHERE edu_score IS NULL"])
@@ -123,7 +123,7 @@ def test_classifier_annotate_with_an_llm_judge(tmp_path: Path) -> None:
     texts = {r["id"]: r["text"] for r in map(json.loads, result.output.splitlines())}
     assert len(texts) == 8  # m0..m5, copy.py (the same text as m0.py) and sql.py
     with FakeServer(plan=_judge) as server:
-        args = ["classifier", "annotate", str(out), "--model", "m", "--seed", "3"]
+        args = ["classifier", "annotate", str(out), "--model", "m", "--seed", "3", "--json"]
         result = runner.invoke(main, [*args, "--sample", "4", "--llm", server.url])
         assert result.exit_code == 0, result.output
         first = json.loads(result.output)

@@ -75,11 +75,20 @@ def test_dedup_across_sources(tmp_path: Path) -> None:
     assert per_source == {"code": 0, "textbook": 2}
     assert per_topic == [("t1", 21)]
     assert sizes == {1: 38, 2: 2}
-    # A re-run keeps the decisions.
-    assert run_dedup(corpus, DedupConfig())["near_duplicates"] == 0
+    # A re-run on the same documents is skipped: nothing read, no new run recorded.
+    again = run_dedup(corpus, DedupConfig())
+    assert again["skipped"] and again["near_duplicates"] == 1
+    with Catalog.open(corpus, read_only=True) as cat:
+        assert cat.exec("SELECT count(*) FROM stage_runs WHERE stage = 'dedup'") == [(1,)]
+    # A new document: dedup runs again over all its inputs and makes the same decisions as before
+    # (the new document is no one's duplicate).
+    add_docs(corpus, "c", "code", "code", [_text(rng)])
+    again = run_dedup(corpus, DedupConfig())
+    assert not again.get("skipped") and (again["exact_duplicates"], again["near_duplicates"]) == (1, 1)
     with Catalog.open(corpus, read_only=True) as cat:
         assert len(cat.exec("SELECT id FROM documents WHERE drop_stage = 'dedup'")) == 2
-        assert dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes")) == {1: 38, 2: 2}
+        assert dict(cat.exec("SELECT size, clusters FROM dup_cluster_sizes")) == {1: 39, 2: 2}
+        assert cat.exec("SELECT count(*) FROM stage_runs WHERE stage = 'dedup'") == [(2,)]
 
 
 def test_dedup_drops_only_documents_near_the_kept_one(tmp_path: Path) -> None:

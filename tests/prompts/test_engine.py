@@ -226,3 +226,29 @@ def test_format_shares_follow_weights(config: PromptsConfig) -> None:
     per_doc = Counter(r["source_id"] for r in table.to_pylist() if r["format"] == "rewrite")
     assert set(per_doc) == {d for d, _ in docs}
     assert max(per_doc.values()) - min(per_doc.values()) <= config.rewrite_m
+
+
+def test_prompt_batches_are_the_same_prompts_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    import pyarrow as pa
+
+    from phicorpus.prompts import iter_prompt_batches, load_templates, write_prompt_file
+    from phicorpus.topics import load_topics
+
+    loaded = {"topics": load_topics(None), "templates": load_templates(None)}
+    whole = render_prompts(2000, seed=5, **loaded)  # type: ignore[arg-type]
+    batches = list(iter_prompt_batches(2000, seed=5, batch_rows=600, **loaded))  # type: ignore[arg-type]
+    assert [b.num_rows for b in batches] == [600] * 3 + [200]
+    assert pa.Table.from_batches(batches).equals(whole)
+
+    tracemalloc.start()
+    render_prompts(2000, seed=5, **loaded)  # type: ignore[arg-type]
+    _, at_once = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    stream = iter_prompt_batches(2000, seed=5, batch_rows=100, **loaded)  # type: ignore[arg-type]
+    path, counts, _ = write_prompt_file(tmp_path / "p.parquet", stream)
+    _, streamed = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert pq.read_table(path).equals(whole) and sum(counts.values()) == 2000
+    assert streamed < 0.7 * at_once, (streamed, at_once)

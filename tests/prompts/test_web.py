@@ -60,5 +60,5 @@ def test_load_errors_name_file_and_line(tmp_path: Path) -> None:
     pq.write_table(pa.table({"content": ["x"]}), parquet)
     with pytest.raises(ValueError, match=r"c\.parquet:0: no 'text' column"):
         load_web_samples([parquet])
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ValueError, match="web file: no such file or directory"):
         load_web_samples([tmp_path / "missing.jsonl"])

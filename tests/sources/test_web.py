@@ -203,7 +203,7 @@ def test_cli_ingest_web_directory(tmp_path: Path) -> None:
     pages = _real_html(1)
     if pages:
         shutil.copy(pages[0], src / "real.html")
-    result = CliRunner().invoke(main, ["ingest", "web", str(src), "--out", str(tmp_path / "c")])
+    result = CliRunner().invoke(main, ["ingest", "web", str(tmp_path / "c"), str(src), "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)
     assert stats["input_formats"]["text"] == 1 and stats["input_formats"]["html"] >= 1

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import click
 
-from phicorpus.cli._group import main, one_line_errors
+from phicorpus.cli._group import SEED, checked_name, corpus_alias, corpus_from, main, one_line_errors
 
 __all__ = ["build", "main", "one_line_errors", "stats"]
 
 
 @main.command()
+@click.argument("corpus_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@corpus_alias("--out")
+@corpus_alias("--corpus")
 @click.option("--mix", default=None, help="name:weight,... over groups (synthetic, code) and sources.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
 @click.option("--tokens", type=int, default=None, help="Training tokens (default: what the data gives).")
 @click.option(
     "--llm",
@@ -37,15 +39,30 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
     help="Web documents for the web and rephrased sources (JSONL/Parquet text, HTML, WARC, dirs).",
 )
 @click.option("--benchmarks", multiple=True, type=click.Path(path_type=Path), help="For decontamination.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=SEED, default=None, help="Seed of sampling and shuffling (>= 0).")
 @click.option("--valid-fraction", type=float, default=None, help="Share held out for validation.")
 @click.option("--max-epochs", type=float, default=None, help="Most repeats of any source.")
 @click.option("--shard-tokens", type=int, default=None, help="Tokens per shard file.")
-@click.option("--name", default=None, help="Build name (build/<name>/).")
+@click.option(
+    "--name", default=None, callback=checked_name, help="Build name (build/<name>/; [A-Za-z0-9._-])."
+)
+@click.option(
+    "--allow-lossy-tokenizer",
+    is_flag=True,
+    default=None,
+    help="Accept a --tokenizer that is not byte-level BPE (WordPiece, Unigram); its [UNK]s lose text.",
+)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Ignore the configuration saved in the corpus: defaults plus this command's flags.",
+)
 @one_line_errors
 def build(
+    corpus_dir: Path | None,
+    out_flag: Path | None,
+    corpus_flag: Path | None,
     mix: str | None,
-    out: Path,
     tokens: int | None,
     llm: str | None,
     model: str | None,
@@ -59,14 +76,22 @@ def build(
     max_epochs: float | None,
     shard_tokens: int | None,
     name: str | None,
+    allow_lossy_tokenizer: bool | None,
+    reset: bool,
 ) -> None:
-    """Run every stage not done yet and write token shards whose shares match --mix."""
+    """Run every stage not done yet in the corpus CORPUS and write shards whose shares match --mix.
+
+    Settings come from the corpus's phicorpus.toml (the last successful or interrupted build's),
+    each flag given overriding its key; --reset starts from the defaults instead. A build that
+    fails leaves the saved configuration as it was.
+    """
     from phicorpus.build import BuildInputs, run_build
     from phicorpus.config import Config
     from phicorpus.corpus import Corpus
 
+    out = corpus_from(corpus_dir, ("--out", out_flag), ("--corpus", corpus_flag))
     corpus = Corpus.create(out)
-    config = Config.load(corpus.config_path).override(
+    config = (Config() if reset else Config.load(corpus.config_path)).override(
         build={
             "mix": mix,
             "tokens": tokens,
@@ -76,6 +101,7 @@ def build(
             "max_epochs": max_epochs,
             "shard_tokens": shard_tokens,
             "name": name,
+            "allow_lossy_tokenizer": allow_lossy_tokenizer or None,
         }
     )
     inputs = BuildInputs(

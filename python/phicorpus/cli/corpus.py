@@ -1,10 +1,12 @@
-"""``phicorpus`` commands: ingest, filter, dedup, decontam, classifier, sql, verify."""
+"""``phicorpus`` commands: ingest, filter, dedup, decontam, classifier, sql, report, verify."""
 
 from __future__ import annotations
 
 import csv
+import decimal
 import io
 import json
+import math
 import os
 import random
 import sys
@@ -13,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from phicorpus.cli._group import llm_endpoints, main, one_line_errors
+from phicorpus.cli._group import (
+    JSON_OPTION,
+    SEED,
+    checked_name,
+    corpus_alias,
+    corpus_from,
+    llm_endpoints,
+    main,
+    one_line_errors,
+    print_summary,
+)
 
 if TYPE_CHECKING:
     from phicorpus.corpus import Corpus
@@ -27,65 +39,111 @@ def _config(corpus_dir: str | Path) -> Any:
     return Config.load(Path(corpus_dir) / "phicorpus.toml")
 
 
-def _print_stats(stats: dict[str, Any]) -> None:
-    click.echo(json.dumps(stats, indent=2, sort_keys=True, default=str))
-
-
 @main.group()
 def ingest() -> None:
     """Bring documents into a corpus."""
 
 
 @ingest.command("code")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
-@click.option("--source", default="code", show_default=True, help="Source name of the documents.")
-@click.option("--shard-files", type=int, default=None, help="Input files per shard.")
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path), metavar="CORPUS [PATH]...")
+@corpus_alias("--out")
+@corpus_alias("--corpus")
+@click.option(
+    "--source",
+    default="code",
+    show_default=True,
+    callback=checked_name,
+    help="Source name of the documents ([A-Za-z0-9._-]).",
+)
+@click.option("--shard-files", type=click.IntRange(min=1), default=None, help="Input files per shard.")
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Skip larger JSONL/Parquet records as oversized (default 1,000,000).",
+)
+@JSON_OPTION
 @one_line_errors
-def ingest_code_cmd(paths: tuple[Path, ...], out: Path, source: str, shard_files: int | None) -> None:
-    """Ingest code: directories, source files, JSONL/Parquet with a `content` column.
+def ingest_code_cmd(
+    args: tuple[Path, ...],
+    out_flag: Path | None,
+    corpus_flag: Path | None,
+    source: str,
+    shard_files: int | None,
+    max_record_bytes: int | None,
+    as_json: bool,
+) -> None:
+    """Ingest code into CORPUS: directories, source files, JSONL/Parquet with a `content` column.
 
-    With no PATH, the standard library source of the running Python.
+    With no PATH, the standard library source of the running Python. Skipped inputs are counted
+    by reason, and the first bad ones named by file and line; when every input is bad the
+    command fails.
     """
     from phicorpus.corpus import Corpus
     from phicorpus.sources.code import ingest_code
 
+    if out_flag is not None or corpus_flag is not None:  # the older spelling: PATHs only
+        out, paths = corpus_from(None, ("--out", out_flag), ("--corpus", corpus_flag)), args
+    else:
+        out, paths = corpus_from(args[0] if args else None), args[1:]
+        looks_like_code = out.is_dir() and not (out / "catalog.duckdb").exists() and any(out.iterdir())
+        if looks_like_code and not (out / "phicorpus.toml").exists():
+            raise click.UsageError(
+                f"{out} holds files but is not a corpus; the corpus comes first: ingest code CORPUS {out}"
+            )
+    config = _config(out).override(ingest={"shard_files": shard_files, "max_record_bytes": max_record_bytes})
     corpus = Corpus.create(out)
-    config = _config(out).override(ingest={"shard_files": shard_files})
     stats = ingest_code(corpus, list(paths) or None, config=config.ingest, source=source)
-    _print_stats(stats)
+    print_summary(f"ingest {source!r}", stats, as_json)
 
 
 @ingest.command("web")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Corpus directory.")
-@click.option("--source", default="web", show_default=True, help="Source name of the documents.")
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path), metavar="CORPUS [PATH]...")
+@corpus_alias("--out")
+@corpus_alias("--corpus")
+@click.option(
+    "--source",
+    default="web",
+    show_default=True,
+    callback=checked_name,
+    help="Source name of the documents ([A-Za-z0-9._-]).",
+)
+@JSON_OPTION
 @one_line_errors
-def ingest_web_cmd(paths: tuple[Path, ...], out: Path, source: str) -> None:
-    """Ingest web documents: JSONL/Parquet with a `text` column (FineWeb, DCLM), HTML, WARC, text.
+def ingest_web_cmd(
+    args: tuple[Path, ...], out_flag: Path | None, corpus_flag: Path | None, source: str, as_json: bool
+) -> None:
+    """Ingest web documents into CORPUS: JSONL/Parquet with a `text` column (FineWeb, DCLM), HTML,
+    WARC, plain text, or directories of them.
 
-    HTML pages and WARC responses have their main text extracted (trafilatura). With no PATH,
-    the HTML and text documentation under /usr/share/doc.
+    HTML pages and WARC responses have their main text extracted (trafilatura); `url`, `id`,
+    `language` and `score` fields are kept. With no PATH, the HTML and text documentation under
+    /usr/share/doc. Bad lines and records are counted by reason and named by file and line.
     """
     from phicorpus.corpus import Corpus
     from phicorpus.sources.web import ingest_web
 
+    if out_flag is not None or corpus_flag is not None:  # `ingest web PATH... --out CORPUS`
+        out, paths = corpus_from(None, ("--out", out_flag), ("--corpus", corpus_flag)), args
+    else:
+        out, paths = corpus_from(args[0] if args else None), args[1:]
     corpus = Corpus.create(out)
     stats = ingest_web(corpus, list(paths) or None, config=_config(out).ingest, source=source)
-    _print_stats(stats)
+    print_summary(f"ingest {source!r}", stats, as_json)
 
 
 @main.command("filter")
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @click.option("--min-edu", type=float, default=None, help="Drop documents the edu classifier scores lower.")
+@JSON_OPTION
 @one_line_errors
-def filter_cmd(corpus_dir: Path, min_edu: float | None) -> None:
+def filter_cmd(corpus_dir: Path, min_edu: float | None, as_json: bool) -> None:
     """Heuristic quality rules (prose and code sets) and the edu-value filter."""
     from phicorpus.corpus import Corpus
     from phicorpus.filter.stage import run_filter
 
     config = _config(corpus_dir).override(filter={"min_edu": min_edu})
-    _print_stats(run_filter(Corpus.open(corpus_dir), config.filter))
+    print_summary("filter", run_filter(Corpus.open(corpus_dir), config.filter), as_json)
 
 
 @main.command("dedup")
@@ -93,8 +151,11 @@ def filter_cmd(corpus_dir: Path, min_edu: float | None) -> None:
 @click.option("--threshold", type=float, default=None, help="Jaccard threshold (default 0.8).")
 @click.option("--ngram", type=int, default=None, help="Words per shingle (default 5).")
 @click.option("--num-perm", type=int, default=None, help="MinHash permutations (default 128).")
+@JSON_OPTION
 @one_line_errors
-def dedup_cmd(corpus_dir: Path, threshold: float | None, ngram: int | None, num_perm: int | None) -> None:
+def dedup_cmd(
+    corpus_dir: Path, threshold: float | None, ngram: int | None, num_perm: int | None, as_json: bool
+) -> None:
     """Exact, then MinHash-LSH near-duplicate removal across all sources."""
     from phicorpus.corpus import Corpus
     from phicorpus.dedup.stage import run_dedup
@@ -102,7 +163,7 @@ def dedup_cmd(corpus_dir: Path, threshold: float | None, ngram: int | None, num_
     config = _config(corpus_dir).override(
         dedup={"threshold": threshold, "ngram": ngram, "num_perm": num_perm}
     )
-    _print_stats(run_dedup(Corpus.open(corpus_dir), config.dedup))
+    print_summary("dedup", run_dedup(Corpus.open(corpus_dir), config.dedup), as_json)
 
 
 @main.command("decontam")
@@ -118,9 +179,15 @@ def dedup_cmd(corpus_dir: Path, threshold: float | None, ngram: int | None, num_
 @click.option("--field", "fields", multiple=True, help="Text field of the benchmark records (repeatable).")
 @click.option("--ngram", type=int, default=None, help="Words per n-gram (default 13).")
 @click.option("--flag", is_flag=True, help="Only flag overlapping documents (decontam_hits), do not drop.")
+@JSON_OPTION
 @one_line_errors
 def decontam_cmd(
-    corpus_dir: Path, benchmarks: tuple[Path, ...], fields: tuple[str, ...], ngram: int | None, flag: bool
+    corpus_dir: Path,
+    benchmarks: tuple[Path, ...],
+    fields: tuple[str, ...],
+    ngram: int | None,
+    flag: bool,
+    as_json: bool,
 ) -> None:
     """Drop (or flag) documents sharing an n-gram with a benchmark."""
     from phicorpus.corpus import Corpus
@@ -129,7 +196,8 @@ def decontam_cmd(
     config = _config(corpus_dir).override(
         decontam={"fields": list(fields) or None, "ngram": ngram, "mode": "flag" if flag else None}
     )
-    _print_stats(run_decontam(Corpus.open(corpus_dir), list(benchmarks), config.decontam))
+    stats = run_decontam(Corpus.open(corpus_dir), list(benchmarks), config.decontam)
+    print_summary("decontam", stats, as_json)
 
 
 @main.group()
@@ -156,7 +224,7 @@ def classifier() -> None:
 @click.option(
     "--sample", type=int, default=1000, show_default=True, help="Documents to sample for the judge."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--out",
     "out",
@@ -164,6 +232,7 @@ def classifier() -> None:
     default=None,
     help="Without --labels or --model: write the sample (id, text) here for a judge to score.",
 )
+@JSON_OPTION
 @one_line_errors
 def annotate_cmd(
     corpus_dir: Path,
@@ -174,6 +243,7 @@ def annotate_cmd(
     sample: int,
     seed: int,
     out: Path | None,
+    as_json: bool,
 ) -> None:
     """Edu-value labels (0-5) of a seeded sample of kept documents, for `classifier train`.
 
@@ -199,7 +269,7 @@ def annotate_cmd(
         click.echo(f"stored {len(labels)} labels in {corpus.relative(target)}")
         return
     if model is not None:
-        _annotate_with_judge(corpus, model, llm_endpoints(llm), max_cost, sample, seed)
+        _annotate_with_judge(corpus, model, llm_endpoints(llm), max_cost, sample, seed, as_json)
         return
     with Catalog.open(corpus, read_only=True) as catalog:
         picked = sample_documents(catalog, sample, seed)
@@ -217,7 +287,7 @@ def annotate_cmd(
 
 
 def _annotate_with_judge(
-    corpus: Corpus, model: str, endpoints: list[str], max_cost: float, sample: int, seed: int
+    corpus: Corpus, model: str, endpoints: list[str], max_cost: float, sample: int, seed: int, as_json: bool
 ) -> None:
     """Score the seeded sample with the edu rubric and store the parsed scores as the labels file."""
     from phicorpus.catalog import Catalog
@@ -242,14 +312,15 @@ def _annotate_with_judge(
         stats = judged.stats
         catalog.finish_stage(run_id, stats, status="done" if judged.scores else "failed")
     if not judged.scores:
-        _print_stats(stats)
+        print_summary("classifier annotate", stats, as_json)
         raise ValueError(
             f"the judge scored none of {len(docs)} documents ({stats['unparsed']} answers did not parse, "
             f"{stats['failed']} requests failed); no labels stored"
         )
     labels = {doc_id: scores["educational_value"] for doc_id, scores in judged.scores.items()}
     target = publish_labels(corpus, labels, f"judge {model}")
-    _print_stats({**stats, "labels": len(labels), "labels_file": corpus.relative(target)})
+    summary = {**stats, "labels": len(labels), "labels_file": corpus.relative(target)}
+    print_summary("classifier annotate", summary, as_json)
 
 
 @classifier.command("train")
@@ -265,7 +336,7 @@ def _annotate_with_judge(
 @click.option(
     "--threshold", type=float, default=3.0, show_default=True, help="Score that counts as positive."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @one_line_errors
 def train_cmd(
     corpus_dir: Path, labels_file: Path | None, holdout: float, threshold: float, seed: int
@@ -317,31 +388,79 @@ def train_cmd(
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @click.argument("query")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the result to this file (needed for --format parquet).",
 )
 @one_line_errors
-def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
-    """Run a read-only SQL query on the catalog (external file access limited to the corpus)."""
+def sql_cmd(corpus_dir: Path, query: str, fmt: str, out_file: Path | None) -> None:
+    """Run a read-only SQL query on the catalog; the text views read the corpus's documents.
+
+    Reads the catalog's published snapshot: it works while a build runs and sees the catalog as
+    of the build's last publish (the last finished stage or a commit a few seconds old). No file
+    is read or written by the query itself: COPY TO, EXPORT, ATTACH and file functions are
+    refused (``--out`` is written by phicorpus, not by the query).
+    """
     import duckdb
 
-    from phicorpus.catalog import open_sql_connection
+    from phicorpus.catalog import interruptible, open_sql_connection
 
+    if fmt == "parquet" and out_file is None:
+        raise click.UsageError("--format parquet needs --out FILE")
     con = open_sql_connection(corpus_dir)
-    try:
-        try:
+    table: Any = None
+    columns: list[str] = []
+    rows: list[tuple[Any, ...]] = []
+
+    def run() -> None:
+        nonlocal table, columns, rows
+        if fmt == "parquet":
+            relation = con.sql(query)
+            if relation is None:
+                raise click.ClickException("the statement returns no result to write")
+            table = relation.to_arrow_table()
+        else:
             cursor = con.execute(query)
             columns = [d[0] for d in cursor.description or []]
             rows = cursor.fetchall()
+
+    try:
+        try:
+            interruptible(con, run)
+        except duckdb.PermissionException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"{first} (phicorpus sql reads the catalog; document text is in the document_text "
+                "and kept_text views; nothing is written)"
+            ) from exc
         except duckdb.Error as exc:
-            raise click.ClickException(str(exc).strip()) from exc
+            raise click.ClickException(str(exc).strip().splitlines()[0]) from exc
     finally:
         con.close()
-    out = sys.stdout
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        from phicorpus.corpus import atomic_path
+
+        assert out_file is not None
+        with atomic_path(out_file) as tmp:
+            pq.write_table(table, tmp)
+        click.echo(f"wrote {table.num_rows:,} rows to {out_file}", err=True)
+        return
+    out: Any = sys.stdout if out_file is None else io.StringIO()
     if fmt == "json":
         for row in rows:
-            out.write(
-                json.dumps(dict(zip(columns, row, strict=True)), default=str, ensure_ascii=False) + "\n"
-            )
+            record = dict(zip(columns, map(_json_value, row), strict=True))
+            out.write(json.dumps(record, default=str, ensure_ascii=False, allow_nan=False) + "\n")
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -357,19 +476,73 @@ def sql_cmd(corpus_dir: Path, query: str, fmt: str) -> None:
             )
             if k == 0:
                 out.write("  ".join("-" * w for w in widths) + "\n")
+    if out_file is not None:
+        from phicorpus.corpus import publish_bytes
+
+        publish_bytes(out_file, out.getvalue().encode())
+
+
+@main.command("report")
+@click.argument("corpus_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@one_line_errors
+def report_cmd(corpus_dir: Path, out_file: Path) -> None:
+    """One self-contained HTML page of plots and sample documents (works while a build runs)."""
+    from phicorpus.corpus import Corpus
+    from phicorpus.report import write_report
+
+    path = write_report(Corpus.open(corpus_dir), out_file)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, no network needed)")
+
+
+def _json_value(value: Any) -> Any:
+    """A SQL value as strict JSON: NaN and infinities (no JSON spelling) become null."""
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return value
 
 
 @main.command("verify")
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @one_line_errors
 def verify_cmd(corpus_dir: Path) -> None:
-    """Re-check every registered file (size and sha256); name each missing or corrupt one."""
-    from phicorpus.catalog import open_catalog, verify_files
+    """Check the catalog itself, then every registered file (size and sha256, Parquet footers).
+
+    Each missing or corrupt file is named, with what to do about it.
+    """
+    from phicorpus.catalog import open_catalog, verify_catalog, verify_files
 
     with open_catalog(corpus_dir, read_only=True) as catalog:
-        checked, problems = verify_files(catalog)
+        problems = verify_catalog(catalog)
+        checked = 0
+        if not any(p.path.endswith("catalog.duckdb") for p in problems):
+            checked, file_problems = verify_files(catalog)
+            problems += file_problems
     for problem in problems:
         click.echo(f"{problem.path}: {problem.problem}", err=True)
+    if any(p.path.endswith("catalog.duckdb") for p in problems):
+        raise click.ClickException("the catalog is damaged; no file was checked")
     if problems:
-        raise click.ClickException(f"{len(problems)} of {checked} files missing or corrupt")
-    click.echo(f"ok: {checked} files verified")
+        raise click.ClickException(
+            f"{len(problems)} of {checked} files missing or corrupt; {_REPAIR_ADVICE}"
+        )
+    click.echo(f"ok: catalog and {checked} files verified")
+
+
+#: What to do about missing or corrupt files, for the last line of a failed verify.
+_REPAIR_ADVICE = (
+    "re-run the command that wrote them (build rewrites its shards; ingest and bios their document files)"
+)

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from phicorpus.cli._group import main, one_line_errors
+from phicorpus.cli._group import (
+    JSON_OPTION,
+    SEED,
+    corpus_alias,
+    corpus_from,
+    main,
+    one_line_errors,
+    print_summary,
+)
 
 __all__ = ["main", "one_line_errors"]
 
@@ -64,7 +72,7 @@ def topics_stats(directory: str | None) -> None:
 @topics.command("sample")
 @_DIR
 @click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @one_line_errors
 def topics_sample(directory: str | None, n: int, seed: int) -> None:
     """Print N random leaf topics with their paths."""
@@ -110,7 +118,7 @@ def topics_check(directory: str | None) -> None:
     "--web", multiple=True, type=click.Path(dir_okay=False), help="JSONL/Parquet web samples (repeatable)."
 )
 @click.option("--rewrite-from", multiple=True, type=click.Path(dir_okay=False), help="Documents to rewrite.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None, help="phicorpus.toml."
 )
@@ -142,7 +150,15 @@ def prompts(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from phicorpus.prompts import load_templates, load_text_records, prompts_for_tokens, render_prompts
+    import pyarrow.parquet as pq
+
+    from phicorpus.prompts import (
+        iter_prompt_batches,
+        load_templates,
+        load_text_records,
+        prompts_for_tokens,
+        write_prompt_file,
+    )
 
     if (n is None) == (tokens is None):
         raise click.UsageError("give exactly one of --n and --tokens")
@@ -164,25 +180,22 @@ def prompts(
         )
         n = prompts_for_tokens(tokens, expected or 1.0)
     documents = load_text_records(rewrite_from, what="rewrite") if rewrite_from else []
-    table = render_prompts(
+    # Rendered and written batch by batch: a million prompts never sit in memory as text.
+    batches = iter_prompt_batches(
         n, formats=chosen, seed=seed, web=web, config=config, documents=documents, templates=loaded_templates
     )
     if corpus is not None:
         from phicorpus.corpus import Corpus
         from phicorpus.prompts import write_prompts
 
-        path = write_prompts(Corpus.create(corpus), table)
+        path = write_prompts(Corpus.create(corpus), batches)
+        counts: Counter[str] = Counter(
+            pq.read_table(path, columns=["format"]).column("format").to_pylist()
+        )
     else:
-        import pyarrow.parquet as pq
-
-        from phicorpus.corpus import atomic_path
-
-        path = Path(out or "")
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-    counts = Counter(table.column("format").to_pylist())
+        path, counts, _ = write_prompt_file(Path(out or ""), batches)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    click.echo(f"{table.num_rows} prompts ({summary}) -> {path}")
+    click.echo(f"{sum(counts.values())} prompts ({summary}) -> {path}")
 
 
 @prompts.command("stats")
@@ -230,21 +243,35 @@ def prompts_stats(file: str, config_path: str | None, as_json: bool) -> None:
 
 
 @main.command("bios")
-@click.option("--corpus", type=click.Path(file_okay=False), required=True, help="Corpus directory.")
+@click.argument("corpus_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@corpus_alias("--corpus")
+@corpus_alias("--out")
 @click.option("--people", "n_people", type=click.IntRange(min=1), required=True, help="Number of people.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--multi", type=click.IntRange(min=1), default=1, show_default=True, help="Biographies per person."
 )
 @click.option("--permute", is_flag=True, help="Shuffle the sentence order of each biography.")
 @click.option("--fullname", is_flag=True, help="Full name in every sentence instead of pronouns.")
+@JSON_OPTION
 @one_line_errors
-def bios(corpus: str, n_people: int, seed: int, multi: int, permute: bool, fullname: bool) -> None:
-    """Write the offline bioS knowledge corpus (Physics of Language Models 3.1) into a corpus."""
+def bios(
+    corpus_dir: Path | None,
+    corpus_flag: Path | None,
+    out_flag: Path | None,
+    n_people: int,
+    seed: int,
+    multi: int,
+    permute: bool,
+    fullname: bool,
+    as_json: bool,
+) -> None:
+    """Write the offline bioS knowledge corpus (Physics of Language Models 3.1) into CORPUS."""
     from phicorpus.corpus import Corpus
     from phicorpus.sources.bios import write_bios
 
+    corpus = corpus_from(corpus_dir, ("--corpus", corpus_flag), ("--out", out_flag))
     stats = write_bios(
         Corpus.create(corpus), n_people, seed=seed, multi=multi, permute=permute, fullname=fullname
     )
-    click.echo(json.dumps(stats, sort_keys=True))
+    print_summary("bios", stats, as_json)

@@ -20,22 +20,29 @@ Steps, streaming the text shard by shard (only one shard's text is in memory at 
    size histogram (a cluster = a representative and the documents dropped for it), in one
    catalog transaction. A killed run commits nothing; the re-run starts over.
 
+The inputs are the documents no earlier stage dropped, including those a previous dedup run
+dropped: a run with other parameters, or over other input documents, recomputes all of dedup's
+decisions and replaces the last one's; a run with the same parameters and inputs is skipped.
+A run dropping more than 90% of a source says so (``warnings``).
+
 Example:
     >>> stats = run_dedup(Corpus.open("corpus/"), DedupConfig(threshold=0.8))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog
+from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
+from phicorpus.destructive import heavy_drop_warnings
 
 __all__ = ["choose_keepers", "rank_best_first", "run_dedup"]
 
@@ -92,6 +99,21 @@ def choose_keepers(
     return reps[leader]
 
 
+#: The stage's inputs: every document no earlier stage dropped, those an earlier dedup run dropped
+#: included, so a run with other parameters recomputes every decision (a looser threshold brings
+#: back what a stricter one dropped).
+DEDUP_INPUTS = "(drop_stage IS NULL OR drop_stage = 'dedup')"
+
+
+def _inputs_fingerprint(catalog: Catalog) -> str:
+    """Order-free fingerprint of the input documents and their edu scores (which rank them)."""
+    row = catalog.exec_one(
+        "SELECT count(*), coalesce(bit_xor(hash(id, coalesce(edu_score, -1.0))), 0) FROM documents "
+        f"WHERE {DEDUP_INPUTS}"
+    )
+    return f"{row[0]}:{row[1]}" if row else "0:0"
+
+
 def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = None) -> dict[str, Any]:
     """Remove exact and near duplicates among the kept documents of every source.
 
@@ -115,9 +137,18 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'dedup' AND status = 'running'"
         )
+        # Recomputed only when the parameters or the input documents changed since the last run.
+        params["inputs"] = _inputs_fingerprint(catalog)
+        if catalog.stage_done("dedup", params):
+            last = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = 'dedup' AND status = 'done' "
+                "AND params_hash = ? ORDER BY id DESC LIMIT 1",
+                [params_hash(params)],
+            )
+            return {**json.loads(last[0] if last else "{}"), "skipped": True}
         run = catalog.start_stage("dedup", params)
         docs = catalog.con.sql(
-            "SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE drop_stage IS NULL "
+            f"SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE {DEDUP_INPUTS} "
             "ORDER BY file, row"
         ).to_arrow_table()
         n = docs.num_rows
@@ -175,11 +206,11 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
             catalog.con.register("_dedup", decisions)
             try:
                 catalog.exec(
-                    "UPDATE documents SET exact_hash = d.exact_hash, "
-                    # A re-run sees only the kept documents: keep the clusters found before.
-                    "dup_cluster = coalesce(d.dup_cluster, documents.dup_cluster) "
-                    "FROM _dedup d "
-                    "WHERE documents.id = d.id"
+                    "UPDATE documents SET drop_stage = NULL, drop_reason = NULL WHERE drop_stage = 'dedup'"
+                )
+                catalog.exec(
+                    "UPDATE documents SET exact_hash = d.exact_hash, dup_cluster = d.dup_cluster "
+                    "FROM _dedup d WHERE documents.id = d.id"
                 )
                 catalog.exec(
                     "UPDATE documents SET drop_stage = 'dedup', drop_reason = d.reason FROM _dedup d "
@@ -205,7 +236,9 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
                 )
             finally:
                 catalog.con.unregister("_dedup")
-        stats = {
+        source_col = docs.column("source").to_numpy(zero_copy_only=False)
+        warnings = heavy_drop_warnings("dedup", source_col, dropped)
+        stats: dict[str, Any] = {
             "documents": int(n),
             "exact_duplicates": int(exact_dup.sum()),
             "near_duplicates": int((dropped & ~exact_dup).sum()),
@@ -214,5 +247,7 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
             "bands": bands,
             "rows": rows,
         }
+        if warnings:
+            stats["warnings"] = warnings
         catalog.finish_stage(run, stats)
     return stats

@@ -7,7 +7,10 @@ unless an earlier stage dropped them) together with the drop counts, in one tran
 killed run leaves each shard either fully decided or untouched; the re-run does the rest.
 
 With ``min_edu > 0`` the classifier (``FilterConfig.edu_model``) scores every document without a
-score, and documents below ``min_edu`` are dropped with reason ``low_edu_score``.
+score, and documents below ``min_edu`` are dropped with reason ``low_edu_score``. That decision
+is recomputed by every run from the stored scores: a lower ``min_edu`` (or 0) brings back what a
+stricter run dropped. A run whose rules (thresholds, code rules, exempt kinds) differ from the last
+finished run's judges every document again. A run leaving less than 10% of a source says so (``warnings``).
 
 Example:
     >>> stats = run_filter(Corpus.open("corpus/"), FilterConfig(min_edu=3))  # doctest: +SKIP
@@ -15,15 +18,17 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from phicorpus.catalog import Catalog
+from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import FilterConfig
-from phicorpus.corpus import Corpus, CorpusError, read_texts
+from phicorpus.corpus import Corpus, CorpusError, read_texts, sha256_file
+from phicorpus.destructive import heavy_drop_warnings_from_counts
 from phicorpus.filter.classifier import EduModel
 from phicorpus.filter.code import CodeThresholds, code_drop_reasons, code_signals
 from phicorpus.filter.signals import QualityThresholds, quality_signals
@@ -80,6 +85,25 @@ def _params(config: FilterConfig) -> dict[str, Any]:
     }
 
 
+def _input_fingerprint(catalog: Catalog) -> str:
+    """The documents the filter judges: count, xor and sum of the hashes of (id, file, row)."""
+    row = catalog.exec_one(
+        'SELECT count(*), bit_xor(h), sum(h) FROM (SELECT hash(id, file, "row") AS h FROM documents)'
+    )
+    assert row is not None
+    return f"{row[0]}:{row[1] or 0}:{row[2] or 0}"
+
+
+def _pending(catalog: Catalog, edu: bool) -> bool:
+    """Whether any document still lacks its signals (or, with the edu filter, its score)."""
+    row = catalog.exec_one(
+        "SELECT count(*) FROM documents d LEFT JOIN quality_signals q USING (id) "
+        "WHERE q.id IS NULL OR (? AND q.edu_score IS NULL)",
+        [edu],
+    )
+    return bool(row and row[0])
+
+
 def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = None) -> dict[str, Any]:
     """Apply the quality rules (and the edu filter when ``config.min_edu > 0``) to every document.
 
@@ -97,10 +121,31 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
     stats: dict[str, Any] = {"shards": 0, "shards_resumed": 0, "scored": 0, "edu_scored": 0}
     dropped: Counter[str] = Counter()
     with Catalog.open(corpus) as catalog:
+        params = {**_params(config), "input": _input_fingerprint(catalog)}
+        if model is not None:
+            params["edu_model_sha256"] = sha256_file(corpus.absolute(config.edu_model))
+        if catalog.stage_done("filter", params) and not _pending(catalog, model is not None):
+            # Same documents, same parameters, nothing unscored: the decisions stand; write nothing.
+            row = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = 'filter' AND params_hash = ? "
+                "AND status = 'done' ORDER BY id DESC LIMIT 1",
+                [params_hash(params)],
+            )
+            files = catalog.exec_one("SELECT count(*) FROM shards WHERE kind = 'docs'")
+            return {
+                **(json.loads(row[0]) if row and row[0] else {}),
+                "shards": 0,
+                "shards_resumed": int(files[0]) if files else 0,
+                "scored": 0,
+                "edu_scored": 0,
+                "rules_changed": False,
+                "skipped": True,
+            }
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'filter' AND status = 'running'"
         )
-        run = catalog.start_stage("filter", _params(config))
+        stats["rules_changed"] = _forget_rule_decisions_if_changed(catalog, config)
+        run = catalog.start_stage("filter", params)
         for (file,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path"):
             todo = catalog.exec(
                 "SELECT d.id, d.source, d.kind, d.row, q.id IS NULL AS new_doc FROM documents d "
@@ -119,12 +164,21 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
             stats["shards"] += 1
             stats["scored"] += sum(1 for t in todo if t[4])
             stats["edu_scored"] += len(todo) if model is not None else 0
-        if model is not None:
-            # Documents scored earlier (by a run with another threshold) are judged on their score.
-            with catalog.transaction():
+        with catalog.transaction():
+            # The edu decision is recomputed for every document from its stored score, so a run
+            # with a lower --min-edu (or none) brings back what a stricter run dropped.
+            restored = catalog.exec_one(
+                "SELECT count(*) FROM documents WHERE drop_stage = 'filter' "
+                "AND drop_reason = 'low_edu_score' AND (? <= 0 OR edu_score >= ?)",
+                [config.min_edu, config.min_edu],
+            )
+            catalog.exec(
+                "UPDATE documents SET drop_stage = NULL, drop_reason = NULL "
+                "WHERE drop_stage = 'filter' AND drop_reason = 'low_edu_score'"
+            )
+            if model is not None:
                 late = catalog.exec(
-                    "SELECT source, count(*) FROM documents WHERE drop_stage IS NULL AND edu_score < ? "
-                    "GROUP BY source",
+                    "SELECT count(*) FROM documents WHERE drop_stage IS NULL AND edu_score < ?",
                     [config.min_edu],
                 )
                 catalog.exec(
@@ -132,14 +186,62 @@ def run_filter(corpus: Corpus, config: FilterConfig, num_threads: int | None = N
                     "WHERE drop_stage IS NULL AND edu_score < ?",
                     [config.min_edu],
                 )
-                for source, count in late:
-                    catalog.add_drop_counts("filter", source, {"low_edu_score": int(count)})
-                    dropped["low_edu_score"] += int(count)
+                if late[0][0]:
+                    dropped["low_edu_score"] += int(late[0][0])
+            catalog.recount_drops("filter")
+        if restored and restored[0]:
+            stats["restored"] = int(restored[0])
+            stats["note"] = (
+                f"{int(restored[0]):,} documents an earlier --min-edu dropped are kept again; "
+                "re-run dedup (and decontam) to check them (build does)"
+            )
+        per_source = catalog.exec(
+            "SELECT source, count(*) FILTER (drop_stage = 'filter'), count(*) FROM documents GROUP BY source "
+            "ORDER BY source"
+        )
+        warnings = heavy_drop_warnings_from_counts(
+            "filter", [(str(src), (int(d), int(t))) for src, d, t in per_source]
+        )
+        if warnings:
+            stats["warnings"] = warnings
         stats["dropped"] = dict(sorted(dropped.items()))
         kept = catalog.exec_one("SELECT count(*) FROM documents WHERE drop_stage IS NULL")
         stats["kept_total"] = int(kept[0]) if kept else 0
         catalog.finish_stage(run, stats)
     return stats
+
+
+def _rule_params(params: dict[str, Any]) -> dict[str, Any]:
+    # The rules alone: not the edu filter, nor what the run was over (its input fingerprint).
+    return {k: v for k, v in params.items() if k not in ("min_edu", "edu_model", "edu_model_sha256", "input")}
+
+
+def _forget_rule_decisions_if_changed(catalog: Catalog, config: FilterConfig) -> bool:
+    """When the rules differ from the last finished run's, forget that run's rule decisions so that
+    every document is judged again by the new ones (documents a stricter rule dropped come back).
+
+    Edu scores stay (they depend on the classifier, not on the rules). Returns whether it did.
+    """
+    import json
+
+    row = catalog.exec_one(
+        "SELECT params FROM stage_runs WHERE stage = 'filter' AND status = 'done' ORDER BY id DESC LIMIT 1"
+    )
+    if row is None:
+        return False
+    before = _rule_params(json.loads(row[0]))
+    now = _rule_params(json.loads(json.dumps(_params(config), sort_keys=True, default=str)))
+    if before == now:
+        return False
+    with catalog.transaction():
+        catalog.exec("DELETE FROM quality_signals")
+        catalog.exec("UPDATE documents SET quality_reason = NULL")
+        catalog.exec(
+            "UPDATE documents SET drop_stage = NULL, drop_reason = NULL "
+            "WHERE drop_stage = 'filter' AND drop_reason <> 'low_edu_score'"
+        )
+        catalog.recount_drops("filter")
+    return True
 
 
 def _filter_shard(

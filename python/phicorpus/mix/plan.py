@@ -256,9 +256,16 @@ class MixPlan:
             picks = np.concatenate([np.tile(np.arange(lengths.size, dtype=np.int64), int(full)), part])
             got = int(lengths[picks].sum())
             if abs(got - target) > SHARE_TOLERANCE * target:
+                longest = int(lengths.max()) if lengths.size else 0
+                fix = (
+                    "raise --tokens"
+                    if total_tokens is not None
+                    else f"the target comes from the data (no --tokens); its longest document has "
+                    f"{longest:,} tokens: give --tokens, or lower [ingest] max_record_bytes / max_file_bytes"
+                )
                 raise MixError(
                     f"source {name!r}: its documents are too long to reach {target} tokens within "
-                    f"{SHARE_TOLERANCE:.1%} (got {got}); raise --tokens"
+                    f"{SHARE_TOLERANCE:.1%} (got {got}); {fix}"
                 )
             # Validation: held-out documents in a seeded order, up to the source's share of it.
             valid_idx = np.flatnonzero(mask).astype(np.int64)

@@ -39,12 +39,14 @@ from phicorpus.mix.spec import (
 __all__ = [
     "KNOWN_SOURCES",
     "LLM_OVERGENERATE",
+    "MAX_SHARD_FILES",
     "BuildError",
     "BuildInputs",
     "describe_llm_plan",
     "describe_plan",
     "format_mix_plan",
     "llm_format_shares",
+    "plan_build",
     "plan_llm_prompts",
     "resolve_mix",
 ]
@@ -114,7 +116,7 @@ def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
         opts = f"multi={config.bios_multi}{', permute' if config.bios_permute else ''}"
         opts += ", fullname" if config.bios_fullname else ""
         people = f"{config.bios_people:,} people"
-        return f"offline bioS generator ({people}, {opts}, seed {config.seed}); not LLM output"
+        return f"offline bioS generator ({people}, {opts}, seed {config.bios_seed}); not LLM output"
     if not inputs.llm:
         return "documents already generated into this corpus (no --llm: nothing new is generated)"
     return f"LLM generation ({inputs.model or 'model?'} at {inputs.llm})"
@@ -134,7 +136,7 @@ def _estimate_source(
 
         sample = min(config.bios_people, 200)
         docs, _ = generate_bios(
-            sample, config.seed, config.bios_multi, config.bios_permute, config.bios_fullname
+            sample, config.bios_seed, config.bios_multi, config.bios_permute, config.bios_fullname
         )
         chars = sum(len(t) for t in docs.column("text").to_pylist())
         n_docs = config.bios_people * config.bios_multi
@@ -173,13 +175,33 @@ def describe_plan(
 
     Raises:
         MixError: a bad mix spec (before anything is done).
+        BuildError: a check the plan can make fails (see :func:`plan_build`).
+    """
+    return plan_build(corpus, config, inputs, ingest, rephrase_formats)[0]
+
+
+def plan_build(
+    corpus: Corpus,
+    config: BuildConfig,
+    inputs: BuildInputs,
+    ingest: IngestConfig | None = None,
+    rephrase_formats: Sequence[str] | None = None,
+) -> tuple[list[str], int]:
+    """:func:`describe_plan`'s lines and the training tokens the plan expects (0: unknown).
+
+    Raises:
+        MixError: a bad mix spec.
+        BuildError: a source would be repeated more than ``--max-epochs`` times, a target is
+            smaller than one document, or ``--shard-tokens`` would write too many files.
     """
     llm = bool(inputs.llm)
     groups = default_groups(llm, rephrase_formats)
     counts: dict[str, tuple[int, int]] = {}
+    counted: dict[str, tuple[int, int]] = {}  # sources whose every kept document is tokenized
     if corpus.catalog_path.is_file():
         with Catalog.open(corpus) as catalog:
             counts = kept_counts(catalog)
+            counted = _tokenized_counts(catalog)
     spec = MixSpec.parse(config.mix, sorted({*groups, *KNOWN_SOURCES, *counts}))
     for name, _ in spec.entries:
         for member in groups.get(name, (name,)):
@@ -213,6 +235,7 @@ def describe_plan(
         f"{'source':<10} {'share':>7} {'target tokens':>14} {'documents':>10} {'est. epochs':>11}  from "
         "(tokens estimated as characters / 4 until tokenized)"
     )
+    _check_plan(config, shares, est, counts, total_tokens, exact=set(counted))
     for source, share in sorted(shares.items()):
         n = counts.get(source, (0, 0))[0]
         target = int(share * total_tokens) if total_tokens else 0
@@ -231,7 +254,69 @@ def describe_plan(
         lines.append("LLM cost: estimated by the generation stage before it sends any request")
     else:
         lines.append("LLM cost: $0.00, 0 requests (no LLM)")
-    return lines
+    return lines, int(total_tokens)
+
+
+#: Most shard files a build may write (``--shard-tokens`` too small for ``--tokens`` is refused).
+MAX_SHARD_FILES = 10_000
+#: An estimate (characters / 4) may be this far off: epochs over the cap by more are refused at the
+#: plan; within it the exact check after tokenization decides.
+ESTIMATE_SLACK = 1.5
+
+
+def _tokenized_counts(catalog: Catalog) -> dict[str, tuple[int, int]]:
+    rows = catalog.exec(
+        "SELECT source, count(*), coalesce(sum(tokens), 0) FROM documents WHERE drop_stage IS NULL "
+        "GROUP BY source HAVING count(tokens) = count(*)"
+    )
+    return {str(src): (int(n), int(t)) for src, n, t in rows}
+
+
+def _check_plan(
+    config: BuildConfig,
+    shares: dict[str, float],
+    est: dict[str, int],
+    counts: dict[str, tuple[int, int]],
+    total_tokens: float,
+    *,
+    exact: set[str],
+) -> None:
+    """The checks the plan can make before any work (issue 14: they used to fail at the end).
+
+    Raises:
+        BuildError: a source would be repeated more than ``--max-epochs`` times, a target is
+            smaller than one of the source's documents, or ``--shard-tokens`` would write more
+            than :data:`MAX_SHARD_FILES` files.
+    """
+    if not total_tokens:
+        return
+    for source, share in sorted(shares.items()):
+        tokens, docs = est.get(source, 0), counts.get(source, (0, 0))[0]
+        target = share * total_tokens
+        if not tokens or share <= 0:
+            continue
+        epochs = target / tokens
+        limit = config.max_epochs * (1.0 if source in exact else ESTIMATE_SLACK)
+        if epochs > limit:
+            kind = "" if source in exact else " (estimated)"
+            raise BuildError(
+                f"--tokens {int(total_tokens):,} needs {epochs:.2f} epochs of {source!r}{kind}, more than "
+                f"--max-epochs {config.max_epochs:g}; lower --tokens (at most "
+                f"~{int(tokens * config.max_epochs / share):,}) or raise --max-epochs"
+            )
+        if docs and target < tokens / docs:
+            raise BuildError(
+                f"--tokens {int(total_tokens):,} gives {source!r} a target of {int(target):,} tokens, less "
+                f"than one of its documents (~{tokens // docs:,} tokens); raise --tokens (at least "
+                f"~{int(tokens / docs / share):,})"
+            )
+    files = total_tokens / config.shard_tokens
+    if files > MAX_SHARD_FILES:
+        raise BuildError(
+            f"--shard-tokens {config.shard_tokens:,} would write ~{int(files):,} shard files for "
+            f"{int(total_tokens):,} tokens (at most {MAX_SHARD_FILES:,}); raise --shard-tokens to at least "
+            f"{int(total_tokens / MAX_SHARD_FILES) + 1:,}"
+        )
 
 
 #: Extra responses asked for beyond the token target, for the ones the filters and verification drop.

@@ -23,8 +23,10 @@ from phicorpus.prompts.allocation import allocate_topics, largest_remainder, pro
 from phicorpus.prompts.engine import (
     PROMPT_SCHEMA,
     TOPIC_FORMATS,
+    iter_prompt_batches,
     render_prompts,
     rewrite_order,
+    write_prompt_file,
     write_prompts,
 )
 from phicorpus.prompts.exercise import (
@@ -54,6 +56,7 @@ __all__ = [
     "WordListError",
     "allocate_topics",
     "excerpt",
+    "iter_prompt_batches",
     "largest_remainder",
     "load_templates",
     "load_text_records",
@@ -66,5 +69,6 @@ __all__ = [
     "render_prompts",
     "rewrite_order",
     "topic_counts",
+    "write_prompt_file",
     "write_prompts",
 ]

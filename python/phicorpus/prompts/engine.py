@@ -14,8 +14,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from phicorpus.config import PromptsConfig
-from phicorpus.corpus import Corpus, atomic_path
+from phicorpus.corpus import Corpus, atomic_path, fsync_dir
 from phicorpus.prompts.allocation import allocate_topics, largest_remainder
 from phicorpus.prompts.exercise import ANSWER_PYTHON_TESTS, ANSWER_TEXT, EXERCISE_LAYOUT
 from phicorpus.prompts.templates import FORMATS, FormatTemplates, Templates, load_templates
@@ -33,7 +35,15 @@ from phicorpus.prompts.web import WebIndex, WebSample, load_web_samples
 from phicorpus.prompts.words import load_words
 from phicorpus.topics import Topic, load_topics
 
-__all__ = ["PROMPT_SCHEMA", "TOPIC_FORMATS", "render_prompts", "rewrite_order", "write_prompts"]
+__all__ = [
+    "PROMPT_SCHEMA",
+    "TOPIC_FORMATS",
+    "iter_prompt_batches",
+    "render_prompts",
+    "rewrite_order",
+    "write_prompt_file",
+    "write_prompts",
+]
 
 #: Formats seeded by a topic (the rest are not: stories by words, rewrite by a document).
 TOPIC_FORMATS = ("textbook", "exercises")
@@ -93,7 +103,49 @@ def render_prompts(
     topics: Sequence[Topic] | None = None,
     templates: Templates | None = None,
 ) -> pa.Table:
-    """Render ``n`` prompts (columns: :data:`PROMPT_SCHEMA`).
+    """Render ``n`` prompts as one table (see :func:`iter_prompt_batches` for the arguments).
+
+    Example:
+        >>> t = render_prompts(10, formats=("stories",), seed=3)
+        >>> t.num_rows, set(t.column("format").to_pylist())
+        (10, {'stories'})
+    """
+    batches = list(
+        iter_prompt_batches(
+            n,
+            formats=formats,
+            seed=seed,
+            web=web,
+            config=config,
+            documents=documents,
+            topics=topics,
+            templates=templates,
+        )
+    )
+    return pa.Table.from_batches(batches, schema=PROMPT_SCHEMA)
+
+
+#: Prompts rendered to Arrow at a time by :func:`iter_prompt_batches` (their text is the bulk).
+PROMPT_BATCH_ROWS = 20_000
+
+
+def iter_prompt_batches(
+    n: int,
+    *,
+    formats: Sequence[str] | None = None,
+    seed: int = 0,
+    web: Sequence[str | Path | WebSample] = (),
+    config: PromptsConfig | None = None,
+    documents: Sequence[tuple[str, str]] = (),
+    topics: Sequence[Topic] | None = None,
+    templates: Templates | None = None,
+    batch_rows: int = PROMPT_BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Render ``n`` prompts (columns: :data:`PROMPT_SCHEMA`) as record batches of ``batch_rows``.
+
+    The draws (topics, templates, words) are made for all ``n`` up front, so the prompts are the
+    same whatever ``batch_rows`` is; only the rendered text is built batch by batch, which
+    bounds the memory of a million prompts.
 
     Args:
         n: how many prompts, split over ``formats`` by ``config.format_weights`` (renormalised
@@ -112,9 +164,8 @@ def render_prompts(
             (its subclasses name the file and line).
 
     Example:
-        >>> t = render_prompts(10, formats=("stories",), seed=3)
-        >>> t.num_rows, set(t.column("format").to_pylist())
-        (10, {'stories'})
+        >>> [b.num_rows for b in iter_prompt_batches(10, formats=("stories",), seed=3, batch_rows=4)]
+        [4, 4, 2]
     """
     config = config or PromptsConfig()
     formats = tuple(formats) if formats else tuple(config.formats)
@@ -153,7 +204,10 @@ def render_prompts(
                 _story_rows(rows, positions, templates, config, rng)
             else:
                 _rewrite_rows(rows, positions, documents, templates, config, rng)
-    return _to_table(rows, templates, seed)
+    for start in range(0, n, max(1, batch_rows)):
+        stop = min(n, start + max(1, batch_rows))
+        yield _to_batch(rows, start, stop, templates, seed)
+        rows[start:stop] = [None] * (stop - start)  # rendered: let the draws go
 
 
 def _topic_rows(
@@ -368,10 +422,13 @@ def _rewrite_rows(
         )
 
 
-def _to_table(rows: Sequence[_Row | None], templates: Templates, seed: int) -> pa.Table:
+def _to_batch(
+    rows: Sequence[_Row | None], start: int, stop: int, templates: Templates, seed: int
+) -> pa.RecordBatch:
     cols: dict[str, list[object]] = {name: [] for name in PROMPT_SCHEMA.names}
     topic_keys: dict[Topic, tuple[str, str]] = {}
-    for i, row in enumerate(rows):
+    for i in range(start, stop):
+        row = rows[i]
         assert row is not None
         ft = templates.formats[row.format]
         is_code = row.answer_format == ANSWER_PYTHON_TESTS
@@ -406,7 +463,7 @@ def _to_table(rows: Sequence[_Row | None], templates: Templates, seed: int) -> p
         cols["seed"].append(seed)
         cols["index"].append(i)
         cols["expected_tokens"].append(ft.expected_tokens)
-    return pa.table(cols, schema=PROMPT_SCHEMA)
+    return pa.RecordBatch.from_pydict(cols, schema=PROMPT_SCHEMA)
 
 
 def _tidy(text: str) -> str:
@@ -414,7 +471,33 @@ def _tidy(text: str) -> str:
     return (_BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
 
-def write_prompts(corpus: Corpus, table: pa.Table) -> Path:
+def write_prompt_file(
+    path: str | Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema = PROMPT_SCHEMA
+) -> tuple[Path, Counter[str], str]:
+    """Stream prompt batches into one Parquet file at ``path``, published atomically (``schema``:
+    :data:`PROMPT_SCHEMA`, or another prompt layout such as the rephrase prompts').
+
+    Returns:
+        ``(path, prompts per format, sha256 of the ids)`` (the digest :func:`write_prompts` names
+        a corpus's prompt file by).
+    """
+    target = Path(path)
+    counts: Counter[str] = Counter()
+    digest = hashlib.sha256()
+    with atomic_path(target) as tmp:
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+        try:
+            for batch in batches:
+                writer.write_batch(batch)
+                counts.update(batch.column("format").to_pylist())
+                for value in batch.column("id").to_pylist():
+                    digest.update(value.encode("ascii") + b"\n")
+        finally:
+            writer.close()
+    return target, counts, digest.hexdigest()
+
+
+def write_prompts(corpus: Corpus, table: pa.Table | Iterable[pa.RecordBatch]) -> Path:
     """Publish a prompt table as ``prompts/prompts-<hash of its ids>.parquet`` and register it.
 
     The name depends only on the prompts' ids, so writing the same table again is a no-op that
@@ -425,24 +508,24 @@ def write_prompts(corpus: Corpus, table: pa.Table) -> Path:
     """
     from phicorpus.catalog import Catalog
 
-    digest = hashlib.sha256()
-    for value in table.column("id").to_pylist():
-        digest.update(value.encode("ascii") + b"\n")
-    path = corpus.prompts_dir / f"prompts-{digest.hexdigest()[:16]}.parquet"
-    params = {"file": corpus.relative(path), "rows": table.num_rows}
-    with Catalog.open(corpus) as catalog:
-        if catalog.is_registered(corpus.relative(path)) and path.is_file():
-            return path
-        run_id = catalog.start_stage("prompts", params)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-        formats = table.column("format").to_pylist()
-        with catalog.transaction():
-            catalog.register_shard(
-                corpus.relative(path),
-                "prompts",
-                rows=table.num_rows,
-                stage="prompts",
-            )
-            catalog.finish_stage(run_id, {f: formats.count(f) for f in sorted(set(formats))})
+    batches = table.to_batches() if isinstance(table, pa.Table) else table
+    schema = table.schema if isinstance(table, pa.Table) else PROMPT_SCHEMA
+    # Streamed to a staging name first: the final name depends on every id.
+    staging = corpus.prompts_dir / f".prompts-staging-{os.getpid()}.parquet"
+    staged, counts, digest = write_prompt_file(staging, batches, schema)
+    path = corpus.prompts_dir / f"prompts-{digest[:16]}.parquet"
+    rows = sum(counts.values())
+    params = {"file": corpus.relative(path), "rows": rows}
+    try:
+        with Catalog.open(corpus) as catalog:
+            if catalog.is_registered(corpus.relative(path)) and path.is_file():
+                return path
+            run_id = catalog.start_stage("prompts", params)
+            os.replace(staged, path)
+            fsync_dir(path.parent)
+            with catalog.transaction():
+                catalog.register_shard(corpus.relative(path), "prompts", rows=rows, stage="prompts")
+                catalog.finish_stage(run_id, dict(sorted(counts.items())))
+    finally:
+        staged.unlink(missing_ok=True)
     return path

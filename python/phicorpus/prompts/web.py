@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from phicorpus.corpus import file_kind_problem
+
 __all__ = ["WebIndex", "WebSample", "content_words", "excerpt", "load_text_records", "load_web_samples"]
 
 _WORD = re.compile(r"[a-z][a-z0-9]+")
@@ -59,8 +61,9 @@ def load_text_records(paths: Sequence[str | Path], *, what: str = "web") -> list
     rows: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
-        if not path.is_file():
-            raise ValueError(f"{path}:0: {what} file not found")
+        problem = file_kind_problem(path)
+        if problem is not None:
+            raise ValueError(f"{path}:0: {what} file: {problem}")
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -75,8 +78,13 @@ def load_text_records(paths: Sequence[str | Path], *, what: str = "web") -> list
                 if isinstance(text, str) and text.strip():
                     rows.append((i or _text_id(path, text), text))
             continue
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with path.open("rb") as fh:
+            for lineno, raw_line in enumerate(fh, start=1):
+                try:
+                    line = raw_line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    where = f"{path}:{lineno}"
+                    raise ValueError(f"{where}: invalid UTF-8 (byte {exc.start} of the line)") from exc
                 if not line.strip():
                     continue
                 try:

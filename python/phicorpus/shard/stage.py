@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,19 @@ import numpy.typing as npt
 
 from phicorpus import shard as shard_format
 from phicorpus.catalog import Catalog, params_hash
-from phicorpus.corpus import Corpus, atomic_path, publish_bytes, remove_stale_temporaries, sha256_file
+from phicorpus.corpus import (
+    Corpus,
+    CorpusError,
+    atomic_path,
+    publish_bytes,
+    remove_stale_temporaries,
+    sha256_file,
+)
 from phicorpus.mix import SHARE_TOLERANCE, MixPlan
-from phicorpus.stage import Executor, UnitResult, WorkUnit, clear_markers, run_stage
+from phicorpus.stage import Executor, UnitResult, WorkUnit, clear_markers, marker_path, run_stage
 from phicorpus.tokenize.stage import TokenCaches, load_tokenizer
 
-__all__ = ["MANIFEST_FORMAT", "PLANS_DIR", "ShardStage", "shard_bounds", "write_build"]
+__all__ = ["MANIFEST_FORMAT", "PLANS_DIR", "ShardStage", "check_build_files", "shard_bounds", "write_build"]
 
 Echo = Callable[[str], None]
 MANIFEST_FORMAT = "phicorpus-megatron-v1"
@@ -176,6 +183,44 @@ class ShardStage:
         return {"shards": len(results), "tokens": sum(int(r.stats["tokens"]) for r in results)}
 
 
+def check_build_files(corpus: Corpus, name: str, manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Verify's check on every shard a build's manifest lists: present, same size, same sha256.
+
+    Returns:
+        ``(unit key, problem)`` per bad shard pair (``train-00000``: ``train-00000.bin: missing``).
+    """
+    build_dir = corpus.build_dir(name)
+    bad: list[tuple[str, str]] = []
+    for split in ("train", "valid"):
+        for entry in (manifest.get("splits", {}).get(split) or {}).get("shards", []):
+            checks = [
+                (entry["bin"], entry.get("bytes"), entry["sha256"]),
+                (entry["idx"], None, entry["idx_sha256"]),
+            ]
+            for file, size, sha in checks:
+                path = build_dir / file
+                try:
+                    actual = path.stat().st_size
+                except OSError:
+                    bad.append((Path(file).stem, f"{file}: missing"))
+                    break
+                if size is not None and actual != int(size):
+                    bad.append((Path(file).stem, f"{file}: size {actual}, expected {size}"))
+                    break
+                if sha256_file(path) != sha:
+                    bad.append((Path(file).stem, f"{file}: sha256 differs"))
+                    break
+    return bad
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def write_build(
     corpus: Corpus,
     plan: MixPlan,
@@ -191,8 +236,46 @@ def write_build(
     """Write the train/valid shards of ``plan`` from the token caches, then ``manifest.json``.
 
     Shards already written (their markers say so) by an interrupted run of the same plan are
-    kept; the manifest is written last and the stage marked done after it. Returns the manifest.
+    kept; the manifest is written last and the stage marked done after it. Every build ends
+    with ``phicorpus verify``'s check (size and sha256) on the shards of the manifest, a finished
+    one skipped by a re-run included: a shard missing or corrupt is rewritten (its marker
+    dropped, its unit run again), and the build fails only if it stays bad. Returns the manifest.
     """
+    forced = False
+    for _attempt in range(3):
+        manifest = _write_build_once(
+            corpus, plan, caches=caches, name=name, mix=mix, tokenizer_path=tokenizer_path,
+            shard_tokens=shard_tokens, executor=executor, echo=echo, force=forced,
+        )  # fmt: skip
+        bad = check_build_files(corpus, name, manifest)
+        if not bad:
+            return manifest
+        echo(f"rewriting {len(bad)} shard(s) that fail verify's check: " + "; ".join(p for _, p in bad[:3]))
+        stage_name = f"shards:{name}"
+        for key, _problem in bad:
+            shard_format.remove_pair(corpus.build_dir(name) / key)
+            marker_path(corpus, stage_name, key).unlink(missing_ok=True)
+        forced = True
+    raise CorpusError(
+        f"{corpus.build_dir(name)}: shards still fail verify's check after rewriting them "
+        f"({bad[0][1]}); is the disk failing?"
+    )
+
+
+def _write_build_once(
+    corpus: Corpus,
+    plan: MixPlan,
+    *,
+    caches: TokenCaches,
+    name: str,
+    mix: str,
+    tokenizer_path: Path,
+    shard_tokens: int,
+    executor: Executor | None,
+    echo: Echo,
+    force: bool,
+) -> dict[str, Any]:
+    """One pass of :func:`write_build`; ``force``: do not trust a done stage (shards were bad)."""
     build_dir = corpus.build_dir(name)
     tok = load_tokenizer(tokenizer_path)
     tok_sha = sha256_file(tokenizer_path)
@@ -211,12 +294,18 @@ def write_build(
     stage_name = f"shards:{name}"
     manifest_path = build_dir / "manifest.json"
     with Catalog.open(corpus) as catalog:
-        if catalog.stage_done(stage_name, params) and manifest_path.is_file():
-            done: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-            return done
         last = catalog.exec_one(
-            "SELECT params_hash FROM stage_runs WHERE stage = ? ORDER BY id DESC LIMIT 1", [stage_name]
+            "SELECT params_hash, status FROM stage_runs WHERE stage = ? ORDER BY id DESC LIMIT 1",
+            [stage_name],
         )
+        # Done only if the last run is this plan's (an earlier one's files were written over by
+        # the plan in between: another --seed of the same build name) and the files are intact.
+        if not force and last == (params_hash(params), "done"):
+            done = _read_manifest(manifest_path)
+            if done is not None and catalog.is_registered(manifest_path) and _manifest_intact(
+                catalog, corpus, manifest_path
+            ):
+                return done
         if last is not None and last[0] != params_hash(params):
             _clear_build_outputs(corpus, catalog, build_dir)
             clear_markers(corpus, stage_name)
@@ -301,6 +390,16 @@ def write_build(
         )
         catalog.finish_stage(run, {"train_tokens": train_total, "valid_tokens": splits["valid"]["tokens"]})
     return manifest
+
+
+def _manifest_intact(catalog: Catalog, corpus: Corpus, path: Path) -> bool:
+    """The manifest on disk is the one registered (same size and sha256)."""
+    record = next((r for r in catalog.shards(kind="manifest") if r.path == corpus.relative(path)), None)
+    try:
+        same_size = record is not None and path.stat().st_size == record.bytes
+        return same_size and record is not None and sha256_file(path) == record.sha256
+    except OSError:
+        return False
 
 
 def _clear_build_outputs(corpus: Corpus, catalog: Catalog, build_dir: Path) -> None:

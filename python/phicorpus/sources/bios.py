@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from phicorpus.corpus import Corpus, atomic_path
+from phicorpus.corpus import Corpus, atomic_path, cheap_file_problem
 
 __all__ = [
     "ATTRIBUTES",
@@ -438,7 +438,7 @@ def write_bios(
     }
     stage = f"bios:{source}"
     with Catalog.open(corpus) as catalog:
-        if catalog.stage_done(stage, params):
+        if catalog.stage_done(stage, params) and not catalog.unsound_files(source=source, stage=stage):
             row = catalog.exec_one(
                 "SELECT stats FROM stage_runs WHERE stage = ? AND status = 'done' ORDER BY id DESC LIMIT 1",
                 [stage],
@@ -468,8 +468,9 @@ def write_bios(
             part = docs.slice(start, rows_per_shard)
             path = corpus.docs_dir(source) / f"part-{shard:05d}.parquet"
             shards += 1
-            if catalog.is_registered(corpus.relative(path)) and path.is_file():
-                continue
+            registered = catalog.shards_at(corpus.relative(path))
+            if registered and cheap_file_problem(path, registered[0].bytes) is None:
+                continue  # a missing or torn shard is written again (its documents stay as they are)
             with atomic_path(path) as tmp:
                 pq.write_table(part, tmp, compression="zstd")
             texts = part.column("text").to_pylist()
@@ -496,9 +497,9 @@ def write_bios(
                     source=source,
                     stage=stage,
                 )
-                catalog.insert_documents(rows)
+                catalog.insert_documents(rows, skip_existing=True)
         qa_path = corpus.docs_dir(source) / "qa.parquet"
-        if not (catalog.is_registered(corpus.relative(qa_path)) and qa_path.is_file()):
+        if not (catalog.is_registered(corpus.relative(qa_path)) and cheap_file_problem(qa_path) is None):
             with atomic_path(qa_path) as tmp:
                 pq.write_table(qa, tmp, compression="zstd")
             with catalog.transaction():

@@ -10,7 +10,9 @@ Directory files are skipped with a reason: ``binary`` (a NUL byte), ``oversized`
 ``vendored`` / ``ignored_dir`` (directories named in ``IngestConfig.skip_dirs``), ``generated``
 (protobuf/gRPC stubs, ``*.generated.*``), ``minified`` (``*.min.*`` or a mean line over 500
 characters), ``empty``. Bad inputs (``invalid_utf8``, ``bad_json``, ``no_content``,
-``unreadable``) are counted and recorded with their file and line; they never stop the run.
+``unreadable``, ``oversized`` records over ``IngestConfig.max_record_bytes``) are counted and
+recorded with their file and line; they never stop the run, but a run whose every input was bad
+raises :class:`IngestError` with the counts per reason and the first bad inputs.
 
 Example:
     >>> stats = ingest_code(Corpus.create("corpus/"), None, config=IngestConfig())  # doctest: +SKIP
@@ -23,7 +25,7 @@ import json
 import os
 import sysconfig
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,23 @@ import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import IngestConfig
-from phicorpus.corpus import Corpus, atomic_path, remove_stale_temporaries
+from phicorpus.corpus import (
+    Corpus,
+    atomic_path,
+    cheap_file_problem,
+    file_kind_problem,
+    remove_stale_temporaries,
+)
 
-__all__ = ["DATASET_SUFFIXES", "LANGUAGES", "default_code_paths", "document_id", "ingest_code"]
+__all__ = [
+    "DATASET_SUFFIXES",
+    "LANGUAGES",
+    "IngestError",
+    "default_code_paths",
+    "document_id",
+    "ingest_code",
+    "skip_summary",
+]
 
 DATASET_SUFFIXES = (".jsonl", ".json", ".parquet")
 """Files given as inputs with these endings are datasets with a content column."""
@@ -57,6 +73,9 @@ REPO_FIELDS = ("repo_name", "max_stars_repo_name", "repo")
 LANG_FIELDS = ("lang", "language")
 LICENSE_FIELDS = ("license", "licenses", "max_stars_repo_licenses")
 DATASET_CHUNK_ROWS = 5000
+#: Skip reasons that mean a bad input (rather than a file deliberately left out); the first of
+#: them are listed by file and line in the stats and the summary.
+BAD_INPUT_REASONS = ("invalid_utf8", "bad_json", "no_content", "unreadable", "oversized")
 
 
 def default_code_paths() -> list[Path]:
@@ -120,12 +139,12 @@ def _items(paths: Sequence[Path], config: IngestConfig) -> Iterator[_FileItem | 
     for path in paths:
         if path.is_dir():
             yield from _walk(path, config)
-        elif path.suffix in DATASET_SUFFIXES:
+        elif path.suffix in DATASET_SUFFIXES and file_kind_problem(path) is None:
             yield (path, 0)  # a dataset: its records are expanded when the chunk is processed
-        elif path.is_file():
+        elif (problem := file_kind_problem(path)) is None:
             yield _FileItem(path)
         else:
-            yield _Skip(str(path), 0, "unreadable", "no such file or directory")
+            yield _Skip(str(path), 0, "unreadable", problem)
 
 
 def _read_source_file(path: Path, config: IngestConfig) -> _Doc | _Skip:
@@ -174,6 +193,9 @@ def _dataset_record(record: Any, where: str, line: int, config: IngestConfig) ->
         return _Skip(where, line, "no_content", f"no string field {config.content_column!r}")
     if not text.strip():
         return _Skip(where, line, "empty")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > config.max_record_bytes:
+        return _Skip(where, line, "oversized", _oversized(size, config))
     return _Doc(
         f"{where}:{line}",
         text,
@@ -183,6 +205,10 @@ def _dataset_record(record: Any, where: str, line: int, config: IngestConfig) ->
         _first(record, REPO_FIELDS),
         where,
     )
+
+
+def _oversized(size: int, config: IngestConfig) -> str:
+    return f"record of {size:,} bytes > ingest.max_record_bytes {config.max_record_bytes:,}"
 
 
 def _dataset_records(path: Path, config: IngestConfig) -> Iterator[_Doc | _Skip]:
@@ -195,13 +221,18 @@ def _dataset_records(path: Path, config: IngestConfig) -> Iterator[_Doc | _Skip]
                 yield _Skip(where, 0, "no_content", f"no column {config.content_column!r}")
                 return
             row = 0
-            for batch in pf.iter_batches(batch_size=1024):
+            # Rows of at most ~max_record_bytes each: a batch holds at most ~64 MB of them.
+            batch_rows = max(1, min(1024, (64 << 20) // max(1, config.max_record_bytes)))
+            for batch in pf.iter_batches(batch_size=batch_rows):
                 for record in batch.to_pylist():
                     row += 1
                     yield _dataset_record(record, where, row, config)
             return
         with open(path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):
+                if len(raw) > config.max_record_bytes:  # JSON escapes only grow the text: too big
+                    yield _Skip(where, number, "oversized", _oversized(len(raw), config))
+                    continue
                 if not raw.strip():
                     continue
                 try:
@@ -284,27 +315,55 @@ def ingest_code(
     }
     skipped: Counter[str] = Counter()
     bad: list[str] = []
+    records = 0  # documents read from the inputs this run (new or already in the catalog)
     with Catalog.open(corpus) as catalog:
-        _mark_interrupted(catalog, "ingest")
-        run = catalog.start_stage("ingest", params)
-        catalog.ensure_source(source, "code" if kind == "code" else "web", ", ".join(str(p) for p in inputs))
+        run: int | None = None
+
+        def begin() -> int:
+            # Recorded only when there is something to do: a re-run that finds every shard
+            # written leaves the catalog untouched (nothing for readers' snapshot to republish).
+            _mark_interrupted(catalog, "ingest")
+            run = catalog.start_stage("ingest", params)
+            catalog.ensure_source(
+                source, "code" if kind == "code" else "web", ", ".join(str(p) for p in inputs)
+            )
+            return run
+
         for index, chunk in enumerate(_chunks(inputs, config)):
             shard = out_dir / f"part-{key}-{index:05d}.parquet"
-            if catalog.is_registered(shard):
+            if catalog.is_registered(shard) and _intact(catalog, shard):
                 stats["shards_resumed"] += 1
                 continue
+            if run is None:
+                run = begin()
             docs, skips = _resolve(chunk, config)
             written = _write_chunk(catalog, corpus, shard, docs, skips, source, kind)
+            records += len(docs)
             stats["documents"] += written
             stats["shards_written"] += 1
             stats["input_bytes"] += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs)
             for skip in skips:
                 skipped[skip.reason] += 1
-                if skip.reason in ("invalid_utf8", "bad_json", "no_content", "unreadable") and len(bad) < 50:
+                if skip.reason in BAD_INPUT_REASONS and len(bad) < 50:
                     bad.append(
                         f"{skip.path}:{skip.line}: {skip.reason}"
                         + (f" ({skip.detail})" if skip.detail else "")
                     )
+        if run is None:
+            last = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = 'ingest' AND params_hash = ? AND status = 'done' "
+                "ORDER BY id DESC LIMIT 1",
+                [params_hash(params)],
+            )
+            if last and last[0]:
+                return {
+                    **json.loads(last[0]),
+                    "documents": 0,
+                    "shards_written": 0,
+                    "shards_resumed": stats["shards_resumed"],
+                    "skipped_run": True,
+                }
+            run = begin()
         catalog.refresh_views()
         totals = catalog.exec(
             "SELECT count(*), coalesce(sum(bytes), 0) FROM documents WHERE source = ?", [source]
@@ -312,8 +371,40 @@ def ingest_code(
         stats["total_documents"], stats["bytes"] = int(totals[0]), int(totals[1])
         stats["skipped"] = dict(sorted(skipped.items()))
         stats["bad"] = bad
-        catalog.finish_stage(run, stats)
+        nothing = records == 0 and stats["shards_resumed"] == 0
+        catalog.finish_stage(run, stats, status="failed" if nothing else "done")
+    if nothing:
+        raise IngestError(f"no documents from {_inputs_text(inputs)}: {skip_summary(stats)}")
     return stats
+
+
+class IngestError(ValueError):
+    """Every input of an ingest was skipped: the message gives the counts and the first bad ones."""
+
+
+def _inputs_text(inputs: Sequence[Path]) -> str:
+    shown = ", ".join(str(p) for p in inputs[:3])
+    return shown + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
+
+
+def skip_summary(stats: Mapping[str, Any], first: int = 3) -> str:
+    """``skipped 3 (bad_json 2, oversized 1); first: a.jsonl:4: bad_json (...)``, from ingest stats."""
+    skipped: Mapping[str, int] = stats.get("skipped", {})
+    if not skipped:
+        return "no input files found"
+    counts = ", ".join(f"{reason} {n:,}" for reason, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
+    text = f"skipped {sum(skipped.values()):,} ({counts})"
+    bad: Sequence[str] = stats.get("bad", [])
+    if bad:
+        text += "; first: " + "; ".join(bad[:first])
+    return text
+
+
+def _intact(catalog: Catalog, shard: Path) -> bool:
+    """A registered shard is still there with its recorded size and its Parquet footer; if not, its
+    chunk is ingested again (same inputs: the same file at the same path, documents unchanged)."""
+    record = next(iter(catalog.shards_at(shard)), None)
+    return record is not None and cheap_file_problem(shard, record.bytes) is None
 
 
 def _config_dict(config: IngestConfig) -> dict[str, Any]:
@@ -323,6 +414,7 @@ def _config_dict(config: IngestConfig) -> dict[str, Any]:
         "shard_files": config.shard_files,
         "skip_dirs": list(config.skip_dirs),
         "content_column": config.content_column,
+        "max_record_bytes": config.max_record_bytes,
     }
 
 

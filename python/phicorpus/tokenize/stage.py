@@ -300,7 +300,19 @@ class TokenizeStage:
         )
 
     def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
-        run = catalog.start_stage(self.name, {"units": [r.key for r in results]})
+        # The same units with the same outputs were committed before: nothing to record again
+        # (a re-run writes nothing, so readers' snapshot is not even republished).
+        outputs = digest_lines(f"{r.key} {json.dumps(r.hashes, sort_keys=True)}" for r in results)
+        params = {"units": [r.key for r in results], "outputs": outputs}
+        if catalog.stage_done(self.name, params):
+            row = catalog.exec_one(
+                "SELECT stats FROM stage_runs WHERE stage = ? AND params_hash = ? AND status = 'done' "
+                "ORDER BY id DESC LIMIT 1",
+                [self.name, params_hash(params)],
+            )
+            if row and row[0]:
+                return {**json.loads(row[0]), "skipped": True}
+        run = catalog.start_stage(self.name, params)
         documents = tokens = 0
         with catalog.transaction():
             all_ids: list[str] = []
