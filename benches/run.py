@@ -10,7 +10,8 @@ once into ``benches/data/corpus.jsonl`` (see ``benches/common.py``); every bench
 same file. The peers are those DESIGN.md names. Figures are throughputs in MB of UTF-8 input per
 second; a ratio above 1 means phicorpus is faster. Each benchmark also runs alone:
 ``python benches/bench_tokenize.py`` (``bench_minhash.py``, ``bench_filter.py``,
-``bench_pipeline.py``, ``bench_build.py``, ``bench_prompts.py``, ``bench_rerun.py``).
+``bench_pipeline.py``, ``bench_build.py``, ``bench_prompts.py``, ``bench_rerun.py``,
+``bench_loader.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ BENCHES = {
     "filter": "bench_filter",
     "pipeline": "bench_pipeline",
     "build": "bench_build",
+    "loader": "bench_loader",  # needs torch (the torch extra)
     "prompts": "bench_prompts",
     "generate": "bench_generate",
     "rerun": "bench_rerun",

@@ -39,4 +39,5 @@ echo "== cargo test"
 cargo test --locked
 
 echo "== pytest"
-"$VPY" -m pytest -q "$@"
+# The tests that need PyTorch run in the second test command, scripts/test-torch.sh (.ci/run runs both).
+"$VPY" -m pytest -q -m "not torch" "$@"

@@ -88,6 +88,7 @@ def test_state_dict_resumes_at_the_exact_sample(build: tuple[Path, np.ndarray]) 
         TokenDataset(root, 21, seed=1, rank=1, world_size=2).load_state_dict(state)
 
 
+@pytest.mark.torch
 def test_torch_tensors_when_installed(build: tuple[Path, np.ndarray]) -> None:
     torch = pytest.importorskip("torch")
     root, stream = build

@@ -28,6 +28,14 @@ tokenizer_sample_bytes = 100000
 """
 
 
+def duckdb_cli() -> str:
+    """The `duckdb` command line (the test extra installs it beside this Python)."""
+    path = Path(sys.executable).with_name("duckdb")
+    found = str(path) if path.is_file() else shutil.which("duckdb")
+    assert found, "no duckdb command line: pip install duckdb-cli (in the test extra)"
+    return found
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("reader")
@@ -121,6 +129,20 @@ def test_views_work_from_anywhere_and_after_a_move(built: Path, tmp_path: Path) 
             cmd = [sys.executable, "-c", script, rel]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             assert out.stdout.strip() == str(expected)
+            # The duckdb command line, as the README writes it.
+            cli = [
+                duckdb_cli(),
+                "-readonly",
+                "-csv",
+                "-cmd",
+                f"SET file_search_path = '{rel}'",
+                f"{rel}/catalog.duckdb",
+                "-c",
+                "SELECT count(*) AS n FROM kept_text",
+            ]
+            out = subprocess.run(cli, capture_output=True, text=True, check=False)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.split() == ["n", str(expected)]
         finally:
             shutil.move(str(tmp_path / "gone"), str(built))
     finally:
@@ -147,3 +169,7 @@ def test_sql_to_parquet(built: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and bad.output.startswith("Error: ")
     assert pq.read_table(out).num_rows == table.num_rows  # a failed query leaves the old file alone
     assert [p.name for p in out.parent.iterdir()] == ["kept.parquet"]
+    # A reader cannot reach the writer's own catalog (holding it would block the build).
+    attach = f"ATTACH '{built / '.catalog-writer.duckdb'}' AS w"
+    refused = CliRunner().invoke(main, ["sql", str(built), attach])
+    assert refused.exit_code == 1 and "disabled by configuration" in refused.output

@@ -1,7 +1,7 @@
-"""Readers never break a running build (issue 13): `phicorpus sql`, `phicorpus stats`, a plain
-DuckDB read-only connection held open from before the build starts, and fresh `open_corpus`
-reads in a loop, all while `phicorpus build` runs; the build succeeds, its shards are
-byte-identical to a build nobody read, and every reader got an answer."""
+"""Readers never break a running build (issue 13): `phicorpus sql`, `phicorpus stats`, the
+`duckdb` command line, a plain DuckDB read-only connection held open from before the build
+starts, and fresh `open_corpus` reads in a loop, all while `phicorpus build` runs; the build
+succeeds, its shards are byte-identical to a build nobody read, and every reader got an answer."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_readers_never_break_a_running_build(tmp_path: Path) -> None:
     failures: list[str] = []
     python_latency: list[float] = []
     seen_runs: list[int] = []
-    cli_calls = {"sql": 0, "stats": 0}
+    cli_calls = {"sql": 0, "stats": 0, "duckdb": 0}
 
     def python_readers() -> None:
         while not stop.is_set():
@@ -99,20 +99,29 @@ def test_readers_never_break_a_running_build(tmp_path: Path) -> None:
             assert kept >= 0
             time.sleep(0.05)
 
+    duckdb_cli = str(Path(sys.executable).with_name("duckdb"))
+
     def cli_readers() -> None:
         k = 0
         while not stop.is_set():
             if k % 3 == 2:
-                args = ["stats", str(victim), "--json"]
+                command = [phicorpus(), "stats", str(victim), "--json"]
                 cli_calls["stats"] += 1
+            elif k % 3 == 1:
+                search = f"SET file_search_path = '{victim}'"
+                query = "SELECT count(*) AS n FROM kept_text"
+                command = [duckdb_cli, "-readonly", "-json", "-cmd", search, str(victim / "catalog.duckdb")]
+                command += ["-c", query]
+                cli_calls["duckdb"] += 1
             else:
-                args = ["sql", str(victim), "SELECT count(*) AS n FROM kept_text", "--format", "json"]
+                query = "SELECT count(*) AS n FROM kept_text"
+                command = [phicorpus(), "sql", str(victim), query, "--format", "json"]
                 cli_calls["sql"] += 1
-            done = subprocess.run([phicorpus(), *args], capture_output=True, check=False)
+            done = subprocess.run(command, capture_output=True, check=False)
             if done.returncode != 0:
-                failures.append(f"phicorpus {args[0]}: {done.stderr.decode().strip()}")
+                failures.append(f"{Path(command[0]).name} {command[1]}: {done.stderr.decode().strip()}")
                 return
-            json.loads(done.stdout.splitlines()[0] if args[0] == "sql" else done.stdout)
+            json.loads(done.stdout.splitlines()[0] if "sql" in command else done.stdout)
             k += 1
 
     threads = [threading.Thread(target=python_readers), threading.Thread(target=cli_readers)]
@@ -130,7 +139,7 @@ def test_readers_never_break_a_running_build(tmp_path: Path) -> None:
     assert outputs(victim) == expected
 
     # Every reader got answers, fast, and they moved forward with the build.
-    assert cli_calls["sql"] >= 2 and cli_calls["stats"] >= 1, cli_calls
+    assert cli_calls["sql"] >= 2 and cli_calls["stats"] >= 1 and cli_calls["duckdb"] >= 1, cli_calls
     # (The first read also starts polars' thread pool.)
     assert len(python_latency) >= 5 and max(python_latency[1:]) < 2.0, python_latency
     assert seen_runs == sorted(seen_runs) and seen_runs[-1] > seen_runs[0], seen_runs

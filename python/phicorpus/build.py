@@ -269,7 +269,7 @@ def run_build(
         echo(f"warning: {line}")
     # The build is the corpus's one writer: whatever a killed run half-wrote anywhere (a stage
     # whose re-run is skipped included, e.g. bioS's qa.parquet) goes now.
-    for folder in ("docs", "prompts", "cache", "build"):
+    for folder in ("docs", "qa", "prompts", "cache", "build"):
         remove_stale_temporaries(corpus.root / folder)
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:

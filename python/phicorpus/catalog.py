@@ -290,6 +290,9 @@ PUBLISH_INTERVAL = 2.0
 #: the writer (another phicorpus process writing the same corpus).
 READ_LOCK_WAIT = 2.0
 WRITE_LOCK_WAIT = 10.0
+#: The oldest DuckDB that can read a catalog this phicorpus creates (the 1.4 LTS line): the
+#: ``duckdb`` command line people have installed opens the snapshot, not only DuckDB 2.
+STORAGE_VERSION = "v1.4.0"
 
 
 def _is_lock_conflict(exc: BaseException) -> bool:
@@ -310,7 +313,7 @@ def _connect(path: Path, *, read_only: bool, wait: float) -> duckdb.DuckDBPyConn
     while True:
         try:
             if not read_only:
-                return duckdb.connect(str(path))
+                return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
             con = duckdb.connect()
             try:
                 quoted = str(path).replace("'", "''")

@@ -8,8 +8,10 @@ drawn from ``(seed, epoch)``; rank ``r`` of ``world_size`` takes every ``world_s
 that order, so ranks see disjoint samples, the same number each (the few left over are dropped).
 :meth:`TokenDataset.state_dict` / :meth:`TokenDataset.load_state_dict` resume at the exact sample.
 
-NumPy arrays by default; with ``return_tensors="pt"`` (PyTorch installed) torch tensors, and
-:meth:`TokenDataset.torch` gives a ``torch.utils.data.IterableDataset``.
+NumPy arrays by default; with ``return_tensors="pt"`` (PyTorch installed) torch tensors. For a
+``torch.utils.data.DataLoader`` (workers, exact resume) use :class:`PackedWindows` with
+:class:`TokenDataLoader` (or :class:`EpochSampler`), from :mod:`phicorpus.torch_loader` and
+importable from here: the same windows in the same order.
 
 Example:
     >>> ds = TokenDataset("corpus/build/main", seq_len=2048, rank=0, world_size=8)  # doctest: +SKIP
@@ -131,8 +133,8 @@ class TokenDataset:
     def order(self, epoch: int) -> npt.NDArray[np.int64]:
         """This rank's sample indices for ``epoch``, in order."""
         if self._order_epoch != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            perm = rng.permutation(self.num_samples).astype(np.int64)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples).astype(np.int64)
+            # torch_loader.epoch_order draws the same order (kept here: the NumPy path needs no torch).
             self._order = perm[self.rank : len(self) * self.world_size : self.world_size]
             self._order_epoch = epoch
         return self._order
@@ -176,25 +178,23 @@ class TokenDataset:
     # -- torch --------------------------------------------------------------------------------
 
     def torch(self) -> Any:
-        """A ``torch.utils.data.IterableDataset`` over this dataset (tensors); with DataLoader
-        workers each worker takes every ``num_workers``-th sample of this rank's order (exact
-        resume is for ``num_workers=0``)."""
-        import torch.utils.data
+        """The same windows as a map-style ``torch.utils.data.Dataset``
+        (:class:`phicorpus.torch_loader.PackedWindows`); pair it with
+        :class:`~phicorpus.torch_loader.TokenDataLoader` (or an
+        :class:`~phicorpus.torch_loader.EpochSampler`) for this dataset's order and resume."""
+        from phicorpus.torch_loader import PackedWindows
 
-        outer = self
+        return PackedWindows(self.build_dir, self.seq_len, self.split)
 
-        class _Iterable(torch.utils.data.IterableDataset):  # type: ignore[misc,type-arg,unused-ignore]
-            def __iter__(self) -> Iterator[dict[str, Any]]:
-                info = torch.utils.data.get_worker_info()
-                workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-                for k, sample in enumerate(outer):
-                    if k % workers == worker:
-                        yield {key: torch.as_tensor(np.asarray(v)) for key, v in sample.items()}
 
-            def state_dict(self) -> dict[str, Any]:
-                return outer.state_dict()
+_TORCH_NAMES = ("EpochSampler", "PackedWindows", "TokenDataLoader")
 
-            def load_state_dict(self, state: dict[str, Any]) -> None:
-                outer.load_state_dict(state)
 
-        return _Iterable()
+def __getattr__(name: str) -> Any:
+    """The torch classes (:mod:`phicorpus.torch_loader`), imported only when asked for, so the
+    NumPy path needs no torch."""
+    if name in _TORCH_NAMES:
+        from phicorpus import torch_loader
+
+        return getattr(torch_loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

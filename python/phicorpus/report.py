@@ -192,7 +192,11 @@ def _funnel(reader: CorpusReader, go: Any) -> tuple[Section, Section]:
         by_stage = dict(zip(part.get_column("stage").to_list(), part.get_column("n").to_list(), strict=True))
         fig.add_bar(name=reason, y=order, x=[by_stage.get(s, 0) for s in order], orientation="h")
     _layout(
-        fig, barmode="stack", xaxis={"title": "documents dropped"}, height=max(260, 70 * len(order) + 160)
+        fig,
+        barmode="stack",
+        showlegend=True,  # the reasons, even when there is one
+        xaxis={"title": "documents dropped"},
+        height=max(260, 70 * len(order) + 160),
     )
     return funnel, Section("drops", drops_title, drops_description, figure=fig)
 
@@ -245,11 +249,16 @@ def _topics(reader: CorpusReader, go: Any) -> tuple[Section, Section]:
     if not used.len():
         empty = "No topic-seeded documents (an offline build has none; LLM generation writes them)."
         return treemap, Section("coverage", cov_title, cov_description, empty=empty)
+    from phicorpus.config import Config, ConfigError
     from phicorpus.topics import load_topics
 
+    try:  # the corpus's own topic files when its configuration names them
+        topics_dir = Config.load(reader.corpus.config_path).prompts.topics_dir or None
+    except (ConfigError, OSError):
+        topics_dir = None
     used_ids = set(used.to_list())
     per: dict[str, list[int]] = {}
-    for topic in load_topics():
+    for topic in load_topics(topics_dir):
         entry = per.setdefault(topic.subject, [0, 0])
         entry[1] += 1
         entry[0] += topic.id in used_ids

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from phicorpus.catalog import Catalog, params_hash
-from phicorpus.corpus import Corpus, cheap_file_problem, publish_bytes, sha256_file
+from phicorpus.corpus import Corpus, cheap_file_problem, publish_bytes, remove_stale_temporaries, sha256_file
 
 __all__ = [
     "MARKERS_DIR",
@@ -249,6 +249,8 @@ def run_stage(
         The results of every unit and the stage's commit stats, with ``units`` (all),
         ``units_run`` (now) and ``units_resumed`` (found done by their markers).
     """
+    # No unit of this stage runs yet: a marker a killed run half-wrote is garbage.
+    remove_stale_temporaries(corpus.root / MARKERS_DIR / stage.name.replace(":", "-"))
     units = stage.units(corpus)
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):

@@ -108,9 +108,12 @@ def test_write_bios_registers_and_is_idempotent(tmp_path: Path) -> None:
     with Catalog.open(corpus, read_only=True) as catalog:
         docs = catalog.shards("docs", "bios")
         assert [s.rows for s in docs] == [100, 100, 40]
-        assert [s.rows for s in catalog.shards("qa", "bios")] == [720]
+        assert [(s.path, s.rows) for s in catalog.shards("qa", "bios")] == [("qa/bios.parquet", 720)]
         rows = catalog.exec("SELECT id, file, \"row\", kind FROM documents WHERE source = 'bios' ORDER BY id")
     assert len(rows) == 240 and {r[3] for r in rows} == {"bios"}
+    # Only documents under docs/bios/: one schema for the docs/*/*.parquet glob.
+    names = sorted(p.name for p in corpus.docs_dir("bios").iterdir())
+    assert names == [f"part-0000{i}.parquet" for i in range(3)]
     for doc_id, file, row, _ in rows[:20]:
         assert pq.read_table(corpus.absolute(file)).column("id")[row].as_py() == doc_id
     with pytest.raises(ValueError, match="other parameters"):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from phicorpus.catalog import Catalog
 from phicorpus.config import IngestConfig
 from phicorpus.corpus import Corpus, read_texts
-from phicorpus.sources.code import document_id, ingest_code
+from phicorpus.sources.code import default_code_paths, document_id, ingest_code, root_license
 
 EVIL = 'x\'); DROP TABLE documents; --\n$(rm -rf ~) `ls` && echo "$HOME" \\\\ %s ? $1 é\U0001f600\r\n\t'
 
@@ -98,3 +98,39 @@ def test_datasets_keep_fields_and_report_bad_lines(tmp_path: Path) -> None:
     with Catalog.open(corpus, read_only=True) as cat:
         got = cat.exec("SELECT language, license FROM documents ORDER BY language")
     assert got == [("C", None), ("Python", "MIT"), ("Rust", "Apache-2.0,MIT")]
+
+
+MIT = """MIT License
+
+Copyright (c) 2024 Someone
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software...
+"""
+
+
+def test_directory_files_carry_relative_paths_repo_and_license(tmp_path: Path) -> None:
+    repo = tmp_path / "checkouts" / "tinylib"
+    (repo / "tinylib").mkdir(parents=True)
+    (repo / "LICENSE").write_text(MIT)
+    (repo / "tinylib" / "core.py").write_text("def add(a, b):\n    return a + b\n")
+    (repo / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    other = tmp_path / "loose.py"  # a file given alone: relative to its folder, no license file
+    other.write_text("X = 1\n")
+    corpus = Corpus.create(tmp_path / "c")
+    ingest_code(corpus, [repo, other], config=IngestConfig())
+    with Catalog.open(corpus, read_only=True) as cat:
+        rows = cat.exec("SELECT file, row, license, provenance FROM documents ORDER BY id")
+    got = {}
+    for file, row, license_, provenance in rows:
+        table = pq.read_table(corpus.absolute(file)).to_pylist()[row]
+        assert json.loads(provenance)["path"] == table["path"] and table["license"] == license_
+        got[table["path"]] = (table["repo"], table["license"])
+    assert got == {
+        "tinylib/core.py": ("tinylib", "MIT"),
+        "setup.py": ("tinylib", "MIT"),
+        "loose.py": (tmp_path.name, None),
+    }
+    # The default input, the running Python's standard library, is PSF-licensed CPython.
+    stdlib = default_code_paths()[0]
+    if (stdlib / "LICENSE.txt").is_file():  # CPython's install puts it there (Debian's strips it)
+        assert root_license(stdlib) == "PSF-2.0"

@@ -37,6 +37,7 @@ from phicorpus.corpus import (
     sha256_file,
 )
 from phicorpus.mix import SHARE_TOLERANCE, MixPlan
+from phicorpus.shard import trainers
 from phicorpus.stage import Executor, UnitResult, WorkUnit, clear_markers, marker_path, run_stage
 from phicorpus.tokenize.stage import TokenCaches, load_tokenizer
 
@@ -376,9 +377,26 @@ def _write_build_once(
         "sources": sources,
         "splits": splits,
     }
+    # What trainers read besides the shards (phicorpus.shard.trainers), written before the manifest
+    # that marks the build finished.
+    assert tok.eos_id is not None  # load_tokenizer refuses a tokenizer without one
+    eos_token = trainers.eos_token_of(tokenizer_path.read_bytes(), tok.eos_id)
+    manifest["megatron"] = trainers.megatron_section(manifest, eos_token)
+    extras = {
+        build_dir / trainers.TOKENIZER_CONFIG: (
+            json.dumps(trainers.tokenizer_config(eos_token), indent=2, sort_keys=True) + "\n"
+        ).encode(),
+        build_dir / trainers.BUILD_README: trainers.build_readme(manifest).encode(),
+    }
+    for path, blob in extras.items():
+        publish_bytes(path, blob)
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     publish_bytes(manifest_path, data)
     with Catalog.open(corpus) as catalog, catalog.transaction():
+        for path, blob in extras.items():
+            catalog.register_shard(
+                path, "build-file", sha256=hashlib.sha256(blob).hexdigest(), size=len(blob), stage="build"
+            )
         catalog.register_shard(
             manifest_path,
             "manifest",

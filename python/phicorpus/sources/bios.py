@@ -415,7 +415,10 @@ def write_bios(
     source: str = "bios",
     rows_per_shard: int = ROWS_PER_SHARD,
 ) -> dict[str, Any]:
-    """Write bioS into ``corpus``: ``docs/<source>/part-NNNNN.parquet`` and ``docs/<source>/qa.parquet``.
+    """Write bioS into ``corpus``: ``docs/<source>/part-NNNNN.parquet`` and ``qa/<source>.parquet``.
+
+    The question-answer pairs (another schema, no document text) live outside ``docs/``, so the
+    ``docs/*/*.parquet`` glob reads documents only.
 
     Each document shard is published atomically, then registered (kind ``docs``) together with
     its ``documents`` rows in one transaction; the QA pairs are registered as kind ``qa``. A
@@ -498,7 +501,7 @@ def write_bios(
                     stage=stage,
                 )
                 catalog.insert_documents(rows, skip_existing=True)
-        qa_path = corpus.docs_dir(source) / "qa.parquet"
+        qa_path = corpus.root / "qa" / f"{source}.parquet"
         if not (catalog.is_registered(corpus.relative(qa_path)) and cheap_file_problem(qa_path) is None):
             with atomic_path(qa_path) as tmp:
                 pq.write_table(qa, tmp, compression="zstd")

@@ -6,6 +6,11 @@ resolved input paths) published atomically and registered, together with its doc
 inputs it skipped, in one catalog transaction. A re-run skips chunks whose shard is registered,
 so ``kill -9`` at any point and the same command again gives the same documents, once each.
 
+A file of a directory is stored with its path relative to that directory, the directory's name
+as ``repo`` and, as ``license``, the SPDX id of the directory's ``LICENSE``/``COPYING`` file when
+its text is recognised (:func:`root_license`); dataset records keep their own path, repo and
+license fields (The Stack's ``max_stars_repo_*`` and ``detected_licenses`` included).
+
 Directory files are skipped with a reason: ``binary`` (a NUL byte), ``oversized``,
 ``vendored`` / ``ignored_dir`` (directories named in ``IngestConfig.skip_dirs``), ``generated``
 (protobuf/gRPC stubs, ``*.generated.*``), ``minified`` (``*.min.*`` or a mean line over 500
@@ -20,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -50,6 +56,7 @@ __all__ = [
     "default_code_paths",
     "document_id",
     "ingest_code",
+    "root_license",
     "skip_summary",
 ]
 
@@ -71,7 +78,20 @@ MINIFIED_MEAN_LINE = 500
 PATH_FIELDS = ("path", "max_stars_repo_path", "file_path")
 REPO_FIELDS = ("repo_name", "max_stars_repo_name", "repo")
 LANG_FIELDS = ("lang", "language")
-LICENSE_FIELDS = ("license", "licenses", "max_stars_repo_licenses")
+LICENSE_FIELDS = ("license", "licenses", "max_stars_repo_licenses", "detected_licenses")
+LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "LICENCE", "COPYING", "COPYING.txt")
+#: Phrases that identify a license file's text, checked in order (the first match wins).
+LICENSE_MARKERS = (
+    ("PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2", "PSF-2.0"),
+    ("Apache License", "Apache-2.0"),
+    ("Mozilla Public License Version 2.0", "MPL-2.0"),
+    ("GNU LESSER GENERAL PUBLIC LICENSE", "LGPL"),
+    ("GNU GENERAL PUBLIC LICENSE", "GPL"),
+    ("Permission is hereby granted, free of charge", "MIT"),
+    ("Neither the name", "BSD-3-Clause"),
+    ("Redistribution and use in source and binary forms", "BSD-2-Clause"),
+    ("Permission to use, copy, modify, and/or distribute", "ISC"),
+)
 DATASET_CHUNK_ROWS = 5000
 #: Skip reasons that mean a bad input (rather than a file deliberately left out); the first of
 #: them are listed by file and line in the stats and the summary.
@@ -95,6 +115,7 @@ def document_id(source: str, key: str, text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _FileItem:
     path: Path
+    root: Path  # the directory given (a file given alone: its parent); paths are stored relative to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +153,7 @@ def _walk(root: Path, config: IngestConfig) -> Iterator[_FileItem | _Skip]:
         dirnames[:] = kept
         for name in sorted(filenames):
             if name.endswith(extensions):
-                yield _FileItem(Path(dirpath) / name)
+                yield _FileItem(Path(dirpath) / name, root)
 
 
 def _items(paths: Sequence[Path], config: IngestConfig) -> Iterator[_FileItem | _Skip | tuple[Path, int]]:
@@ -142,12 +163,13 @@ def _items(paths: Sequence[Path], config: IngestConfig) -> Iterator[_FileItem | 
         elif path.suffix in DATASET_SUFFIXES and file_kind_problem(path) is None:
             yield (path, 0)  # a dataset: its records are expanded when the chunk is processed
         elif (problem := file_kind_problem(path)) is None:
-            yield _FileItem(path)
+            yield _FileItem(path, path.parent)
         else:
             yield _Skip(str(path), 0, "unreadable", problem)
 
 
-def _read_source_file(path: Path, config: IngestConfig) -> _Doc | _Skip:
+def _read_source_file(item: _FileItem, config: IngestConfig) -> _Doc | _Skip:
+    path = item.path
     name = str(path)
     try:
         size = path.stat().st_size
@@ -172,7 +194,29 @@ def _read_source_file(path: Path, config: IngestConfig) -> _Doc | _Skip:
     lines = text.count("\n") + 1
     if len(text) / lines > MINIFIED_MEAN_LINE:
         return _Skip(name, 0, "minified", f"mean line {len(text) // lines} chars")
-    return _Doc(name, text, name, LANGUAGES.get(path.suffix), None, None, name)
+    relative = path.relative_to(item.root).as_posix()
+    language = LANGUAGES.get(path.suffix)
+    return _Doc(name, text, relative, language, root_license(item.root), item.root.name, name)
+
+
+@functools.lru_cache(maxsize=256)
+def root_license(root: Path) -> str | None:
+    """The SPDX id of the license file at ``root`` (``LICENSE``, ``COPYING``, ...), by the phrases
+    of :data:`LICENSE_MARKERS` (GPL/LGPL get their version: ``GPL-3.0``); ``None`` when there is
+    no such file or its text is not recognised."""
+    for name in LICENSE_FILES:
+        try:
+            text = (root / name).read_text(encoding="utf-8", errors="replace")[:200_000]
+        except OSError:
+            continue
+        for phrase, spdx in LICENSE_MARKERS:
+            if phrase in text:
+                if spdx in ("GPL", "LGPL"):
+                    version = "3.0" if "Version 3" in text else "2.1" if "Version 2.1" in text else "2.0"
+                    return f"{spdx}-{version}"
+                return spdx
+        return None
+    return None
 
 
 def _first(record: dict[str, Any], fields: Sequence[str]) -> str | None:
@@ -431,7 +475,7 @@ def _resolve(
     docs: list[_Doc] = []
     skips: list[_Skip] = []
     for item in chunk:
-        resolved = _read_source_file(item.path, config) if isinstance(item, _FileItem) else item
+        resolved = _read_source_file(item, config) if isinstance(item, _FileItem) else item
         (docs if isinstance(resolved, _Doc) else skips).append(resolved)  # type: ignore[arg-type]
     return docs, skips
 
