@@ -208,3 +208,11 @@ def test_cli_ingest_web_directory(tmp_path: Path) -> None:
     stats = json.loads(result.output)
     assert stats["input_formats"]["text"] == 1 and stats["input_formats"]["html"] >= 1
     assert stats["skipped"] == {}
+
+
+def test_every_input_bad_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"text": 1}\n{broken\n')
+    result = CliRunner().invoke(main, ["ingest", "web", str(tmp_path / "c"), str(bad)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: no documents from") and f"{bad}:1: no_content" in result.output

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import IngestConfig
 from phicorpus.corpus import Corpus, atomic_path, remove_stale_temporaries
-from phicorpus.sources.code import document_id
+from phicorpus.sources.code import IngestError, document_id, skip_summary
 
 __all__ = ["BAD_INPUT_REASONS", "WEB_SCHEMA", "default_web_paths", "extract_main_text", "ingest_web"]
 
@@ -399,6 +399,9 @@ def ingest_web(
         Statistics: ``documents`` (new), ``total_documents``, ``shards_written``,
         ``shards_resumed``, ``bytes``, ``skipped`` (per reason), ``bad`` (``file:line: reason``).
 
+    Raises:
+        IngestError: not one input gave a document (the counts per reason and the first bad ones).
+
     Example:
         >>> ingest_web(corpus, ["sample.parquet"], config=IngestConfig())["documents"]  # doctest: +SKIP
         1000
@@ -443,7 +446,13 @@ def ingest_web(
         stats["input_formats"] = dict(sorted(formats.items()))
         stats["skipped"] = dict(sorted(skipped.items()))
         stats["bad"] = bad
-        catalog.finish_stage(run, stats)
+        nothing = not formats and stats["shards_resumed"] == 0
+        catalog.finish_stage(run, stats, status="failed" if nothing else "done")
+    if nothing:  # as code ingestion: a run whose every input was bad (or absent) is an error
+        shown = ", ".join(str(p) for p in inputs[:3]) + (
+            f" and {len(inputs) - 3} more" if len(inputs) > 3 else ""
+        )
+        raise IngestError(f"no documents from {shown}: {skip_summary(stats)}")
     return stats
 
 
