@@ -372,9 +372,14 @@ def plan_llm_prompts(
     prompts_config = dataclasses.replace(
         config.prompts, format_weights={fmt: c / n for fmt, c in counts.items()}
     )
-    return render_prompts(
-        n, formats=tuple(counts), seed=config.build.seed, web=inputs.web, config=prompts_config
-    )
+    web = _excerpt_files(inputs.web)
+    return render_prompts(n, formats=tuple(counts), seed=config.build.seed, web=web, config=prompts_config)
+
+
+def _excerpt_files(web: Sequence[Path]) -> list[Path]:
+    """The ``--web`` inputs textbook excerpts are drawn from: JSONL/Parquet files with a ``text``
+    column (HTML, WARC and directories are for the ``web`` and ``rephrased`` sources)."""
+    return [Path(p) for p in web if not Path(p).is_dir() and Path(p).suffix in (".jsonl", ".parquet")]
 
 
 def describe_llm_plan(prompts: pa.Table, config: Config, inputs: BuildInputs) -> list[str]:
