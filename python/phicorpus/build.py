@@ -39,8 +39,9 @@ from phicorpus.decontam import run_decontam
 from phicorpus.dedup.sharded import run_dedup_sharded
 from phicorpus.dedup.stage import run_dedup
 from phicorpus.filter.stage import run_filter
-from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, MixPlan
+from phicorpus.mix import LLM_SOURCES, OFFLINE_SOURCES, REPHRASE_SOURCES, WEB_SOURCES, MixPlan, MixSpec
 from phicorpus.mix.planning import (
+    LLM_OVERGENERATE,
     BuildError,
     BuildInputs,
     check_llm_inputs,
@@ -53,6 +54,7 @@ from phicorpus.mix.planning import (
 from phicorpus.shard.stage import check_build_files, write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code, skip_summary
+from phicorpus.sources.web import ingest_web
 from phicorpus.stage import Executor, LocalExecutor
 from phicorpus.tokenize.fitness import FITNESS_SAMPLE, check_training_tokenizer
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
@@ -175,6 +177,62 @@ def generate_llm_sources(
     return dict(stats)
 
 
+def rephrase_web_documents(
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    spec: MixSpec,
+    groups: dict[str, tuple[str, ...]],
+    *,
+    echo: Echo = print,
+) -> dict[str, Any]:
+    """The ``rephrased`` sources: plan the prompts of the kept web documents for the rephrased
+    share of ``--tokens`` (all of them without ``--tokens``), print their plan and cost, then
+    decontaminate the sources, generate (journaled), gate and decontaminate the outputs.
+
+    Raises:
+        BuildError: the run stopped on the cost cap or an exhausted quota (re-run to resume).
+    """
+    from phicorpus.rephrase import plan_rephrase_prompts, run_rephrase
+
+    formats: set[str] = set()
+    share = 0.0
+    for name, weight in spec.entries:
+        members = [m for m in groups.get(name, (name,)) if m in REPHRASE_SOURCES]
+        if members and weight > 0:
+            formats.update(members)
+            share += weight
+    target = 0
+    if config.build.tokens:
+        target = int(share * config.build.tokens * (1 + config.build.valid_fraction) * LLM_OVERGENERATE)
+    chosen = [f for f in REPHRASE_SOURCES if f in formats]
+    if inputs.benchmarks:
+        run_decontam(corpus, list(inputs.benchmarks), config.decontam)  # before planning: no laundering
+    prompts = plan_rephrase_prompts(corpus, config, target_tokens=target, formats=chosen)
+    if prompts.num_rows:
+        for line in describe_llm_plan(prompts, config, inputs):
+            echo("rephrase " + line)
+    stats = run_rephrase(
+        corpus,
+        config,
+        endpoints=[inputs.llm or ""],
+        model=inputs.model or "",
+        max_cost=inputs.max_cost,
+        api_key=inputs.api_key,
+        benchmarks=(),  # sources done above; the outputs go through the build's decontam stage
+        prompts=prompts,
+        formats=chosen,
+        target_tokens=target,
+        echo=echo,
+    )
+    if stats["generate"].get("stop_reason"):
+        raise BuildError(
+            f"rephrasing stopped: {stats['generate']['stop_reason']}; what was received is kept, "
+            "re-run to resume"
+        )
+    return stats
+
+
 def run_build(
     corpus: Corpus,
     config: Config,
@@ -196,7 +254,8 @@ def run_build(
         if problem is not None:
             raise BuildError(f"{path}: {problem} (--code)")
     for path in (*inputs.web, *inputs.benchmarks):
-        problem = file_kind_problem(path)
+        # --web may name directories (of HTML, WARC, JSONL files), like --code
+        problem = None if path in inputs.web and Path(path).is_dir() else file_kind_problem(path)
         if problem is not None:
             raise BuildError(f"{path}: {problem} ({'--web' if path in inputs.web else '--benchmarks'})")
     if config.build.tokenizer:
@@ -206,7 +265,9 @@ def run_build(
         )
         echo(fit.describe())
     check_llm_inputs(config, inputs)  # the flags an LLM build needs, before any plan figure
-    plan_lines, planned_tokens = plan_build(corpus, config.build, inputs, config.ingest)
+    plan_lines, planned_tokens = plan_build(
+        corpus, config.build, inputs, config.ingest, rephrase_formats=config.rephrase.formats
+    )
     for line in plan_lines:
         echo(line)
     for line in plan_warnings(corpus, config, inputs):
@@ -217,10 +278,22 @@ def run_build(
         remove_stale_temporaries(corpus.root / folder)
     llm = bool(inputs.llm)
     with Catalog.open(corpus) as catalog:
-        spec, groups, _ = resolve_mix(config.build.mix, catalog, llm=llm)
+        spec, groups, _ = resolve_mix(
+            config.build.mix, catalog, llm=llm, rephrase_formats=config.rephrase.formats
+        )
         have = kept_counts(catalog)
     wanted = {m for name, w in spec.entries if w > 0 for m in groups.get(name, (name,))}
     missing = sorted(s for s in wanted & set(LLM_SOURCES) if not have.get(s, (0, 0))[0])
+    rephrase = sorted(wanted & set(REPHRASE_SOURCES))
+    if rephrase and not llm and not any(have.get(s, (0, 0))[0] for s in rephrase):
+        missing.append("rephrased")
+    if (rephrase or wanted & set(WEB_SOURCES)) and not inputs.web and not have.get("web", (0, 0))[0]:
+        raise BuildError(
+            "the mix names web or rephrased documents but this corpus has none: give --web PATH "
+            "(JSONL/Parquet with a text column, HTML files, WARC files, or directories of them)"
+        )
+    if rephrase and llm and not inputs.model:
+        raise BuildError("--llm needs --model (the model name at that endpoint)")
     if missing and not llm:
         raise BuildError(
             f"{', '.join(missing)}: no documents in this corpus and no LLM to generate them; give "
@@ -244,7 +317,9 @@ def run_build(
         echo("nothing changed since this build finished: every stage is done")
         return unchanged
     try:
-        manifest, warnings = _run_stages(corpus, config, inputs, wanted, prompts, executor, echo)
+        manifest, warnings = _run_stages(
+            corpus, config, inputs, wanted, prompts, executor, echo, mix=(spec, groups)
+        )
     except Exception:
         if previous is None:
             corpus.config_path.unlink(missing_ok=True)
@@ -267,6 +342,7 @@ def _run_stages(
     prompts: pa.Table | None,
     executor: Executor | None,
     echo: Echo,
+    mix: tuple[MixSpec, dict[str, tuple[str, ...]]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Every stage of the build in order, a progress line before and after each; the manifest and
     the stages' warnings."""
@@ -289,19 +365,30 @@ def _run_stages(
         stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest, progress=echo)
         said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
         clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
-    clock.start("filter")
-    stats = run_filter(corpus, config.filter, executor=executor)
-    warnings = list(stats.get("warnings", []))
-    clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
-    clock.start("dedup")
-    if executor is None or isinstance(executor, LocalExecutor):
-        stats = run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
-    else:
-        threads = config.build.threads or None
-        stats = run_dedup_sharded(corpus, config.dedup, executor=executor, threads=threads)
-    warnings += stats.get("warnings", [])
-    exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
-    clock.done(f"{exact:,} exact and {near:,} near duplicates")
+    rephrase = wanted & set(REPHRASE_SOURCES)
+    if (rephrase or wanted & set(WEB_SOURCES)) and inputs.web:
+        clock.start("ingest web: " + ", ".join(map(str, inputs.web)))
+        stats = ingest_web(corpus, list(inputs.web), config=config.ingest)
+        said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
+        clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
+    warnings: list[str] = []
+    for rounds in range(2 if rephrase and inputs.llm and mix else 1):
+        if rounds == 1:  # the web documents are filtered and deduplicated: rephrase the kept ones
+            assert mix is not None
+            rephrase_web_documents(corpus, config, inputs, *mix, echo=echo)
+        clock.start("filter")
+        stats = run_filter(corpus, config.filter, executor=executor)
+        warnings += list(stats.get("warnings", []))
+        clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
+        clock.start("dedup")
+        if executor is None or isinstance(executor, LocalExecutor):
+            stats = run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
+        else:
+            threads = config.build.threads or None
+            stats = run_dedup_sharded(corpus, config.dedup, executor=executor, threads=threads)
+        warnings += stats.get("warnings", [])
+        exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
+        clock.done(f"{exact:,} exact and {near:,} near duplicates")
     if inputs.benchmarks:
         clock.start("decontam")
         run_decontam(corpus, list(inputs.benchmarks), config.decontam, executor=executor)

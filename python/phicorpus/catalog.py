@@ -245,6 +245,26 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (doc_id, rubric, metric)
         )""",
     ],
+    # Rephrasing (issue 16): each rephrased document and the source chunk it rewrites.
+    8: [
+        """CREATE TABLE IF NOT EXISTS rephrases (
+            doc_id VARCHAR PRIMARY KEY,     -- the rephrased document (documents.id)
+            source_id VARCHAR NOT NULL,     -- the original document it rewrites (documents.id)
+            format VARCHAR NOT NULL,        -- wrap_easy | nemo_qa | fp_table | rewire | ...
+            chunk INTEGER NOT NULL,         -- which chunk of the original (0-based) ...
+            chunks INTEGER NOT NULL,        -- ... of how many (paragraph-boundary split)
+            chunk_start BIGINT NOT NULL,    -- character span of the chunk in the original's text
+            chunk_end BIGINT NOT NULL,
+            route VARCHAR,                  -- paraphrase | knowledge (by quality) | weights
+            quality DOUBLE,                 -- the classifier score that routed it
+            reasoning VARCHAR,              -- REWIRE: the reasoning before the rewrite
+            structure_items INTEGER,        -- QA pairs / list items / steps / problems found
+            fact_retention DOUBLE,          -- share of the chunk's numbers, names, rare words kept
+            copy_overlap DOUBLE,            -- share of the output's word n-grams copied from the chunk
+            gate_reason VARCHAR             -- why the quality gates dropped it (NULL = passed)
+        )""",
+        "CREATE INDEX IF NOT EXISTS rephrases_source ON rephrases (source_id)",
+    ],
 }
 
 #: The view joining ``documents`` to their text in Parquet. The glob is a session variable
@@ -612,7 +632,8 @@ class Catalog:
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
             )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
+            # in order; numbers may have gaps while branches that own them are not merged yet
+            for version in sorted(v for v in MIGRATIONS if v > current):
                 for statement in MIGRATIONS[version]:
                     self.exec(statement)
                 self.exec("INSERT INTO schema_version (version) VALUES (?)", [version])

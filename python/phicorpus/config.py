@@ -34,11 +34,19 @@ __all__ = [
     "IngestConfig",
     "ModelPrice",
     "PromptsConfig",
+    "RephraseConfig",
 ]
 
 
 class ConfigError(ValueError):
     """A configuration file or value is wrong; the message names the file and key."""
+
+
+#: The rephrase formats (phicorpus.prompts.rephrase), also the source names of their outputs.
+REPHRASE_FORMAT_NAMES = _REPHRASE_ALL = (
+    "wrap_easy", "wrap_wiki", "wrap_hard", "wrap_qa", "nemo_wiki", "nemo_qa", "nemo_distill",
+    "nemo_extract", "nemo_list", "fp_faq", "fp_math", "fp_table", "fp_tutorial", "rewire",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +127,9 @@ class FilterConfig:
         batch_docs: documents scored per batch.
         exempt_kinds: document kinds the heuristic rules do not apply to: text made from templates
             whose length and wording are by design (a bioS biography is ~50 words, under Gopher's
-            minimum). The edu filter, dedup and decontamination still apply.
+            minimum), and the rephrase formats, whose QA pairs, lists and tables the web-text rules
+            would count as defects; rephrases pass their own gates (structure, fact retention,
+            verbatim copy). The edu filter, dedup and decontamination still apply.
     """
 
     thresholds: dict[str, Any] = field(default_factory=dict)
@@ -131,7 +141,7 @@ class FilterConfig:
     min_edu: float = 0.0
     edu_model: str = "models/edu.npz"
     batch_docs: int = 20_000
-    exempt_kinds: tuple[str, ...] = ("bios",)
+    exempt_kinds: tuple[str, ...] = ("bios", *REPHRASE_FORMAT_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,65 @@ class PromptsConfig:
             raise ValueError("story_words and rewrite_m must be >= 1")
         if any(w < 0 for w in (*self.format_weights.values(), *self.subject_weights.values())):
             raise ValueError("format_weights and subject_weights must be >= 0")
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class RephraseConfig:
+    """``[rephrase]``: rephrasing real documents (WRAP, Nemotron-CC, FinePhrase, REWIRE; issue 16).
+
+    With an edu/quality classifier (``[filter] edu_model``, ``phicorpus classifier train``) and
+    ``route_by_quality``, a document scoring below ``quality_threshold`` is rephrased in one of
+    ``low_quality_formats`` (paraphrases) and one at or above it in ``high_quality_formats``
+    (knowledge formats), Nemotron-CC style; without a classifier, formats are drawn by ``weights``.
+    """
+
+    source: str = "web"
+    """The source whose kept documents are rephrased."""
+    formats: tuple[str, ...] = _REPHRASE_ALL
+    weights: dict[str, float] = field(default_factory=dict)
+    """Per format (missing: 1): how often it is drawn within its pool."""
+    route_by_quality: bool = True
+    quality_threshold: float = 3.0
+    """Edu score (0-5) splitting paraphrase (below) from knowledge formats (at or above)."""
+    low_quality_formats: tuple[str, ...] = (
+        "wrap_easy", "wrap_wiki", "wrap_hard", "wrap_qa", "nemo_wiki", "rewire",
+    )  # fmt: skip
+    high_quality_formats: tuple[str, ...] = (
+        "nemo_qa", "nemo_distill", "nemo_extract", "nemo_list", "fp_faq", "fp_math", "fp_table",
+        "fp_tutorial",
+    )  # fmt: skip
+    per_document: int = 1
+    """Formats each document is rephrased in (Nemotron-CC used all four knowledge formats)."""
+    context_tokens: int = 4096
+    """The generator's context; longer documents are cut at paragraphs into chunks that fit."""
+    chars_per_token: float = 4.0
+    max_chunks: int = 0
+    """At most this many chunks per document (0: all)."""
+    min_fact_retention: float = 0.3
+    """Quality gate: share of the chunk's numbers, names and rare words the output must keep."""
+    fact_retention_by_format: dict[str, float] = field(
+        default_factory=lambda: {"nemo_distill": 0.15, "nemo_list": 0.2, "fp_math": 0.1, "fp_tutorial": 0.15}
+    )
+    """Per-format overrides of ``min_fact_retention`` (summaries keep fewer facts by design)."""
+    max_copy_overlap: float = 0.6
+    """Quality gate: the largest share of the output's word ``copy_ngram``-grams copied from the chunk."""
+    copy_ngram: int = 8
+    templates: str = ""
+    """A rephrase template TOML replacing the packaged one."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in (*self.formats, *self.weights) if f not in _REPHRASE_ALL]
+        if unknown:
+            raise ValueError(f"unknown rephrase format {unknown[0]!r} (known: {', '.join(_REPHRASE_ALL)})")
+        if not self.formats:
+            raise ValueError("formats must name at least one rephrase format")
+        if not 0.0 <= self.min_fact_retention <= 1.0 or not 0.0 < self.max_copy_overlap <= 1.0:
+            raise ValueError("min_fact_retention must be in [0, 1] and max_copy_overlap in (0, 1]")
+        if self.per_document < 1 or self.context_tokens < 256 or self.copy_ngram < 2:
+            raise ValueError("per_document >= 1, context_tokens >= 256 and copy_ngram >= 2 are required")
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +442,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    rephrase: RephraseConfig = field(default_factory=RephraseConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)

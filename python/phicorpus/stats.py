@@ -52,6 +52,13 @@ def corpus_stats(corpus: Corpus) -> dict[str, Any]:
             "SELECT kind, count(*) AS files, sum(bytes)::BIGINT AS bytes, "
             "coalesce(sum(tokens), 0)::BIGINT AS tokens FROM shards GROUP BY kind ORDER BY kind"
         ).to_dicts()
+        has_rephrases = reader.sql(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'rephrases'"
+        ).item()
+        if has_rephrases:
+            from phicorpus.rephrase import rephrase_stats
+
+            out["rephrase"] = rephrase_stats(corpus, lambda q, p=None: reader.sql(q, p).rows())
         out["stages"] = reader.sql(
             "SELECT stage, arg_max(status, id) AS status, count(*) AS runs FROM stage_runs "
             "GROUP BY stage ORDER BY stage"
@@ -87,5 +94,8 @@ def format_stats(stats: dict[str, Any]) -> str:
     llm = stats["llm"]
     out += [f"LLM: {llm['requests']:,} requests, ${llm['cost_usd']:.2f}", ""]
     out += _table("files", stats["files"])
+    if stats.get("rephrase"):
+        title = "rephrases by format (fact retention, copy overlap, near-duplicates)"
+        out += _table(title, stats["rephrase"])
     out += _table("stages", stats["stages"])
     return "\n".join(out).rstrip() + "\n"

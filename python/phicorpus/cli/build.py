@@ -31,7 +31,13 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 )
 @click.option("--tokenizer", default=None, help="tokenizer.json to use (default: train one).")
 @click.option("--code", "code", multiple=True, type=click.Path(path_type=Path), help="Code dirs/files.")
-@click.option("--web", "web", multiple=True, type=click.Path(path_type=Path), help="Web samples.")
+@click.option(
+    "--web",
+    "web",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Web documents for the web and rephrased sources (JSONL/Parquet text, HTML, WARC, dirs).",
+)
 @click.option("--benchmarks", multiple=True, type=click.Path(path_type=Path), help="For decontamination.")
 @click.option("--seed", type=SEED, default=None, help="Seed of sampling and shuffling (>= 0).")
 @click.option("--valid-fraction", type=float, default=None, help="Share held out for validation.")

@@ -98,6 +98,41 @@ def ingest_code_cmd(
     print_summary(f"ingest {source!r}", stats, as_json)
 
 
+@ingest.command("web")
+@click.argument("args", nargs=-1, type=click.Path(path_type=Path), metavar="CORPUS [PATH]...")
+@corpus_alias("--out")
+@corpus_alias("--corpus")
+@click.option(
+    "--source",
+    default="web",
+    show_default=True,
+    callback=checked_name,
+    help="Source name of the documents ([A-Za-z0-9._-]).",
+)
+@JSON_OPTION
+@one_line_errors
+def ingest_web_cmd(
+    args: tuple[Path, ...], out_flag: Path | None, corpus_flag: Path | None, source: str, as_json: bool
+) -> None:
+    """Ingest web documents into CORPUS: JSONL/Parquet with a `text` column (FineWeb, DCLM), HTML,
+    WARC, plain text, or directories of them.
+
+    HTML pages and WARC responses have their main text extracted (trafilatura); `url`, `id`,
+    `language` and `score` fields are kept. With no PATH, the HTML and text documentation under
+    /usr/share/doc. Bad lines and records are counted by reason and named by file and line.
+    """
+    from phicorpus.corpus import Corpus
+    from phicorpus.sources.web import ingest_web
+
+    if out_flag is not None or corpus_flag is not None:  # `ingest web PATH... --out CORPUS`
+        out, paths = corpus_from(None, ("--out", out_flag), ("--corpus", corpus_flag)), args
+    else:
+        out, paths = corpus_from(args[0] if args else None), args[1:]
+    corpus = Corpus.create(out)
+    stats = ingest_web(corpus, list(paths) or None, config=_config(out).ingest, source=source)
+    print_summary(f"ingest {source!r}", stats, as_json)
+
+
 @main.command("filter")
 @click.argument("corpus_dir", type=click.Path(path_type=Path))
 @click.option("--min-edu", type=float, default=None, help="Drop documents the edu classifier scores lower.")

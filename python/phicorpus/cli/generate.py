@@ -181,3 +181,62 @@ def grade_command(
         echo=click.echo,
     )
     click.echo(json.dumps(stats, sort_keys=True))
+
+
+@main.command("rephrase")
+@click.argument("corpus_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--llm",
+    "llm",
+    multiple=True,
+    help="OpenAI-compatible base URL (repeat to share the load); default $OPENAI_BASE_URL.",
+)
+@click.option("--model", required=True)
+@click.option("--format", "formats", multiple=True, help="Only these rephrase formats (repeatable).")
+@click.option(
+    "--benchmarks",
+    "benchmarks",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Benchmark JSONL/Parquet: sources overlapping them are dropped before, outputs after.",
+)
+@click.option("--tokens", type=int, default=0, help="Expected output tokens to aim for (0: every document).")
+@click.option("--max-cost", "max_cost", type=float, default=0.0, help="Hard cap in USD (0: none).")
+@one_line_errors
+def rephrase_cmd(
+    corpus_dir: Path,
+    llm: tuple[str, ...],
+    model: str,
+    formats: tuple[str, ...],
+    benchmarks: tuple[Path, ...],
+    tokens: int,
+    max_cost: float,
+) -> None:
+    """Rephrase the kept web documents (WRAP, Nemotron-CC, FinePhrase, REWIRE formats).
+
+    Routed by the edu classifier when one is trained (`classifier train`), else by [rephrase]
+    weights; journaled generation (a re-run pays for nothing twice), then the fact-retention and
+    verbatim-copy gates.
+    """
+    import os
+
+    from phicorpus.cli._group import llm_endpoints
+    from phicorpus.config import Config
+    from phicorpus.corpus import Corpus
+    from phicorpus.rephrase import run_rephrase
+
+    corpus = Corpus.open(corpus_dir)
+    config = Config.load(corpus.config_path)
+    stats = run_rephrase(
+        corpus,
+        config,
+        endpoints=llm_endpoints(llm),
+        model=model,
+        max_cost=max_cost,
+        api_key=os.environ.get("OPENAI_API_KEY", ""),
+        benchmarks=list(benchmarks),
+        target_tokens=tokens,
+        formats=list(formats) or None,
+        echo=click.echo,
+    )
+    click.echo(json.dumps({k: v for k, v in stats.items() if k != "generate"}, indent=2, default=str))

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phicorpus.prompts.exercise import ANSWER_PYTHON_TESTS, Exercise, parse_exercise
+from phicorpus.prompts.rephrase import REPHRASE_FORMATS, parse_rephrase
 
 __all__ = ["Exercise", "Processed", "parse_exercise", "process_output", "strip_boilerplate"]
 
@@ -47,6 +48,8 @@ class Processed:
     drop_reason: str | None
     exercise: Exercise | None = None
     missing_words: tuple[str, ...] = ()
+    reasoning: str | None = None  # REWIRE: the reasoning part (the text is only the rewrite)
+    items: int | None = None  # rephrase formats: QA pairs / list items / steps found
 
 
 def missing_words(text: str, words: Sequence[str]) -> tuple[str, ...]:
@@ -82,6 +85,11 @@ def process_output(
         if exercise is None:
             return Processed(clean, "unparsed-exercise")
         return Processed(clean, None, exercise)
+    if fmt in REPHRASE_FORMATS:
+        # the format's structure must parse; REWIRE keeps only the rewrite as the document
+        parsed = parse_rephrase(fmt, clean)
+        reason = parsed.problem or ("too-short" if len(parsed.document) < min_chars else None)
+        return Processed(parsed.document, reason, reasoning=parsed.reasoning, items=parsed.items)
     if len(clean) < min_chars:
         return Processed(clean, "too-short")
     if fmt == "stories" and words:

@@ -23,10 +23,13 @@ from phicorpus.catalog import Catalog
 from phicorpus.config import GenerateConfig
 from phicorpus.corpus import Corpus, atomic_path
 from phicorpus.generate.postprocess import process_output
+from phicorpus.prompts.rephrase import REPHRASE_FORMATS
 
 __all__ = ["GenerationParams", "Request", "ShardWriter", "build_requests", "load_prompts", "request_key"]
 
-FORMATS = ("textbook", "exercises", "stories", "rewrite")
+FORMATS = ("textbook", "exercises", "stories", "rewrite", *REPHRASE_FORMATS)
+#: Prompt columns of rephrase prompts carried to their documents (the source chunk they rewrite).
+REPHRASE_META = ("source_id", "chunk", "chunks", "chunk_start", "chunk_end", "route", "quality")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,7 @@ META = (
     "expected_tokens",
     "web_id",
     "answer_format",
+    *REPHRASE_META,
 )
 
 
@@ -226,9 +230,13 @@ class ShardWriter:
                 "solution",
                 "tests",
                 "drop_reason",
+                "source_id",
+                "chunk",
+                "reasoning",
             )
         }
         drops: dict[str, int] = {}
+        items: list[int | None] = []
         for request, record in group:
             usage = record.get("usage") or {}
             meta = request.meta
@@ -244,6 +252,7 @@ class ShardWriter:
             if processed.drop_reason:
                 drops[processed.drop_reason] = drops.get(processed.drop_reason, 0) + 1
             ex = processed.exercise
+            items.append(processed.items)
             values = {
                 "id": request.doc_id,
                 "text": processed.text,
@@ -266,6 +275,9 @@ class ShardWriter:
                 "solution": ex.solution_code if ex else None,
                 "tests": ex.tests_code if ex else None,
                 "drop_reason": processed.drop_reason,
+                "source_id": meta.get("source_id"),
+                "chunk": meta.get("chunk"),
+                "reasoning": processed.reasoning,
             }
             for name, value in values.items():
                 cols[name].append(value)
@@ -292,11 +304,14 @@ class ShardWriter:
                 ("solution", pa.string()),
                 ("tests", pa.string()),
                 ("drop_reason", pa.string()),
+                ("source_id", pa.string()),
+                ("chunk", pa.int32()),
+                ("reasoning", pa.string()),
             ]
         )
         table = pa.table(cols, schema=schema)
         with self._session() as catalog:
-            self._publish(catalog, fmt, group, cols, table, drops)
+            self._publish(catalog, fmt, group, cols, table, drops, items)
         return len(cols["id"])
 
     def _publish(
@@ -307,6 +322,7 @@ class ShardWriter:
         cols: dict[str, list[Any]],
         table: pa.Table,
         drops: dict[str, int],
+        items: Sequence[int | None] = (),
     ) -> None:
         path = self._next_path(catalog, fmt)
         with atomic_path(path) as tmp:
@@ -363,7 +379,8 @@ class ShardWriter:
             }
         )
         with catalog.transaction():
-            catalog.ensure_source(fmt, "synthetic", f"LLM {self.model}")
+            rephrase = fmt in REPHRASE_FORMATS
+            catalog.ensure_source(fmt, "rephrased" if rephrase else "synthetic", f"LLM {self.model}")
             catalog.register_shard(
                 path,
                 "docs",
@@ -378,11 +395,43 @@ class ShardWriter:
             finally:
                 catalog.con.unregister("_phicorpus_new_requests")
             catalog.add_drop_counts("generate", fmt, drops)
+            if rephrase:
+                self._record_rephrases(catalog, group, cols, items)
         self.written.update(cols["id"])
         self.docs += len(texts)
         self.shards += 1
         for reason, n in drops.items():
             self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+    def _record_rephrases(
+        self,
+        catalog: Catalog,
+        group: Sequence[tuple[Request, Mapping[str, Any]]],
+        cols: dict[str, list[Any]],
+        items: Sequence[int | None],
+    ) -> None:
+        """``rephrases`` rows: which original and chunk each rephrased document rewrites."""
+        metas = [r.meta for r, _ in group]
+        table = pa.table(
+            {
+                "doc_id": cols["id"],
+                "source_id": [str(m.get("source_id") or "") for m in metas],
+                "format": [r.fmt for r, _ in group],
+                "chunk": pa.array([int(m.get("chunk") or 0) for m in metas], pa.int32()),
+                "chunks": pa.array([int(m.get("chunks") or 1) for m in metas], pa.int32()),
+                "chunk_start": [int(m.get("chunk_start") or 0) for m in metas],
+                "chunk_end": [int(m.get("chunk_end") or 0) for m in metas],
+                "route": [m.get("route") for m in metas],
+                "quality": pa.array([m.get("quality") for m in metas], pa.float64()),
+                "reasoning": cols["reasoning"],
+                "structure_items": pa.array(list(items) or [None] * len(metas), pa.int32()),
+            }
+        )
+        catalog.con.register("_phicorpus_new_rephrases", table)
+        try:
+            catalog.exec("INSERT OR REPLACE INTO rephrases BY NAME SELECT * FROM _phicorpus_new_rephrases")
+        finally:
+            catalog.con.unregister("_phicorpus_new_rephrases")
 
     def record_failures(self, failures: Sequence[tuple[Request, Mapping[str, Any]]]) -> None:
         """Upsert ``requests`` rows of keys that failed for good in this run."""

@@ -8,12 +8,22 @@ Example:
 from __future__ import annotations
 
 from phicorpus.mix.plan import SHARE_TOLERANCE, MixPlan, SourcePlan, SourcePool, valid_mask
-from phicorpus.mix.spec import LLM_SOURCES, OFFLINE_SOURCES, MixError, MixSpec, default_groups
+from phicorpus.mix.spec import (
+    LLM_SOURCES,
+    OFFLINE_SOURCES,
+    REPHRASE_SOURCES,
+    WEB_SOURCES,
+    MixError,
+    MixSpec,
+    default_groups,
+)
 
 __all__ = [
     "LLM_SOURCES",
     "OFFLINE_SOURCES",
+    "REPHRASE_SOURCES",
     "SHARE_TOLERANCE",
+    "WEB_SOURCES",
     "MixError",
     "MixPlan",
     "MixSpec",

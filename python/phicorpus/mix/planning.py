@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,14 @@ from phicorpus.catalog import Catalog, kept_counts
 from phicorpus.config import BuildConfig, Config, IngestConfig
 from phicorpus.corpus import Corpus
 from phicorpus.mix.plan import MixPlan
-from phicorpus.mix.spec import LLM_SOURCES, OFFLINE_SOURCES, MixSpec, default_groups
+from phicorpus.mix.spec import (
+    LLM_SOURCES,
+    OFFLINE_SOURCES,
+    REPHRASE_SOURCES,
+    WEB_SOURCES,
+    MixSpec,
+    default_groups,
+)
 
 __all__ = [
     "KNOWN_SOURCES",
@@ -47,7 +54,7 @@ __all__ = [
 
 Echo = Callable[[str], None]
 #: Every source name a mix may use, besides the groups.
-KNOWN_SOURCES = ("code", *LLM_SOURCES, *OFFLINE_SOURCES)
+KNOWN_SOURCES = ("code", *LLM_SOURCES, *OFFLINE_SOURCES, *WEB_SOURCES, *REPHRASE_SOURCES)
 
 
 class BuildError(ValueError):
@@ -55,10 +62,11 @@ class BuildError(ValueError):
 
 
 def resolve_mix(
-    mix: str, catalog: Catalog, *, llm: bool
+    mix: str, catalog: Catalog, *, llm: bool, rephrase_formats: Sequence[str] | None = None
 ) -> tuple[MixSpec, dict[str, tuple[str, ...]], dict[str, tuple[int, int]]]:
-    """Parse ``mix`` against the groups and the sources in the catalog."""
-    groups = default_groups(llm)
+    """Parse ``mix`` against the groups and the sources in the catalog (``rephrase_formats``:
+    the members of ``rephrased``, default every rephrase format)."""
+    groups = default_groups(llm, rephrase_formats)
     counts = kept_counts(catalog)
     available = sorted({*groups, *KNOWN_SOURCES, *counts})
     return MixSpec.parse(mix, available), groups, counts
@@ -97,6 +105,14 @@ def _origin(source: str, inputs: BuildInputs, config: BuildConfig) -> str:
         if inputs.code:
             return "code ingested from " + ", ".join(str(p) for p in inputs.code)
         return f"code: the Python standard library of {sys.executable}"
+    if source in WEB_SOURCES:
+        if inputs.web:
+            return "web documents ingested from " + ", ".join(str(p) for p in inputs.web)
+        return "web documents already ingested into this corpus"
+    if source in REPHRASE_SOURCES:
+        if not inputs.llm:
+            return "rephrases already generated into this corpus (no --llm: nothing new is generated)"
+        return f"LLM rephrasing of the kept web documents ({inputs.model or 'model?'} at {inputs.llm})"
     if source in OFFLINE_SOURCES:
         opts = f"multi={config.bios_multi}{', permute' if config.bios_permute else ''}"
         opts += ", fullname" if config.bios_fullname else ""
@@ -149,7 +165,11 @@ def _estimate_source(
 
 
 def describe_plan(
-    corpus: Corpus, config: BuildConfig, inputs: BuildInputs, ingest: IngestConfig | None = None
+    corpus: Corpus,
+    config: BuildConfig,
+    inputs: BuildInputs,
+    ingest: IngestConfig | None = None,
+    rephrase_formats: Sequence[str] | None = None,
 ) -> list[str]:
     """The plan printed before any work: each source, share, token target, origin, documents and
     epochs (estimated from characters / 4 until tokenized), and the LLM cost.
@@ -158,11 +178,15 @@ def describe_plan(
         MixError: a bad mix spec (before anything is done).
         BuildError: a check the plan can make fails (see :func:`plan_build`).
     """
-    return plan_build(corpus, config, inputs, ingest)[0]
+    return plan_build(corpus, config, inputs, ingest, rephrase_formats)[0]
 
 
 def plan_build(
-    corpus: Corpus, config: BuildConfig, inputs: BuildInputs, ingest: IngestConfig | None = None
+    corpus: Corpus,
+    config: BuildConfig,
+    inputs: BuildInputs,
+    ingest: IngestConfig | None = None,
+    rephrase_formats: Sequence[str] | None = None,
 ) -> tuple[list[str], int]:
     """:func:`describe_plan`'s lines and the training tokens the plan expects (0: unknown).
 
@@ -172,7 +196,7 @@ def plan_build(
             smaller than one document, or ``--shard-tokens`` would write too many files.
     """
     llm = bool(inputs.llm)
-    groups = default_groups(llm)
+    groups = default_groups(llm, rephrase_formats)
     counts: dict[str, tuple[int, int]] = {}
     counted: dict[str, tuple[int, int]] = {}  # sources whose every kept document is tokenized
     if corpus.catalog_path.is_file():
@@ -221,6 +245,11 @@ def plan_build(
             f"{source:<10} {share:>7.2%} {f'{target:,}' if target else 'from data':>14} "
             f"{f'{n:,}' if n else 'to make':>10} "
             f"{epochs:>11}  {_origin(source, inputs, config)}"
+        )
+    if any(s in REPHRASE_SOURCES for s in shares) and llm:
+        lines.append(
+            "rephrased: prompts and their cost are planned once the web documents are ingested, "
+            "filtered and deduplicated, and printed before any request is sent"
         )
     if llm:
         lines.append("LLM cost: estimated by the generation stage before it sends any request")
@@ -355,9 +384,14 @@ def plan_llm_prompts(
     prompts_config = dataclasses.replace(
         config.prompts, format_weights={fmt: c / n for fmt, c in counts.items()}
     )
-    return render_prompts(
-        n, formats=tuple(counts), seed=config.build.seed, web=inputs.web, config=prompts_config
-    )
+    web = _excerpt_files(inputs.web)
+    return render_prompts(n, formats=tuple(counts), seed=config.build.seed, web=web, config=prompts_config)
+
+
+def _excerpt_files(web: Sequence[Path]) -> list[Path]:
+    """The ``--web`` inputs textbook excerpts are drawn from: JSONL/Parquet files with a ``text``
+    column (HTML, WARC and directories are for the ``web`` and ``rephrased`` sources)."""
+    return [Path(p) for p in web if not Path(p).is_dir() and Path(p).suffix in (".jsonl", ".parquet")]
 
 
 def describe_llm_plan(prompts: pa.Table, config: Config, inputs: BuildInputs) -> list[str]:

@@ -12,12 +12,26 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["LLM_SOURCES", "OFFLINE_SOURCES", "MixError", "MixSpec", "default_groups"]
+from phicorpus.config import REPHRASE_FORMAT_NAMES
+
+__all__ = [
+    "LLM_SOURCES",
+    "OFFLINE_SOURCES",
+    "REPHRASE_SOURCES",
+    "WEB_SOURCES",
+    "MixError",
+    "MixSpec",
+    "default_groups",
+]
 
 #: Sources the LLM generation stage writes (CONTRACTS.md), group ``synthetic`` with an LLM.
 LLM_SOURCES = ("textbook", "exercises", "stories", "rewrite")
 #: Offline generators, group ``synthetic`` without an LLM.
 OFFLINE_SOURCES = ("bios",)
+#: Rephrased web documents, one source per format (group ``rephrased``).
+REPHRASE_SOURCES = REPHRASE_FORMAT_NAMES
+#: The ingested web documents themselves (the originals of the rephrases).
+WEB_SOURCES = ("web",)
 #: How far the weights may be from summing to 1 (rounding in hand-written specs like 1/3).
 SUM_TOLERANCE = 1e-6
 
@@ -26,11 +40,16 @@ class MixError(ValueError):
     """A bad mix spec or a mix that cannot be built; one line that lists what is available."""
 
 
-def default_groups(llm: bool) -> dict[str, tuple[str, ...]]:
+def default_groups(llm: bool, rephrase_formats: Sequence[str] | None = None) -> dict[str, tuple[str, ...]]:
     """The source groups: ``synthetic`` (with an LLM the generated textbooks, exercises and stories;
-    without, the offline generators) and ``code``. ``rewrite`` is named on its own."""
+    without, the offline generators), ``code``, and ``rephrased`` (every rephrase format of the
+    web documents). ``rewrite`` is named on its own."""
     generated = tuple(s for s in LLM_SOURCES if s != "rewrite")
-    return {"synthetic": generated if llm else OFFLINE_SOURCES, "code": ("code",)}
+    return {
+        "synthetic": generated if llm else OFFLINE_SOURCES,
+        "code": ("code",),
+        "rephrased": tuple(rephrase_formats) if rephrase_formats else REPHRASE_SOURCES,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -471,8 +471,11 @@ def _tidy(text: str) -> str:
     return (_BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
 
-def write_prompt_file(path: str | Path, batches: Iterable[pa.RecordBatch]) -> tuple[Path, Counter[str], str]:
-    """Stream prompt batches into one Parquet file at ``path``, published atomically.
+def write_prompt_file(
+    path: str | Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema = PROMPT_SCHEMA
+) -> tuple[Path, Counter[str], str]:
+    """Stream prompt batches into one Parquet file at ``path``, published atomically (``schema``:
+    :data:`PROMPT_SCHEMA`, or another prompt layout such as the rephrase prompts').
 
     Returns:
         ``(path, prompts per format, sha256 of the ids)`` (the digest :func:`write_prompts` names
@@ -482,7 +485,7 @@ def write_prompt_file(path: str | Path, batches: Iterable[pa.RecordBatch]) -> tu
     counts: Counter[str] = Counter()
     digest = hashlib.sha256()
     with atomic_path(target) as tmp:
-        writer = pq.ParquetWriter(tmp, PROMPT_SCHEMA, compression="zstd")
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
         try:
             for batch in batches:
                 writer.write_batch(batch)
@@ -506,9 +509,10 @@ def write_prompts(corpus: Corpus, table: pa.Table | Iterable[pa.RecordBatch]) ->
     from phicorpus.catalog import Catalog
 
     batches = table.to_batches() if isinstance(table, pa.Table) else table
+    schema = table.schema if isinstance(table, pa.Table) else PROMPT_SCHEMA
     # Streamed to a staging name first: the final name depends on every id.
     staging = corpus.prompts_dir / f".prompts-staging-{os.getpid()}.parquet"
-    staged, counts, digest = write_prompt_file(staging, batches)
+    staged, counts, digest = write_prompt_file(staging, batches, schema)
     path = corpus.prompts_dir / f"prompts-{digest[:16]}.parquet"
     rows = sum(counts.values())
     params = {"file": corpus.relative(path), "rows": rows}
