@@ -76,8 +76,21 @@ class FakeServer:
         headers: dict[str, str] | None = None,
         batch_plan: Callable[[dict[str, Any]], str] | None = None,
         record_calls: bool = True,
+        slots: int = 0,
+        token_seconds: float = 0.0,
+        props: dict[str, Any] | None = None,
+        models: list[dict[str, Any]] | None = None,
     ) -> None:
         self.latency = latency
+        # A server that runs ``slots`` requests at once (0: unlimited), each taking ``latency`` plus
+        # ``token_seconds`` per completion token; the rest wait in its queue, as a real one's do.
+        self.slots = slots
+        self.token_seconds = token_seconds
+        self._slots_sem: asyncio.Semaphore | None = None
+        self.props = props  # served at GET /props (llama.cpp server), 404 when None
+        self.models = models  # served at GET /v1/models
+        self.max_running = 0
+        self._running = 0
         self.plan = plan or (lambda call: Action())
         self.completion_tokens = completion_tokens
         self.calls: list[Call] = []
@@ -178,6 +191,13 @@ class FakeServer:
     ) -> bool:
         if method == "POST" and path.endswith("/chat/completions"):
             return await self._chat(headers, body, writer)
+        if method == "GET" and path == "/props" and self.props is not None:
+            await self._send(writer, 200, json.dumps(self.props).encode())
+            return True
+        if method == "GET" and path == "/v1/models":
+            data = {"object": "list", "data": self.models or [{"id": "m", "object": "model"}]}
+            await self._send(writer, 200, json.dumps(data).encode())
+            return True
         if method == "POST" and path.endswith("/files"):
             return await self._upload(headers, body, writer)
         if method == "GET" and path.startswith("/v1/files/") and path.endswith("/content"):
@@ -237,7 +257,19 @@ class FakeServer:
             if self.record_calls:
                 self.calls.append(call)
         action = self.plan(call)
-        if self.latency:
+        if self.slots:
+            if self._slots_sem is None:
+                self._slots_sem = asyncio.Semaphore(self.slots)
+            async with self._slots_sem:
+                self._running += 1
+                self.max_running = max(self.max_running, self._running)
+                try:
+                    ct = action.completion_tokens
+                    ct = min(ct or self.completion_tokens, int(body.get("max_tokens") or 1 << 30))
+                    await asyncio.sleep(self.latency + ct * self.token_seconds)
+                finally:
+                    self._running -= 1
+        elif self.latency:
             await asyncio.sleep(self.latency)
         keep = True
         if action.kind == "hang":

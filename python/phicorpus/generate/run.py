@@ -195,6 +195,7 @@ def run_generation(
             max_cost=max_cost,
             progress=bar,
             on_result=on_result,
+            echo=echo,
         )
         engine.possibly_billed_before(todo)
 
@@ -233,6 +234,15 @@ def run_generation(
                 "possibly_billed_usd": round(meter.possibly, 6),
                 "max_cost": max_cost,
                 "seconds": round(time.monotonic() - started, 3),
+                "continuations": stats.continuations,
+                "concurrency": {
+                    "start": stats.concurrency_start,
+                    "final": stats.concurrency_final,
+                    "raises": engine.concurrency.raises,
+                    "backoffs": engine.concurrency.backoffs,
+                    "cuts": engine.concurrency.cuts,
+                },
+                "context": stats.context,
             }
             with Catalog.open(corpus) as catalog:
                 catalog.finish_stage(run_id, result, status=status)
