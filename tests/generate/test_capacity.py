@@ -93,3 +93,50 @@ def test_truncated_answer_is_continued_and_a_rerun_does_not_pay_for_the_first_pa
     results = [r for r in iter_journal(corpus.requests_dir / "generate.jsonl") if r["t"] == "result"]
     assert all(r["parts"] == 2 for r in results)
     assert all(r["text"].startswith("The first half of a long answer, cut and its") for r in results)
+
+
+def test_loopback_model_without_price_is_free_and_capped(tmp_path: Path) -> None:
+    with FakeServer() as server:
+        corpus = Corpus.create(tmp_path / "corpus")
+        prompts = write_prompts(tmp_path / "prompts.parquet", 4)
+        config = fast_config(prices={})
+        lines: list[str] = []
+        stats = run_generation(
+            corpus, prompts, endpoints=[server.url], model="local-model",
+            params=GenerationParams.from_config(config), max_cost=1.0, config=config, echo=lines.append,
+        )  # fmt: skip
+    assert stats["done"] == 4 and stats["spent_usd"] == 0.0
+    assert any("priced at $0" in line for line in lines), lines
+    plan = next(line for line in lines if line.startswith("plan:"))
+    for part in ("prompt tokens", "output tokens expected", "time unknown until measured"):
+        assert part in plan, plan
+    assert not any("nan" in line.lower() for line in lines), lines
+
+
+def test_remote_model_without_price_fails_before_sending(tmp_path: Path) -> None:
+    corpus = Corpus.create(tmp_path / "corpus")
+    prompts = write_prompts(tmp_path / "prompts.parquet", 2)
+    config = fast_config(prices={})
+    try:
+        run_generation(
+            corpus, prompts, endpoints=["http://llm.invalid/v1"], model="remote-model",
+            params=GenerationParams.from_config(config), max_cost=1.0, config=config, echo=lambda _: None,
+        )  # fmt: skip
+    except ValueError as exc:
+        assert "has no price" in str(exc)
+    else:
+        raise AssertionError("an unpriced remote model with --max-cost must fail")
+    assert not (corpus.requests_dir / "generate.jsonl").exists()
+
+
+def test_off_a_terminal_progress_lines_are_printed(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from phicorpus.generate.progress import Progress
+
+    monkeypatch.setattr(Progress, "every", 0.3)
+    with FakeServer(latency=0.05) as server:
+        _run(tmp_path, [server.url], 40, concurrency=2, adaptive=False)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("progress: ")]
+    assert len(lines) >= 2, lines
+    last = lines[-1]
+    for part in ("/40 ", "req/s", "tok/s", "$", "ETA"):
+        assert part in last, last
