@@ -35,12 +35,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common import DATA_DIR, load_corpus, mbytes, report
-from phicorpus.build import tokenize_sources, write_build
 from phicorpus.catalog import Catalog
 from phicorpus.corpus import Corpus, atomic_path, sha256_file
 from phicorpus.loader import TokenDataset
 from phicorpus.mix import MixPlan
+from phicorpus.shard.stage import write_build
+from phicorpus.stage import LocalExecutor
 from phicorpus.tokenize import train_tokenizer
+from phicorpus.tokenize.stage import tokenize_sources
 
 TOKENIZER_PATH = DATA_DIR / "tokenizer-50k.json"
 #: Input size; fixed costs (catalog, tokenizer load, first read) are ~1 s, so larger is closer to
@@ -117,13 +119,16 @@ def main() -> None:
         (build / "tokenizer.json").write_bytes(tokenizer.read_bytes())
 
         start = time.perf_counter()
-        pools = tokenize_sources(
+        one = LocalExecutor(workers=1)  # one core: units one after another
+        caches = tokenize_sources(
             corpus,
             name="bench",
             sources=["code", "textbook"],
             tokenizer_path=build / "tokenizer.json",
             threads=1,
+            executor=one,
         )
+        pools = caches.pools
         t_tok = time.perf_counter() - start
         start = time.perf_counter()
         plan = MixPlan.create({"code": 0.2, "textbook": 0.8}, pools, seed=0, valid_fraction=0.005)
@@ -132,10 +137,12 @@ def main() -> None:
         manifest = write_build(
             corpus,
             plan,
+            caches=caches,
             name="bench",
             mix="code:0.2,textbook:0.8",
             tokenizer_path=build / "tokenizer.json",
             shard_tokens=4_000_000,
+            executor=one,
         )
         t_shard = time.perf_counter() - start
         # The mix uses part of the input: shard MB/s is over the text those documents came from.

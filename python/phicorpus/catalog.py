@@ -50,6 +50,8 @@ __all__ = [
     "CatalogError",
     "FileProblem",
     "ShardRecord",
+    "kept_counts",
+    "kept_documents",
     "open_sql_connection",
     "params_hash",
     "verify_files",
@@ -499,6 +501,26 @@ class FileProblem:
 
     path: str
     problem: str
+
+
+def kept_documents(catalog: Catalog, source: str) -> list[tuple[str, str, int]]:
+    """``(id, file, row)`` of the kept documents of ``source`` (``drop_stage IS NULL``), in file
+    and row order: the order of a source's documents in its token caches and mix plan."""
+    rows = catalog.exec(
+        'SELECT id, file, "row" FROM documents WHERE source = ? AND drop_stage IS NULL ORDER BY file, "row"',
+        [source],
+    )
+    return [(str(i), str(f), int(r)) for i, f, r in rows]
+
+
+def kept_counts(catalog: Catalog) -> dict[str, tuple[int, int]]:
+    """Source -> (kept documents, their tokens): counted tokens once every kept document of the
+    source is tokenized, else characters / 4 (0 where unknown)."""
+    rows = catalog.exec(
+        "SELECT source, count(*), count(tokens), coalesce(sum(tokens), 0), coalesce(sum(chars), 0) "
+        "FROM documents WHERE drop_stage IS NULL GROUP BY source ORDER BY source"
+    )
+    return {str(s): (int(n), int(t) if k == n else int(c) // 4) for s, n, k, t, c in rows}
 
 
 def verify_files(catalog: Catalog) -> tuple[int, list[FileProblem]]:

@@ -22,14 +22,15 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer as HfTokenizer
 
-import phicorpus.build as build_mod
-from phicorpus.build import BuildError, build_shards
+import phicorpus.shard as shard_format
+from phicorpus.build import build_shards
 from phicorpus.catalog import Catalog
 from phicorpus.cli import one_line_errors
 from phicorpus.config import BuildConfig
 from phicorpus.corpus import Corpus, sha256_file
 from phicorpus.mix import MixError
 from phicorpus.shard import write_shard
+from phicorpus.tokenize.stage import TokenizerError
 
 CONFIG = BuildConfig(
     mix="synthetic:0.8,code:0.2",
@@ -149,6 +150,7 @@ def test_same_seed_same_bytes_other_seed_other_order(
 KILLER = """
 import os, signal, sys
 import phicorpus.build as b
+import phicorpus.shard as shard_format
 from phicorpus.config import BuildConfig
 from phicorpus.corpus import Corpus
 from phicorpus.shard import write_shard
@@ -164,7 +166,7 @@ def write_then_die(prefix, fill, dtype, eos):
         os.kill(os.getpid(), signal.SIGKILL)  # mid-write: temporaries on disk, nothing published
     return write_shard(prefix, fill_and_die, dtype, eos)
 
-b.write_shard = write_then_die
+shard_format.write_shard = write_then_die
 b.build_shards(Corpus.open(sys.argv[1]), BuildConfig(**CONFIG))
 """
 
@@ -206,7 +208,7 @@ def test_full_disk_injected_leaves_nothing_half_written(
 
         return write_shard(prefix, fill_then_fail, dtype, eos)
 
-    monkeypatch.setattr(build_mod, "write_shard", write_until_full)
+    monkeypatch.setattr(shard_format, "write_shard", write_until_full)
     with pytest.raises(click.ClickException, match=r"^disk full writing .*: nothing was registered"):
         one_line_errors(build_shards)(corpus, CONFIG)
     assert not (corpus.build_dir("main") / "manifest.json").exists()
@@ -230,8 +232,8 @@ def _can_mount() -> bool:
 
 @pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
 def test_full_disk_real_tmpfs(corpus: Corpus) -> None:
-    """A real ENOSPC: build/ is a 192 KiB tmpfs, too small for the shards."""
-    build_root = corpus.root / "build"
+    """A real ENOSPC: cache/ (the token caches, the bulk of a build's writes) is a 192 KiB tmpfs."""
+    build_root = corpus.root / "cache"
     build_root.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(build_root)], check=True)
     try:
@@ -249,9 +251,9 @@ def test_full_disk_real_tmpfs(corpus: Corpus) -> None:
 def test_bad_tokenizer_and_empty_source_are_one_line_errors(corpus: Corpus, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
-    with pytest.raises(BuildError, match=r"bad\.json: cannot read tokenizer"):
+    with pytest.raises(TokenizerError, match=r"bad\.json: cannot read tokenizer"):
         build_shards(corpus, BuildConfig(**{**_fields(CONFIG), "tokenizer": str(bad)}))
-    with pytest.raises(BuildError, match="cannot read tokenizer"):
+    with pytest.raises(TokenizerError, match="cannot read tokenizer"):
         build_shards(corpus, BuildConfig(**{**_fields(CONFIG), "tokenizer": str(tmp_path / "none.json")}))
     with pytest.raises(MixError, match=r"source 'stories' has no documents .*bios"):
         build_shards(corpus, BuildConfig(**{**_fields(CONFIG), "mix": "bios:0.5,stories:0.5"}))

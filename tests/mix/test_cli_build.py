@@ -86,7 +86,8 @@ def test_build_command_runs_the_stages_then_writes_shards(
 
         return stage
 
-    monkeypatch.setattr(build_mod, "_stage", lambda module, func: fake(func))
+    for func in ("write_bios", "ingest_code", "run_filter", "run_dedup"):
+        monkeypatch.setattr(build_mod, func, fake(func))
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "phicorpus.toml").write_text(
         "[build]\nvocab_size = 600\ntokenizer_sample_bytes = 100000\nshard_tokens = 10000\n"
