@@ -110,7 +110,7 @@ def test_build_with_an_llm(tmp_path: Path, code_dir: Path) -> None:
         inputs = BuildInputs(llm=server.url, model="m", code=(code_dir,), max_cost=5.0, api_key="k")
 
         def echo(line: str) -> None:
-            if line.startswith("LLM cost estimate"):
+            if line.startswith("LLM round 1:"):
                 calls_when["estimate"] = len(server.calls)
 
         manifest = run_build(corpus, config, inputs, echo=echo)

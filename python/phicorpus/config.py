@@ -318,6 +318,8 @@ class BuildConfig:
     bios_fullname: bool = False
     #: Rust threads for tokenization (0: all cores).
     threads: int = 0
+    #: Most generation rounds of an LLM build (top-up until the kept tokens reach the target).
+    llm_rounds: int = 4
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.valid_fraction < 1.0:

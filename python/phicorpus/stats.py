@@ -71,6 +71,7 @@ def corpus_stats(corpus: Corpus) -> dict[str, Any]:
             if row:
                 requests = {"requests": int(row[0]), "cost_usd": float(row[1])}
         out["llm"] = requests
+        out["openers"] = _openers(catalog)
         out["files"] = [
             {"kind": k, "files": int(n), "bytes": int(b), "tokens": int(t)}
             for k, n, b, t in catalog.exec(
@@ -85,6 +86,20 @@ def corpus_stats(corpus: Corpus) -> dict[str, Any]:
             )
         ]
     return out
+
+
+def _openers(catalog: Catalog) -> list[dict[str, Any]]:
+    """Kept LLM documents per format that open with a boilerplate phrase ("Once upon a time"), as
+    the generation stage named them in their provenance."""
+    if "provenance" not in _table_columns(catalog, "documents"):
+        return []
+    rows = catalog.exec(
+        "SELECT source, o, count(*) FROM (SELECT source, "
+        "json_extract_string(provenance, '$.opener') AS o FROM documents "
+        "WHERE drop_stage IS NULL AND provenance LIKE '%\"opener\"%') "
+        "WHERE o IS NOT NULL GROUP BY source, o ORDER BY source, count(*) DESC, o"
+    )
+    return [{"format": f, "opener": o, "documents": int(n)} for f, o, n in rows]
 
 
 def _table(title: str, rows: list[dict[str, Any]]) -> list[str]:
@@ -114,6 +129,7 @@ def format_stats(stats: dict[str, Any]) -> str:
     out += _table("drops", stats["drops"])
     llm = stats["llm"]
     out += [f"LLM: {llm['requests']:,} requests, ${llm['cost_usd']:.2f}", ""]
+    out += _table("boilerplate openers of kept LLM documents", stats.get("openers", []))
     out += _table("files", stats["files"])
     out += _table("stages", stats["stages"])
     return "\n".join(out).rstrip() + "\n"

@@ -59,10 +59,13 @@ def default_text(key: str, body: dict[str, Any]) -> str:
             "### Tests\n```python\nassert add(1, 2) == 3\n```\n"
         )
     seed = hashlib.sha256(key.encode()).hexdigest()
-    return (
-        f"Sure! Here is the text:\n\nDocument {seed[:16]} about {user[:40]}. "
-        + "Lorem ipsum dolor sit amet. " * 12
-    )
+    rng = random.Random(seed)
+    words = ("light", "water", "energy", "river", "number", "pattern", "market", "garden", "signal", "school")
+    sentences = " ".join(
+        f"The {rng.choice(words)} of the {rng.choice(words)} is {rng.choice(words)} and {rng.choice(words)}."
+        for _ in range(12)
+    )  # varied, so that it is not a degenerate loop
+    return f"Sure! Here is the text:\n\nDocument {seed[:16]} about {user[:40]}. {sentences}"
 
 
 class FakeServer:

@@ -42,9 +42,9 @@ def test_slots_from_llama_cpp_props_set_the_concurrency(tmp_path: Path) -> None:
 def test_unknown_capacity_is_measured(tmp_path: Path) -> None:
     # A server that runs 6 at once and says nothing: the limit climbs from 4 to about 6, not beyond
     # what pays (the old client grew on every success, to its maximum of 64).
-    with FakeServer(slots=6, latency=0.01, token_seconds=0.004, completion_tokens=40) as server:
-        _, stats, _ = _run(tmp_path, [server.url], 240, concurrency=0, max_concurrency=64)
-    assert stats["done"] == 240
+    with FakeServer(slots=6, latency=0.01, token_seconds=0.008, completion_tokens=40) as server:
+        _, stats, _ = _run(tmp_path, [server.url], 200, concurrency=0, max_concurrency=64)
+    assert stats["done"] == 200
     assert server.max_running == 6
     assert 6 <= stats["concurrency"]["final"] <= 20, stats["concurrency"]
 

@@ -36,6 +36,14 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
 @click.option("--max-epochs", type=float, default=None, help="Most repeats of any source.")
 @click.option("--shard-tokens", type=int, default=None, help="Tokens per shard file.")
 @click.option("--name", default=None, help="Build name (build/<name>/).")
+@click.option(
+    "--concurrency", type=int, default=None, help="LLM requests in flight to start (default: server's slots)."
+)
+@click.option("--max-tokens", "max_tokens", type=int, default=None, help="Most output tokens per answer.")
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds without progress before an LLM attempt times out."
+)
+@click.option("--samples", type=int, default=None, help="LLM answers per prompt.")
 @one_line_errors
 def build(
     mix: str | None,
@@ -53,6 +61,10 @@ def build(
     max_epochs: float | None,
     shard_tokens: int | None,
     name: str | None,
+    concurrency: int | None,
+    max_tokens: int | None,
+    timeout: float | None,
+    samples: int | None,
 ) -> None:
     """Run every stage not done yet and write token shards whose shares match --mix."""
     from phicorpus.build import BuildInputs, run_build
@@ -70,7 +82,13 @@ def build(
             "max_epochs": max_epochs,
             "shard_tokens": shard_tokens,
             "name": name,
-        }
+        },
+        generate={
+            "concurrency": concurrency,
+            "max_tokens": max_tokens,
+            "request_timeout": timeout,
+            "samples": samples,
+        },
     )
     inputs = BuildInputs(
         llm=llm or None,

@@ -122,6 +122,13 @@ def join_parts(first: str, second: str) -> str:
     return first + " " + second
 
 
+def restarts(so_far: str, continuation: str, prefix: int = 40) -> bool:
+    """Whether ``continuation`` starts the answer over (its opening is the answer's opening)."""
+    a = " ".join(so_far.split())[:prefix].lower()
+    b = " ".join(continuation.split())[:prefix].lower()
+    return len(a) >= min(prefix, 16) and a == b
+
+
 @dataclass
 class _Answer:
     completion: Completion
@@ -344,6 +351,13 @@ class Engine:
                 "attempt": answer.attempt,
                 "model": completion.model or self.model,
             }
+            if parts and restarts(_joined(parts), completion.text):
+                # The model began its answer again instead of continuing it (small models do):
+                # paid for, not used; the answer stays cut at max_tokens.
+                record["text"], record["finish_reason"] = "", "length"
+                record["restarted"] = True
+                await self._finish(request, parts, record)
+                return
             if (
                 completion.finish_reason == "length"
                 and len(parts) < self.config.max_continuations
