@@ -35,12 +35,14 @@ def test_build_with_a_real_server_to_finished_shards(tmp_path: Path, llama_serve
     out = tmp_path / "corpus"
     out.mkdir()
     # A small build: short answers (continued when cut), a small tokenizer, at most 3 rounds.
+    # expected_tokens: what this model writes in 128 tokens, so round 1 asks for enough prompts.
     (out / "phicorpus.toml").write_text(
-        "[build]\nvocab_size = 600\nllm_rounds = 3\n\n[generate]\nmin_chars = 60\nmax_continuations = 1\n"
+        "[build]\nvocab_size = 600\nllm_rounds = 3\nmax_epochs = 64\n\n"
+        "[generate]\nmin_chars = 60\nmax_continuations = 1\nexpected_tokens = 120\n"
     )
     cmd = [
         *CLI, "build", "--mix", "synthetic:0.8,code:0.2", "--llm", llama_server.url,
-        "--model", llama_server.model, "--tokens", "1200", "--max-tokens", "160",
+        "--model", llama_server.model, "--tokens", "800", "--max-tokens", "128",
         "--code", str(code), "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1500)

@@ -383,8 +383,24 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--log", default=None)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--p429", type=float, default=0.0, help="share of calls answered 429")
+    parser.add_argument("--p500", type=float, default=0.0, help="share of calls answered 500")
+    parser.add_argument("--retry-after", type=float, default=0.2, help="Retry-After of the 429s (s)")
     args = parser.parse_args()
-    server = FakeServer(latency=args.latency, log_path=args.log, record_calls=not args.no_record)
+
+    def faults(call: Call) -> Action:
+        # Seeded by key and attempt, so a run is reproducible whatever the interleaving.
+        r = random.Random(f"{call.key}:{call.n}").random()
+        if r < args.p429:
+            return Action("status", 429, headers={"retry-after": str(args.retry_after)})
+        if r < args.p429 + args.p500:
+            return Action("status", 500)
+        return Action()
+
+    server = FakeServer(
+        latency=args.latency, log_path=args.log, record_calls=not args.no_record,
+        plan=faults if args.p429 or args.p500 else None,
+    )  # fmt: skip
 
     async def serve() -> None:
         await server.start()

@@ -143,7 +143,8 @@ def test_postprocess() -> None:
     assert ex and ex.solution_code.startswith("def add") and ex.tests_code.startswith("assert")
     assert parse_exercise("### Problem\nx\n### Solution\nno code") is None
     # A python-tests answer must parse; a text exercise (a worked maths problem) need not.
-    worked = "Problem 1. What is 2 + 3? Solution: count on from 2: 3, 4, 5. " * 5
+    # (varied: a text repeated five times is a degenerate loop, dropped as such)
+    worked = " ".join(f"Problem {i}. What is {i} + {i + 3}? Solution: count on from {i}." for i in range(5))
     assert process_output(worked, "stop", "exercises", min_chars=10).drop_reason == "unparsed-exercise"
     kept = process_output(worked, "stop", "exercises", min_chars=10, answer_format="text")
     assert kept.drop_reason is None and kept.exercise is None
@@ -153,6 +154,8 @@ def test_postprocess() -> None:
     assert process_output("  ", "stop", "textbook", min_chars=10).drop_reason == "empty"
     assert process_output("tiny", "stop", "textbook", min_chars=10).drop_reason == "too-short"
     story = process_output(
-        "The dog ran to the park. " * 5, "stop", "stories", min_chars=10, words=["dog", "moon"]
+        "The dog ran to the park. It saw a ball. The ball was red. A boy threw it far. They played.",
+        "stop",
+        "stories", min_chars=10, words=["dog", "moon"]
     )
     assert story.drop_reason is None and story.missing_words == ("moon",)
