@@ -45,8 +45,11 @@ class Progress:
         self._last = 0.0 if self.mode == "tty" else time.monotonic()
         self.interval = 0.25 if self.mode == "tty" else self.every
         self.priced = True
+        self._first: float | None = None  # when the first answer (or final failure) came
 
     def update(self, *, done: int = 0, failed: int = 0, tokens: int = 0, dollars: float = 0.0) -> None:
+        if (done or failed) and self._first is None:
+            self._first = time.monotonic()
         self.done += done
         self.failed += failed
         self.output_tokens += tokens
@@ -58,12 +61,19 @@ class Progress:
         self.draw()
 
     def eta(self) -> float | None:
-        """Seconds left at the rate measured so far; None before the first answer."""
+        """Seconds left at the rate measured so far; None before the first answer.
+
+        From the second answer on, the rate is measured from the first one: the wait for the
+        first answer (the pipeline filling, a cold server) is not the pace of the rest.
+        """
         finished = self.done + self.failed
         if not finished:
             return None
-        elapsed = time.monotonic() - self.start
-        return elapsed / finished * max(0, self.total - finished)
+        now = time.monotonic()
+        left = max(0, self.total - finished)
+        if finished >= 2 and self._first is not None and now > self._first:
+            return (now - self._first) / (finished - 1) * left
+        return (now - self.start) / finished * left
 
     def line(self) -> str:
         elapsed = max(1e-9, time.monotonic() - self.start)
