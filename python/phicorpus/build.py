@@ -18,12 +18,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, kept_counts, params_hash
 from phicorpus.config import BuildConfig, Config, ExecutorConfig
@@ -47,10 +50,12 @@ from phicorpus.mix.planning import (
     check_llm_inputs,
     describe_llm_plan,
     format_mix_plan,
+    llm_format_shares,
     plan_build,
     plan_llm_prompts,
     resolve_mix,
 )
+from phicorpus.prompts import write_prompts
 from phicorpus.shard.stage import check_build_files, write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code, skip_summary
@@ -75,6 +80,7 @@ def build_shards(
     llm: bool = False,
     executor: Executor | None = None,
     echo: Echo = _quiet,
+    member_weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Tokenize, mix and write the shards of the documents already in the catalog.
 
@@ -84,6 +90,8 @@ def build_shards(
         llm: Whether ``synthetic`` means the LLM sources (else the offline generators).
         executor: Where the tokenize and shard units run (default: this machine).
         echo: Where progress lines go.
+        member_weights: Split of a group's weight over its members (the LLM formats'
+            ``[prompts] format_weights``; default: by the tokens each has).
 
     Returns:
         The manifest (also in ``build/<name>/manifest.json``).
@@ -117,7 +125,9 @@ def build_shards(
         executor=executor,
         echo=echo,
     )
-    shares = spec.shares(groups, {s: int(p.lengths.sum()) for s, p in caches.pools.items()})
+    shares = spec.shares(
+        groups, {s: int(p.lengths.sum()) for s, p in caches.pools.items()}, member_weights
+    )
     plan = MixPlan.create(
         shares,
         caches.pools,
@@ -128,7 +138,7 @@ def build_shards(
     )
     for line in format_mix_plan(plan):
         echo(line)
-    return write_build(
+    manifest = write_build(
         corpus,
         plan,
         caches=caches,
@@ -139,6 +149,35 @@ def build_shards(
         executor=executor,
         echo=echo,
     )
+    split_note = valid_split_check(manifest, config.valid_fraction, caches.pools)
+    if split_note is not None:
+        echo(split_note)
+    return manifest
+
+
+def valid_split_check(manifest: dict[str, Any], fraction: float, pools: Any) -> str | None:
+    """A line saying why the validation split is more than 20% off ``fraction`` (None when it is not).
+
+    The split is by document: a source of few documents cannot hold out a small fraction exactly.
+    """
+    train = int(manifest["splits"]["train"]["tokens"])
+    valid = int(manifest["splits"]["valid"]["tokens"])
+    if fraction <= 0 or train <= 0:
+        return None
+    actual = valid / train
+    if abs(actual / fraction - 1.0) <= 0.2:
+        return None
+    few = sorted(
+        (len(p.lengths), s) for s, p in pools.items() if len(p.lengths) * fraction < 5
+    )
+    why = (
+        "the split is by document and "
+        + ", ".join(f"{s} has {n:,} documents" for n, s in few)
+        + f" (under 5 documents' worth at {fraction:.1%})"
+        if few
+        else "the split is by document and the held-out documents are not of average length"
+    )
+    return f"note: validation split is {actual:.2%} of training tokens, not {fraction:.2%}: {why}"
 
 
 def generate_llm_sources(
@@ -266,7 +305,8 @@ def run_build(
         echo(fit.describe())
     check_llm_inputs(config, inputs)  # the flags an LLM build needs, before any plan figure
     plan_lines, planned_tokens = plan_build(
-        corpus, config.build, inputs, config.ingest, rephrase_formats=config.rephrase.formats
+        corpus, config.build, inputs, config.ingest, rephrase_formats=config.rephrase.formats,
+        format_weights=dict(config.prompts.format_weights) if inputs.llm else None,
     )
     for line in plan_lines:
         echo(line)
@@ -358,8 +398,6 @@ def _run_stages(
             fullname=config.build.bios_fullname,
         )
         clock.done("already written" if stats.get("skipped") else f"{stats.get('documents', 0):,} documents")
-    if prompts is not None:
-        generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
     if "code" in wanted:
         clock.start("ingest code: " + (", ".join(map(str, inputs.code)) or "the Python standard library"))
         stats = ingest_code(corpus, list(inputs.code) or None, config=config.ingest, progress=echo)
@@ -372,29 +410,59 @@ def _run_stages(
         said = f"{stats.get('documents', 0):,} new documents, {stats.get('total_documents', 0):,} in all"
         clock.done(said + (f"; {skip_summary(stats)}" if stats.get("skipped") else ""))
     warnings: list[str] = []
+
+    def clean() -> None:
+        """Filter, dedup and (with benchmarks) decontaminate; each skips itself when done."""
+        nonlocal warnings
+        warnings += clean_documents(corpus, config, inputs, executor=executor, clock=clock)
+
+    if prompts is not None:
+        assert mix is not None
+        # Generation in rounds until the kept (cleaned) tokens reach the targets (issue 11).
+        generate_to_target(corpus, config, inputs, *mix, prompts, clean=clean, echo=echo)
     for rounds in range(2 if rephrase and inputs.llm and mix else 1):
         if rounds == 1:  # the web documents are filtered and deduplicated: rephrase the kept ones
             assert mix is not None
             rephrase_web_documents(corpus, config, inputs, *mix, echo=echo)
-        clock.start("filter")
-        stats = run_filter(corpus, config.filter, executor=executor)
-        warnings += list(stats.get("warnings", []))
-        clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
-        clock.start("dedup")
-        if executor is None or isinstance(executor, LocalExecutor):
-            stats = run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
-        else:
-            threads = config.build.threads or None
-            stats = run_dedup_sharded(corpus, config.dedup, executor=executor, threads=threads)
-        warnings += stats.get("warnings", [])
-        exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
-        clock.done(f"{exact:,} exact and {near:,} near duplicates")
+        clean()
+    llm = bool(inputs.llm)
+    weights = dict(config.prompts.format_weights) if llm else None
+    manifest = build_shards(
+        corpus, config.build, llm=llm, executor=executor, echo=echo, member_weights=weights
+    )
+    return manifest, warnings
+
+
+def clean_documents(
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    *,
+    executor: Executor | None = None,
+    clock: _Clock | None = None,
+) -> list[str]:
+    """Filter, dedup and (with benchmarks) decontaminate, each skipped when already done with the
+    same parameters and inputs; returns the stages' warnings."""
+    clock = clock or _Clock(_quiet)
+    warnings: list[str] = []
+    clock.start("filter")
+    stats = run_filter(corpus, config.filter, executor=executor)
+    warnings += list(stats.get("warnings", []))
+    clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
+    clock.start("dedup")
+    if executor is None or isinstance(executor, LocalExecutor):
+        stats = run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
+    else:
+        threads = config.build.threads or None
+        stats = run_dedup_sharded(corpus, config.dedup, executor=executor, threads=threads)
+    warnings += stats.get("warnings", [])
+    exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
+    clock.done(f"{exact:,} exact and {near:,} near duplicates")
     if inputs.benchmarks:
         clock.start("decontam")
         run_decontam(corpus, list(inputs.benchmarks), config.decontam, executor=executor)
         clock.done("done")
-    llm = bool(inputs.llm)
-    return build_shards(corpus, config.build, llm=llm, executor=executor, echo=echo), warnings
+    return warnings
 
 
 class _Clock:
@@ -526,3 +594,132 @@ def _unchanged_build(corpus: Corpus, name: str, params: dict[str, Any]) -> dict[
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return manifest
+
+
+def generate_to_target(
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    spec: MixSpec,
+    groups: dict[str, tuple[str, ...]],
+    prompts: pa.Table,
+    *,
+    clean: Callable[[], None] | None = None,
+    echo: Echo = print,
+) -> dict[str, Any]:
+    """Generate in rounds until every LLM source's *kept* tokens (after post-processing, the
+    sandbox, filter and dedup) reach its target: share x ``--tokens`` x (1 + valid fraction) x
+    :data:`LLM_OVERGENERATE`.
+
+    Each round after the first renders prompts from topics not used yet (another seed), as many
+    per format as its shortfall over the kept tokens per request observed in the round before.
+    ``[build] llm_rounds`` and ``--max-cost`` bound it; the summary line says how many rounds ran
+    and why they stopped. Returns ``{"rounds", "stopped", "kept", "targets"}``.
+
+    Raises:
+        BuildError: the first round stopped on the cost cap or an exhausted quota.
+    """
+    weights = dict(config.prompts.format_weights)
+    shares = llm_format_shares(spec, groups, weights)
+    scale = config.build.tokens * (1 + config.build.valid_fraction) * LLM_OVERGENERATE
+    targets = {fmt: int(share * scale) for fmt, share in shares.items()}
+    cap = max(1, config.build.llm_rounds)
+    # The rounds' prompt files, recorded so that a re-run (or a resume after a kill) replays the
+    # same rounds, sending nothing already answered, instead of sizing new ones.
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [inputs.model, config.build.tokens, str(spec), sorted(weights.items()), config.build.seed,
+             config.generate.samples, config.generate.max_tokens],
+            default=str,
+        ).encode()
+    ).hexdigest()[:16]  # fmt: skip
+    record = corpus.prompts_dir / f"rounds-{fingerprint}.json"
+    recorded: list[str] = json.loads(record.read_text()) if record.is_file() else []
+    used_topics: set[str] = set()
+    stopped = f"round cap {cap} reached"
+    kept: dict[str, int] = {}
+    rounds = 0
+    for round_no in range(1, cap + 1):
+        rounds = round_no
+        if round_no <= len(recorded):
+            prompts = pq.read_table(corpus.root / recorded[round_no - 1])
+        else:
+            recorded.append(corpus.relative(write_prompts(corpus, prompts)))
+            publish_bytes(record, json.dumps(recorded).encode())
+        before = kept_chars_tokens(corpus)
+        try:
+            stats = generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
+        except BuildError as exc:
+            if round_no == 1:
+                raise
+            stopped = f"round {round_no} stopped: {exc}"
+            break
+        if clean is not None:
+            clean()
+        else:
+            clean_documents(corpus, config, inputs)
+        kept = kept_chars_tokens(corpus)
+        formats = prompts.column("format").to_pylist()
+        used_topics.update(t for t in prompts.column("topic_id").to_pylist() if t)
+        short = {f: t - kept.get(f, 0) for f, t in targets.items() if kept.get(f, 0) < t}
+        echo(
+            f"round {round_no}: kept tokens "
+            + ", ".join(f"{f} {kept.get(f, 0):,}/{t:,}" for f, t in sorted(targets.items()))
+        )
+        if not short:
+            stopped = "every LLM source reached its target"
+            break
+        if stats.get("stop_reason"):
+            stopped = f"generation stopped: {stats['stop_reason']}"
+            break
+        if round_no == cap:
+            break
+        if round_no < len(recorded):
+            continue  # the next round was sized and written by an earlier run: replay it
+        counts: dict[str, int] = {}
+        for fmt, deficit in short.items():
+            asked = formats.count(fmt) * config.generate.samples
+            gained = kept.get(fmt, 0) - before.get(fmt, 0)
+            if asked and gained > 0:
+                per_request = gained / asked
+            else:  # nothing kept last round: assume a quarter of the expected answer survives
+                per_request = max(1.0, 0.25 * config.generate.expected_tokens)
+            counts[fmt] = max(1, math.ceil(deficit * 1.1 / per_request / config.generate.samples))
+        prompts = render_round(config, inputs, counts, seed=config.build.seed + round_no, used=used_topics)
+        echo(
+            f"round {round_no + 1}: {prompts.num_rows:,} more prompts ("
+            + ", ".join(f"{f} {n:,}" for f, n in sorted(counts.items()))
+            + ") from topics not used yet, sized from the kept tokens per request of this round"
+        )
+    echo(f"LLM generation: {rounds} round(s); {stopped}")
+    return {"rounds": rounds, "stopped": stopped, "kept": kept, "targets": targets}
+
+
+def kept_chars_tokens(corpus: Corpus) -> dict[str, int]:
+    """Kept tokens per source as characters / 4: the one unit the rounds measure in, before and
+    after the build's tokenizer exists (so a re-run sizes nothing differently)."""
+    with Catalog.open(corpus) as catalog:
+        rows = catalog.exec(
+            "SELECT source, coalesce(sum(chars), 0) FROM documents WHERE drop_stage IS NULL GROUP BY source"
+        )
+    return {str(s): int(c) // 4 for s, c in rows}
+
+
+def render_round(
+    config: Config, inputs: BuildInputs, counts: dict[str, int], *, seed: int, used: set[str]
+) -> pa.Table:
+    """Prompts for one top-up round: ``counts`` per format, topics not in ``used`` first."""
+    import dataclasses
+
+    from phicorpus.prompts import render_prompts
+    from phicorpus.topics import load_topics
+
+    topics = load_topics(config.prompts.topics_dir or None)
+    fresh = [t for t in topics if t.id not in used] or topics
+    n = sum(counts.values())
+    prompts_config = dataclasses.replace(
+        config.prompts, format_weights={fmt: c / n for fmt, c in counts.items()}
+    )
+    return render_prompts(
+        n, formats=tuple(counts), seed=seed, web=inputs.web, config=prompts_config, topics=fresh
+    )

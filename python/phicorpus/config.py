@@ -326,17 +326,28 @@ class GenerateConfig:
     max_tokens: int = 2048
     samples: int = 1
     seed: int = -1  # < 0: no seed sent
-    request_timeout: float = 600.0  # seconds per attempt; a timed-out attempt counts as possibly billed
+    # An attempt times out on lack of progress, not on wall time: after request_timeout seconds plus
+    # timeout_per_token per max_tokens with no answer from its endpoint (a request waiting in the
+    # server's queue while others are answered is not stuck). A timed-out attempt may be billed.
+    request_timeout: float = 120.0
+    timeout_per_token: float = 0.25
     max_attempts: int = 6  # per request key and run
     backoff_base: float = 1.0  # seconds; attempt n waits base * 2**(n-1) with full jitter
     backoff_max: float = 60.0
     requests_per_minute: float = 0.0
     tokens_per_minute: float = 0.0
-    concurrency: int = 64  # starting concurrency; adaptive between 1 and max_concurrency
+    # Starting concurrency; 0: the server's slots where it says so (llama.cpp /props, SGLang), else
+    # 4, then measured (adaptive between 1 and max_concurrency: grows while tokens/s grow).
+    concurrency: int = 0
     max_concurrency: int = 256
     adaptive: bool = True
-    endpoint_failures: int = 5  # consecutive failures before an endpoint rests
-    endpoint_rest: float = 30.0  # seconds
+    endpoint_failures: int = 5  # consecutive connection errors / 5xx before an endpoint rests
+    endpoint_rest: float = 5.0  # seconds (doubling up to 8x while it keeps failing)
+    unreachable_wait: float = 10.0  # seconds an endpoint may refuse connections before the run stops
+    # "system": send the system message as is; "user": fold it into the first user turn (for chat
+    # templates that drop system messages, e.g. Gemma's).
+    system_prompt: str = "system"
+    max_continuations: int = 2  # truncated answers continued (assistant turn + "continue") at most
     flush_every: int = 1000  # results per Parquet shard flush
     flush_seconds: float = 60.0
     min_chars: int = 200  # shorter outputs are dropped ("too-short")
@@ -389,6 +400,8 @@ class BuildConfig:
     threads: int = 0
     #: Accept a ``tokenizer`` that is not byte-level BPE (WordPiece, Unigram): its [UNK]s lose text.
     allow_lossy_tokenizer: bool = False
+    #: Most generation rounds of an LLM build (top-up until the kept tokens reach the target).
+    llm_rounds: int = 4
 
     def __post_init__(self) -> None:
         from phicorpus.corpus import CorpusError, check_name

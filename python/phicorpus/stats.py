@@ -59,11 +59,30 @@ def corpus_stats(corpus: Corpus) -> dict[str, Any]:
             from phicorpus.rephrase import rephrase_stats
 
             out["rephrase"] = rephrase_stats(corpus, lambda q, p=None: reader.sql(q, p).rows())
+        out["openers"] = _openers(reader)
         out["stages"] = reader.sql(
             "SELECT stage, arg_max(status, id) AS status, count(*) AS runs FROM stage_runs "
             "GROUP BY stage ORDER BY stage"
         ).to_dicts()
     return out
+
+
+def _openers(reader: Any) -> list[dict[str, Any]]:
+    """Kept LLM documents per format that open with a boilerplate phrase ("Once upon a time"), as
+    the generation stage named them in their provenance."""
+    has = reader.sql(
+        "SELECT count(*) AS n FROM information_schema.columns "
+        "WHERE table_name = 'documents' AND column_name = 'provenance'"
+    ).item()
+    if not has:
+        return []
+    rows = reader.sql(
+        "SELECT source, o, count(*) AS n FROM (SELECT source, "
+        "json_extract_string(provenance, '$.opener') AS o FROM documents "
+        "WHERE drop_stage IS NULL AND provenance LIKE '%\"opener\"%') "
+        "WHERE o IS NOT NULL GROUP BY source, o ORDER BY source, count(*) DESC, o"
+    ).rows()
+    return [{"format": f, "opener": o, "documents": int(n)} for f, o, n in rows]
 
 
 def _table(title: str, rows: list[dict[str, Any]]) -> list[str]:
@@ -93,6 +112,7 @@ def format_stats(stats: dict[str, Any]) -> str:
     out += _table("drops", stats["drops"])
     llm = stats["llm"]
     out += [f"LLM: {llm['requests']:,} requests, ${llm['cost_usd']:.2f}", ""]
+    out += _table("boilerplate openers of kept LLM documents", stats.get("openers", []))
     out += _table("files", stats["files"])
     if stats.get("rephrase"):
         title = "rephrases by format (fact retention, copy overlap, near-duplicates)"

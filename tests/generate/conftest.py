@@ -67,6 +67,8 @@ def fast_config(**kw: Any) -> GenerateConfig:
         "backoff_max": 0.05,
         "max_attempts": 4,
         "request_timeout": 5.0,
+        "timeout_per_token": 0.0,
+        "unreachable_wait": 1.0,
         "flush_every": 10,
         "flush_seconds": 0.5,
         "min_chars": 20,

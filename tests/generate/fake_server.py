@@ -59,10 +59,13 @@ def default_text(key: str, body: dict[str, Any]) -> str:
             "### Tests\n```python\nassert add(1, 2) == 3\n```\n"
         )
     seed = hashlib.sha256(key.encode()).hexdigest()
-    return (
-        f"Sure! Here is the text:\n\nDocument {seed[:16]} about {user[:40]}. "
-        + "Lorem ipsum dolor sit amet. " * 12
-    )
+    rng = random.Random(seed)
+    words = ("light", "water", "energy", "river", "number", "pattern", "market", "garden", "signal", "school")
+    sentences = " ".join(
+        f"The {rng.choice(words)} of the {rng.choice(words)} is {rng.choice(words)} and {rng.choice(words)}."
+        for _ in range(12)
+    )  # varied, so that it is not a degenerate loop
+    return f"Sure! Here is the text:\n\nDocument {seed[:16]} about {user[:40]}. {sentences}"
 
 
 class FakeServer:
@@ -76,8 +79,21 @@ class FakeServer:
         headers: dict[str, str] | None = None,
         batch_plan: Callable[[dict[str, Any]], str] | None = None,
         record_calls: bool = True,
+        slots: int = 0,
+        token_seconds: float = 0.0,
+        props: dict[str, Any] | None = None,
+        models: list[dict[str, Any]] | None = None,
     ) -> None:
         self.latency = latency
+        # A server that runs ``slots`` requests at once (0: unlimited), each taking ``latency`` plus
+        # ``token_seconds`` per completion token; the rest wait in its queue, as a real one's do.
+        self.slots = slots
+        self.token_seconds = token_seconds
+        self._slots_sem: asyncio.Semaphore | None = None
+        self.props = props  # served at GET /props (llama.cpp server), 404 when None
+        self.models = models  # served at GET /v1/models
+        self.max_running = 0
+        self._running = 0
         self.plan = plan or (lambda call: Action())
         self.completion_tokens = completion_tokens
         self.calls: list[Call] = []
@@ -178,6 +194,13 @@ class FakeServer:
     ) -> bool:
         if method == "POST" and path.endswith("/chat/completions"):
             return await self._chat(headers, body, writer)
+        if method == "GET" and path == "/props" and self.props is not None:
+            await self._send(writer, 200, json.dumps(self.props).encode())
+            return True
+        if method == "GET" and path == "/v1/models":
+            data = {"object": "list", "data": self.models or [{"id": "m", "object": "model"}]}
+            await self._send(writer, 200, json.dumps(data).encode())
+            return True
         if method == "POST" and path.endswith("/files"):
             return await self._upload(headers, body, writer)
         if method == "GET" and path.startswith("/v1/files/") and path.endswith("/content"):
@@ -237,7 +260,19 @@ class FakeServer:
             if self.record_calls:
                 self.calls.append(call)
         action = self.plan(call)
-        if self.latency:
+        if self.slots:
+            if self._slots_sem is None:
+                self._slots_sem = asyncio.Semaphore(self.slots)
+            async with self._slots_sem:
+                self._running += 1
+                self.max_running = max(self.max_running, self._running)
+                try:
+                    ct = action.completion_tokens
+                    ct = min(ct or self.completion_tokens, int(body.get("max_tokens") or 1 << 30))
+                    await asyncio.sleep(self.latency + ct * self.token_seconds)
+                finally:
+                    self._running -= 1
+        elif self.latency:
             await asyncio.sleep(self.latency)
         keep = True
         if action.kind == "hang":
@@ -348,8 +383,24 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--log", default=None)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--p429", type=float, default=0.0, help="share of calls answered 429")
+    parser.add_argument("--p500", type=float, default=0.0, help="share of calls answered 500")
+    parser.add_argument("--retry-after", type=float, default=0.2, help="Retry-After of the 429s (s)")
     args = parser.parse_args()
-    server = FakeServer(latency=args.latency, log_path=args.log, record_calls=not args.no_record)
+
+    def faults(call: Call) -> Action:
+        # Seeded by key and attempt, so a run is reproducible whatever the interleaving.
+        r = random.Random(f"{call.key}:{call.n}").random()
+        if r < args.p429:
+            return Action("status", 429, headers={"retry-after": str(args.retry_after)})
+        if r < args.p429 + args.p500:
+            return Action("status", 500)
+        return Action()
+
+    server = FakeServer(
+        latency=args.latency, log_path=args.log, record_calls=not args.no_record,
+        plan=faults if args.p429 or args.p500 else None,
+    )  # fmt: skip
 
     async def serve() -> None:
         await server.start()

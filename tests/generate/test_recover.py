@@ -71,7 +71,9 @@ def test_progress_line() -> None:
     bar.close()
     line = bar.line()
     assert "3/10" in line and "req/s" in line and "tok/s" in line and "$0.5000" in line and "429:1" in line
-    assert Progress(5, stream=io.StringIO()).enabled is False  # not a TTY: silent
+    quiet = Progress(5, stream=io.StringIO())
+    assert quiet.mode == "lines" and quiet.interval == Progress.every  # not a TTY: a line every 30 s
+    assert Progress(5, enabled=False, stream=io.StringIO()).enabled is False
 
 
 def test_cli_lists_the_commands() -> None:

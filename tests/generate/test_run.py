@@ -250,7 +250,7 @@ def test_truncated_and_short_outputs_are_kept_with_reasons(tmp_path: Path) -> No
         return Action()
 
     with FakeServer(plan=plan) as s:
-        corpus, stats = _run(tmp_path, [s.url], n=9, concurrency=1, max_concurrency=1)
+        corpus, stats = _run(tmp_path, [s.url], n=9, concurrency=1, max_concurrency=1, max_continuations=0)
     reasons = sorted(r for _, r in _docs(corpus) if r)
     assert reasons == ["too-short"] * 3 + ["truncated"] * 3
     assert stats["dropped"] == {"too-short": 3, "truncated": 3}

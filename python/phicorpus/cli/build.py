@@ -68,6 +68,14 @@ __all__ = ["build", "main", "one_line_errors", "stats"]
     default=None,
     help="Ray cluster for --executor ray: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray).",
 )
+@click.option(
+    "--concurrency", type=int, default=None, help="LLM requests in flight to start (default: server's slots)."
+)
+@click.option("--max-tokens", "max_tokens", type=int, default=None, help="Most output tokens per answer.")
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds without progress before an LLM attempt times out."
+)
+@click.option("--samples", type=int, default=None, help="LLM answers per prompt.")
 @one_line_errors
 def build(
     corpus_dir: Path | None,
@@ -91,6 +99,10 @@ def build(
     reset: bool,
     executor: str | None,
     ray_address: str | None,
+    concurrency: int | None,
+    max_tokens: int | None,
+    timeout: float | None,
+    samples: int | None,
 ) -> None:
     """Run every stage not done yet in the corpus CORPUS and write shards whose shares match --mix.
 
@@ -118,6 +130,12 @@ def build(
             "allow_lossy_tokenizer": allow_lossy_tokenizer or None,
         },
         executor={"kind": executor, "ray_address": ray_address},
+        generate={
+            "concurrency": concurrency,
+            "max_tokens": max_tokens,
+            "request_timeout": timeout,
+            "samples": samples,
+        },
     )
     inputs = BuildInputs(
         llm=llm or None,

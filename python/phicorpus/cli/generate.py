@@ -53,7 +53,10 @@ def _config(out: Path, **overrides: object):  # type: ignore[no-untyped-def]
     "--tpm", type=float, default=None, help="tokens per minute (default: from the server's headers)"
 )
 @click.option("--max-attempts", "max_attempts", type=int, default=None)
-@click.option("--timeout", "timeout", type=float, default=None, help="seconds per attempt")
+@click.option(
+    "--timeout", "timeout", type=float, default=None,
+    help="seconds without progress (no answer from the endpoint) before an attempt times out",
+)
 @click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when a TTY)")
 @click.option("--retry-failed", is_flag=True, help="send again keys that failed permanently before")
 @click.option(
@@ -161,9 +164,18 @@ def verify_exercises_command(corpus_dir: Path, timeout: float | None, workers: i
 @click.option("--model", required=True, help="judge model")
 @click.option("--max-cost", "max_cost", type=float, default=0.0, help="hard cap in USD (0: none)")
 @click.option("--seed", type=int, default=0)
+@click.option(
+    "--sources", "sources", default=None, help="comma-separated sources to sample from (default: all kept)"
+)
 @one_line_errors
 def grade_command(
-    corpus_dir: Path, sample: int, llm: tuple[str, ...], model: str, max_cost: float, seed: int
+    corpus_dir: Path,
+    sample: int,
+    llm: tuple[str, ...],
+    model: str,
+    max_cost: float,
+    seed: int,
+    sources: str | None,
 ) -> None:
     """Score a sample of documents with an LLM judge (TinyStories rubric for stories, edu value 0-5 else)."""
     from phicorpus.corpus import Corpus
@@ -178,6 +190,7 @@ def grade_command(
         max_cost=max_cost,
         api_key=os.environ.get("OPENAI_API_KEY", ""),
         seed=seed,
+        sources=[x.strip() for x in sources.split(",") if x.strip()] if sources else None,
         echo=click.echo,
     )
     click.echo(json.dumps(stats, sort_keys=True))

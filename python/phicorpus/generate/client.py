@@ -53,6 +53,31 @@ def _http_client(limits: Any) -> Any:
         return openai.DefaultAsyncHttpxClient(limits=limits)
 
 
+_UNREACHABLE = frozenset({"ConnectionRefusedError", "gaierror", "ClientConnectorDNSError"})
+_UNSENT = _UNREACHABLE | {"ConnectError", "ConnectTimeout", "ClientConnectorError", "ConnectionTimeoutError"}
+
+
+def _unsent(exc: BaseException) -> Failure | None:
+    """The failure of an attempt that never reached the server (nothing billed), else None.
+
+    A refused connection or a name that does not resolve is ``unreachable``; a connect timeout
+    is a ``connection`` failure. The SDK's transports wrap these differently (the aiohttp one
+    reports a refused connection as a connect *timeout*), so the whole cause chain is read.
+    """
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    names = {type(e).__name__ for e in chain}
+    last = chain[-1]
+    if _UNREACHABLE.intersection(names):
+        return Failure("unreachable", f"unreachable: {type(last).__name__}: {last}", billed=False)
+    if _UNSENT.intersection(names):
+        return Failure("connection", f"could not connect: {type(last).__name__}: {last}", billed=False)
+    return None
+
+
 class LLMClient:
     """One OpenAI-compatible endpoint.
 
@@ -73,9 +98,12 @@ class LLMClient:
         shards = max(1, -(-max_connections // self.POOL_SIZE))
         per = -(-max_connections // shards)
         limits = http_module.Limits(max_connections=per, max_keepalive_connections=per)
+        # Connecting must be quick (an unreachable endpoint is reported within seconds); the answer
+        # may take long (the engine times attempts out on lack of progress, not on this).
+        timeouts = http_module.Timeout(timeout, connect=min(timeout, 10.0))
         self.sdks = [
             openai.AsyncOpenAI(
-                base_url=base_url, api_key=api_key or "none", max_retries=0, timeout=timeout,
+                base_url=base_url, api_key=api_key or "none", max_retries=0, timeout=timeouts,
                 http_client=_http_client(limits),
             )
             for _ in range(shards)
@@ -104,6 +132,9 @@ class LLMClient:
                 options={"headers": {"X-Client-Request-Id": key}},
             )
         except openai.APITimeoutError as exc:
+            unsent = _unsent(exc)
+            if unsent is not None:
+                raise AttemptFailed(unsent) from exc
             raise AttemptFailed(Failure("timeout", f"timed out: {exc}", billed=True)) from exc
         except openai.APIStatusError as exc:
             body: Any = exc.body
@@ -111,11 +142,11 @@ class LLMClient:
             raise AttemptFailed(classify_status(exc.status_code, body, headers), headers) from exc
         except openai.APIConnectionError as exc:
             # Refused before sending costs nothing; a connection dropped mid-response may have.
+            unsent = _unsent(exc)
+            if unsent is not None:
+                raise AttemptFailed(unsent) from exc
             cause = exc.__cause__
-            refused = type(cause).__name__ in ("ConnectError", "ConnectionRefusedError")
-            raise AttemptFailed(
-                Failure("connection", f"connection: {cause or exc}", billed=not refused)
-            ) from exc
+            raise AttemptFailed(Failure("connection", f"connection: {cause or exc}", billed=True)) from exc
         headers = raw.headers
         try:
             data = json.loads(raw.content)

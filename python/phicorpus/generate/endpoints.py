@@ -1,5 +1,8 @@
 """Several endpoints share the load by in-flight count; one that keeps failing rests a while.
 
+Only connection errors and 5xx count as failures of an endpoint (a timeout or a 429 says the
+server is busy, not broken); the rest is brief and doubles, up to 8x, while the failures go on.
+
 Example:
     >>> pool = EndpointPool(["http://a/v1", "http://b/v1"], failures=3, rest=30.0)
     >>> pool.pick().url
@@ -23,6 +26,8 @@ class Endpoint:
     rests: int = 0
     sent: int = 0
     ok: int = 0
+    last_progress: float = 0.0  # monotonic time of its last answer (any HTTP response)
+    refused_since: float = 0.0  # first refused connection since its last answer (0: none)
 
 
 class EndpointPool:
@@ -50,6 +55,7 @@ class EndpointPool:
 
     def succeeded(self, endpoint: Endpoint) -> None:
         endpoint.consecutive_failures = 0
+        endpoint.rests = 0
         endpoint.ok += 1
 
     def failed(self, endpoint: Endpoint) -> None:

@@ -8,7 +8,10 @@ Each line is one record:
 ``{"t": "result", "key": K, ...}``
     the response (text, finish reason, usage, cost), fsynced before the request counts as done;
 ``{"t": "fail", "key": K, "kind": ..., "reason": ..., "permanent": bool, "billed": bool}``
-    an attempt or a request that failed, and whether it may have been billed.
+    an attempt or a request that failed, and whether it may have been billed;
+``{"t": "partial", "key": K, "part": n, "text": ..., "usage": ..., "cost": ...}``
+    part ``n`` of an answer cut at ``max_tokens``; the next part is asked for with it as an
+    assistant turn, and the key's ``result`` holds the whole text, usage and cost.
 
 Records are appended by many coroutines at once and committed in groups: one write and one
 fsync per batch of records (group commit), run in a worker thread so the event loop keeps
@@ -48,6 +51,9 @@ class JournalState:
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # last failure per key
     unresolved: dict[str, int] = field(default_factory=dict)  # sends with no outcome (killed mid-flight)
     billed_unknown: dict[str, int] = field(default_factory=dict)  # attempts possibly billed
+    # key -> the parts received so far of an answer cut at max_tokens and being continued (cleared
+    # by the key's result): a re-run continues from them instead of paying for them again.
+    partials: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record.get("t")
@@ -60,6 +66,11 @@ class JournalState:
             if key not in self.results:
                 self.results[key] = float(record.get("cost") or 0.0)
             self.failures.pop(key, None)
+            self.partials.pop(key, None)
+            self._resolve(key)
+        elif kind == "partial":
+            if key not in self.results:
+                self.partials.setdefault(key, []).append(record)
             self._resolve(key)
         elif kind == "fail":
             if key not in self.results:

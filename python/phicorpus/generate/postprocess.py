@@ -2,7 +2,11 @@
 
 Every response becomes one document; the ones not fit for training keep a drop reason
 (``truncated`` when ``finish_reason == "length"``, ``empty``, ``too-short``, ``content-filter``,
-``unparsed-exercise``) so the catalog can count them.
+``unparsed-exercise``, and the quality gates for LLM text: ``restates-prompt`` when most of the
+answer's word 6-grams are the prompt's, ``repetitive`` when its word 8-grams loop,
+``wrong-language`` when an English answer has almost no English function words) so the catalog
+can count them. Boilerplate openers ("Once upon a time", "In the realm of") are not dropped but
+named (:func:`opener`) so ``phicorpus stats`` can count them per format.
 
 Programming exercises (prompts with ``answer_format == "python-tests"``) follow the prompt
 engine's layout, ``phicorpus.prompts.EXERCISE_LAYOUT``, and are split by the one parser that knows
@@ -22,7 +26,17 @@ from dataclasses import dataclass
 from phicorpus.prompts.exercise import ANSWER_PYTHON_TESTS, Exercise, parse_exercise
 from phicorpus.prompts.rephrase import REPHRASE_FORMATS, parse_rephrase
 
-__all__ = ["Exercise", "Processed", "parse_exercise", "process_output", "strip_boilerplate"]
+__all__ = [
+    "Exercise",
+    "Processed",
+    "english_share",
+    "opener",
+    "parse_exercise",
+    "process_output",
+    "repeated_share",
+    "restated_share",
+    "strip_boilerplate",
+]
 
 _OPENER = re.compile(
     r"^\s*(?:sure|certainly|of course|absolutely|okay|ok|great|here(?:'s| is| are))\b[^\n]{0,160}"
@@ -40,6 +54,62 @@ def strip_boilerplate(text: str) -> str:
             break
         stripped = new.lstrip()
     return stripped
+
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+RESTATE_N = 6
+RESTATE_SHARE = 0.5  # of the answer's 6-grams found in the prompt
+REPEAT_N = 8
+REPEAT_SHARE = 0.3  # of the answer's 8-grams that are repeats of an earlier one
+ENGLISH = frozenset(
+    {
+        "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "was", "were",
+        "be", "it", "this", "that", "as", "by", "at", "from", "not", "but", "they", "he", "she", "we",
+        "you", "i", "his", "her", "their", "its", "can", "will", "has", "have", "had", "which", "what",
+        "when", "there"
+    }
+)
+OPENERS = (
+    "once upon a time", "in the realm of", "in the world of", "in today's", "imagine a world",
+    "have you ever wondered", "welcome to", "title:", "in a world where", "in the heart of",
+)  # fmt: skip
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _grams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def restated_share(answer: str, prompt: str, n: int = RESTATE_N) -> float:
+    """Share of the answer's word n-grams that are in the prompt (1.0: it only restates it)."""
+    grams = _grams(_words(answer), n)
+    if not grams:
+        return 0.0
+    source = set(_grams(_words(prompt), n))
+    return sum(g in source for g in grams) / len(grams)
+
+
+def repeated_share(text: str, n: int = REPEAT_N) -> float:
+    """Share of the word n-grams that repeat an earlier one (a degenerate loop is near 1)."""
+    grams = _grams(_words(text), n)
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def english_share(text: str) -> float:
+    """Share of the words that are common English function words (English prose: 0.3-0.5)."""
+    words = _words(text)
+    return sum(w in ENGLISH for w in words) / len(words) if words else 0.0
+
+
+def opener(text: str) -> str | None:
+    """The boilerplate opener ``text`` starts with (:data:`OPENERS`), or None."""
+    head = " ".join(text.lstrip().lstrip("#*").split())[:40].lower()
+    return next((o for o in OPENERS if head.startswith(o)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +137,13 @@ def process_output(
     min_chars: int,
     words: Sequence[str] = (),
     answer_format: str | None = None,
+    prompt: str = "",
 ) -> Processed:
     """Clean one response and decide whether it is kept (``drop_reason is None``).
 
     ``answer_format`` is the prompt's (``python-tests`` answers must parse as an exercise); prompt
-    files without the column treat every ``exercises`` prompt as ``python-tests``.
+    files without the column treat every ``exercises`` prompt as ``python-tests``. ``prompt`` (the
+    request's text) is what an answer must not merely restate.
     """
     clean = strip_boilerplate(text or "")
     if finish_reason == "length":
@@ -80,6 +152,10 @@ def process_output(
         return Processed(clean, "content-filter")
     if not clean:
         return Processed(clean, "empty")
+    if prompt and restated_share(clean, prompt) > RESTATE_SHARE:
+        return Processed(clean, "restates-prompt")
+    if repeated_share(clean) > REPEAT_SHARE:
+        return Processed(clean, "repetitive")
     if answer_format == ANSWER_PYTHON_TESTS or (answer_format is None and fmt == "exercises"):
         exercise = parse_exercise(clean)
         if exercise is None:
@@ -92,6 +168,8 @@ def process_output(
         return Processed(parsed.document, reason, reasoning=parsed.reasoning, items=parsed.items)
     if len(clean) < min_chars:
         return Processed(clean, "too-short")
+    if len(_words(clean)) >= 40 and english_share(clean) < 0.05:
+        return Processed(clean, "wrong-language")
     if fmt == "stories" and words:
         missing = missing_words(clean, words)
         return Processed(clean, None, missing_words=missing)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from phicorpus.catalog import Catalog
 from phicorpus.config import GenerateConfig
 from phicorpus.corpus import Corpus, atomic_path
-from phicorpus.generate.postprocess import process_output
+from phicorpus.generate.postprocess import opener, process_output
 from phicorpus.prompts.rephrase import REPHRASE_FORMATS
 
 __all__ = ["GenerationParams", "Request", "ShardWriter", "build_requests", "load_prompts", "request_key"]
@@ -30,6 +30,7 @@ __all__ = ["GenerationParams", "Request", "ShardWriter", "build_requests", "load
 FORMATS = ("textbook", "exercises", "stories", "rewrite", *REPHRASE_FORMATS)
 #: Prompt columns of rephrase prompts carried to their documents (the source chunk they rewrite).
 REPHRASE_META = ("source_id", "chunk", "chunks", "chunk_start", "chunk_end", "route", "quality")
+RESTATE_GATED = frozenset({"textbook", "exercises", "stories"})  # answers that must not restate the prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +249,10 @@ class ShardWriter:
                 min_chars=self.config.min_chars,
                 words=words,
                 answer_format=meta.get("answer_format"),
+                # rewrites (and rephrasings) restate their source by design: not gated
+                prompt="\n".join(m.get("content", "") for m in request.messages if m.get("role") == "user")
+                if fmt in RESTATE_GATED
+                else "",
             )
             if processed.drop_reason:
                 drops[processed.drop_reason] = drops.get(processed.drop_reason, 0) + 1
@@ -343,6 +348,7 @@ class ShardWriter:
                             "sample": r.sample,
                             "params": r.api,
                             "model": cols["model"][i],
+                            "opener": opener(texts[i]),
                         },
                         sort_keys=True,
                     )

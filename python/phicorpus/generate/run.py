@@ -9,26 +9,86 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from phicorpus.catalog import Catalog
-from phicorpus.config import GenerateConfig
+from phicorpus.config import GenerateConfig, ModelPrice
 from phicorpus.corpus import Corpus, remove_stale_temporaries
 from phicorpus.generate.cost import model_price, prompt_tokens_guess, prompt_tokens_upper, worst_case_cost
 from phicorpus.generate.engine import Engine
 from phicorpus.generate.journal import RequestJournal
+from phicorpus.generate.probe import is_local_url
 from phicorpus.generate.progress import Progress
 from phicorpus.generate.requests import GenerationParams, Request, ShardWriter, build_requests, load_prompts
 
-__all__ = ["GenerationParams", "estimate_cost", "run_generation"]
+__all__ = ["Estimate", "GenerationParams", "estimate", "estimate_cost", "local_price", "run_generation"]
 
 JOURNAL = "generate.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What is known before sending: tokens, and dollars where the model has a price.
+
+    Time is not in it: it depends on the server, and is measured once answers come (the
+    progress line's tokens/s and ETA).
+    """
+
+    requests: int
+    prompt_tokens: int  # about one per 4 bytes of prompt
+    output_tokens: int  # the prompts' expected_tokens (else [generate] expected_tokens), capped
+    max_output_tokens: int  # every answer at max_tokens
+    usd: float | None  # None: no price
+    worst_usd: float | None
+
+    def describe(self) -> str:
+        money = (
+            f"${self.usd:.4f} estimated (worst case ${self.worst_usd:.4f})"
+            if self.usd is not None and self.worst_usd is not None
+            else "no price for this model"
+        )
+        return (
+            f"~{self.prompt_tokens:,} prompt tokens, ~{self.output_tokens:,} output tokens expected "
+            f"(at most {self.max_output_tokens:,}); {money}; time unknown until measured"
+        )
+
+
+def estimate(
+    requests: Sequence[Request], price: ModelPrice | None, config: GenerateConfig, *, batch: bool = False
+) -> Estimate:
+    """The :class:`Estimate` of sending ``requests`` (each a single sample) at ``price``."""
+    prompt = output = most = 0
+    usd = worst = 0.0
+    for request in requests:
+        max_tokens = int(request.api["max_tokens"])
+        expected = min(int(request.meta.get("expected_tokens") or config.expected_tokens), max_tokens)
+        guess = prompt_tokens_guess(request.messages)
+        prompt += guess
+        output += expected
+        most += max_tokens
+        if price is not None:
+            usd += (guess * price.input + expected * price.output) / 1e6
+            worst += worst_case_cost(price, prompt_tokens_upper(request.messages), max_tokens)
+    if price is not None and batch:
+        usd *= price.batch
+        worst *= price.batch
+    return Estimate(
+        len(requests), prompt, output, most, usd if price is not None else None,
+        worst if price is not None else None,
+    )  # fmt: skip
+
+
+def local_price(endpoints: Sequence[str]) -> bool:
+    """True when every endpoint is on loopback or a private address (a model the operator runs)."""
+    return bool(endpoints) and all(is_local_url(url) for url in endpoints)
 
 
 def estimate_cost(
@@ -128,14 +188,20 @@ def run_generation(
     Raises:
         ValueError: bad prompts, no endpoint, or a cost cap with a model that has no price.
     """
+    if not endpoints:
+        raise ValueError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
     price = model_price(model, config)
+    if price is None and local_price(endpoints):
+        price = ModelPrice(0.0, 0.0)
+        echo(
+            f"{model}: no price, and the endpoint is on this machine or a private network: priced at $0 "
+            f'(set [generate.prices."{model}"] to change)'
+        )
     if max_cost > 0 and price is None:
         raise ValueError(
             f'model {model!r} has no price: add [generate.prices."{model}"] input/output (USD per 1M tokens) '
             "to phicorpus.toml, or run without --max-cost"
         )
-    if not endpoints:
-        raise ValueError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
     rows = load_prompts(prompts)
     requests = build_requests(rows, model, params, where=str(prompts))
     remove_stale_temporaries(corpus.root / "docs")
@@ -150,25 +216,16 @@ def run_generation(
         if recovered:
             echo(f"recovered {recovered} responses from the journal that were not yet in a shard")
         todo = pending_requests(journal, requests, retry_failed=retry_failed)
-        usd, seconds = estimate_cost(
-            [_row_for(r, rows) for r in todo],
-            model,
-            GenerationParams(**{**_params_dict(params), "samples": 1}),
-            config,
-        )
-        worst = (
-            sum(worst_case_cost(price, prompt_tokens_upper(r.messages), params.max_tokens) for r in todo)
-            if price
-            else math.nan
-        )
+        plan = estimate(todo, price, config)
         echo(
             f"plan: {len(requests)} requests ({len(rows)} prompts x {params.samples} samples), "
-            f"{len(requests) - len(todo)} already answered, {len(todo)} to send to {model}; "
-            f"estimate ${usd:.4f} (worst case ${worst:.4f}), ~{_duration(seconds)}"
+            f"{len(requests) - len(todo)} already answered, {len(todo)} to send to {model}: "
+            + plan.describe()
             + (f"; cap ${max_cost:.4f}" if max_cost > 0 else "")
-            + (f"; prices of {config.prices_date}" if price else "; no price for this model")
+            + (f"; prices of {config.prices_date}" if price and (price.input or price.output) else "")
         )
         bar = Progress(len(todo), enabled=progress)
+        bar.priced = price is not None
         buffer: list[tuple[Request, dict[str, Any]]] = []
         last_flush = [time.monotonic()]
         lock = asyncio.Lock()
@@ -195,13 +252,23 @@ def run_generation(
             max_cost=max_cost,
             progress=bar,
             on_result=on_result,
+            echo=echo,
         )
         engine.possibly_billed_before(todo)
 
+        async def heartbeat() -> None:
+            while True:  # off a terminal: a line every Progress.every seconds, answers or not
+                await asyncio.sleep(min(bar.interval, 5.0))
+                bar.draw()
+
         async def main() -> None:
+            ticker = asyncio.create_task(heartbeat())
             try:
                 await engine.run(todo)
             finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
                 await flush()
 
         status = "failed"
@@ -233,6 +300,18 @@ def run_generation(
                 "possibly_billed_usd": round(meter.possibly, 6),
                 "max_cost": max_cost,
                 "seconds": round(time.monotonic() - started, 3),
+                "continuations": stats.continuations,
+                "concurrency": {
+                    "start": stats.concurrency_start,
+                    "final": stats.concurrency_final,
+                    "raises": engine.concurrency.raises,
+                    "backoffs": engine.concurrency.backoffs,
+                    "cuts": engine.concurrency.cuts,
+                },
+                "context": stats.context,
+                "estimate": {"prompt_tokens": plan.prompt_tokens, "output_tokens": plan.output_tokens,
+                             "usd": plan.usd},
+                "tokens_per_second": round(stats.output_tokens / max(1e-9, time.monotonic() - started), 2),
             }
             with Catalog.open(corpus) as catalog:
                 catalog.finish_stage(run_id, result, status=status)
@@ -240,31 +319,13 @@ def run_generation(
             f"generate: {stats.done} done, {stats.failed} failed, {stats.sent} attempts, "
             f"{writer.docs} documents ({sum(writer.dropped.values())} dropped: "
             f"{', '.join(f'{k} {v}' for k, v in sorted(writer.dropped.items())) or 'none'}), "
-            f"${meter.spent:.4f} spent (+${meter.possibly:.4f} possibly billed), {result['seconds']:.1f}s"
+            + (
+                f"${meter.spent:.4f} spent (+${meter.possibly:.4f} possibly billed)"
+                if price is not None
+                else "cost unknown (no price)"
+            )
+            + f", {result['seconds']:.1f}s, {result['tokens_per_second']:.1f} output tokens/s"
             + (f"; stopped: {stats.stop_reason}" if stats.stop_reason else "")
             + (f"; errors {dict(stats.errors)}" if stats.errors else "")
         )
         return result
-
-
-def _row_for(request: Request, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": request.prompt_id,
-        "format": request.fmt,
-        "messages": _dump(request.messages),
-        "expected_tokens": request.meta.get("expected_tokens"),
-    }
-
-
-def _dump(messages: Sequence[Mapping[str, str]]) -> str:
-    import json
-
-    return json.dumps(list(messages))
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

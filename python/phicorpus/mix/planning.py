@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +170,7 @@ def describe_plan(
     inputs: BuildInputs,
     ingest: IngestConfig | None = None,
     rephrase_formats: Sequence[str] | None = None,
+    format_weights: Mapping[str, float] | None = None,
 ) -> list[str]:
     """The plan printed before any work: each source, share, token target, origin, documents and
     epochs (estimated from characters / 4 until tokenized), and the LLM cost.
@@ -178,7 +179,7 @@ def describe_plan(
         MixError: a bad mix spec (before anything is done).
         BuildError: a check the plan can make fails (see :func:`plan_build`).
     """
-    return plan_build(corpus, config, inputs, ingest, rephrase_formats)[0]
+    return plan_build(corpus, config, inputs, ingest, rephrase_formats, format_weights)[0]
 
 
 def plan_build(
@@ -187,6 +188,7 @@ def plan_build(
     inputs: BuildInputs,
     ingest: IngestConfig | None = None,
     rephrase_formats: Sequence[str] | None = None,
+    format_weights: Mapping[str, float] | None = None,
 ) -> tuple[list[str], int]:
     """:func:`describe_plan`'s lines and the training tokens the plan expects (0: unknown).
 
@@ -217,10 +219,15 @@ def plan_build(
     for name, _ in spec.entries:
         for member in groups.get(name, (name,)):
             est[member] = counts.get(member, (0, 0))[1]
-    # Shares before documents exist: split a group's weight evenly over its members.
-    shares: dict[str, float] = {}
+    # Shares before documents exist: the LLM formats by [prompts] format_weights (the split the
+    # prompts and the final mix use too), other groups evenly over their members.
+    shares: dict[str, float] = (
+        llm_format_shares(spec, groups, dict(format_weights or {})) if llm and format_weights else {}
+    )
     for name, weight in spec.entries:
         members = groups.get(name, (name,))
+        if any(m in shares for m in members):
+            continue
         known = [m for m in members if est.get(m)]
         use = known or list(members)
         total = sum(est.get(m, 0) for m in use)
@@ -395,20 +402,35 @@ def _excerpt_files(web: Sequence[Path]) -> list[Path]:
 
 
 def describe_llm_plan(prompts: pa.Table, config: Config, inputs: BuildInputs) -> list[str]:
-    """The generation lines of the plan: prompts per format, samples, estimated dollars and time."""
-    from phicorpus.generate import GenerationParams, estimate_cost
+    """The generation lines of the plan: prompts per format, samples, tokens, dollars or "no price".
+
+    Time is not estimated: it depends on the server, and the progress line measures it.
+    """
+    from phicorpus.generate import GenerationParams
+    from phicorpus.generate.cost import model_price
+    from phicorpus.generate.requests import build_requests
+    from phicorpus.generate.run import estimate, local_price
 
     params = GenerationParams.from_config(config.generate)
-    usd, seconds = estimate_cost(prompts, inputs.model or "", params, config.generate)
+    price = model_price(inputs.model or "", config.generate)
+    free = price is None and local_price([inputs.llm or ""])
+    if free:
+        from phicorpus.config import ModelPrice
+
+        price = ModelPrice(0.0, 0.0)
+    requests = build_requests(prompts.to_pylist(), inputs.model or "", params)
+    plan = estimate(requests, price, config.generate)
     formats = prompts.column("format").to_pylist()
     per = ", ".join(f"{f} {formats.count(f):,}" for f in sorted(set(formats)))
-    price = "no price for this model in [generate.prices]" if usd != usd else f"${usd:,.2f}"
     cap = f"; --max-cost ${inputs.max_cost:,.2f} is a hard cap" if inputs.max_cost else "; no --max-cost cap"
     return [
         f"LLM: {inputs.model} at {inputs.llm}: {prompts.num_rows:,} prompts ({per}) x "
-        f"{params.samples} sample(s)",
-        f"LLM cost estimate: {price} (prices of {config.generate.prices_date}), about "
-        f"{seconds / 3600:.1f} h at concurrency {config.generate.concurrency}{cap}",
+        f"{params.samples} sample(s) in round 1, then up to {config.build.llm_rounds - 1} top-up "
+        "round(s) until the kept tokens reach the targets",
+        f"LLM round 1: {plan.describe()}"
+        + (" (a local endpoint without a price: $0)" if free else "")
+        + (f" (prices of {config.generate.prices_date})" if price and not free else "")
+        + cap,
     ]
 
 

@@ -103,15 +103,23 @@ class MixSpec:
     def __str__(self) -> str:
         return ",".join(f"{name}:{weight:g}" for name, weight in self.entries)
 
-    def shares(self, groups: Mapping[str, Sequence[str]], tokens: Mapping[str, int]) -> dict[str, float]:
+    def shares(
+        self,
+        groups: Mapping[str, Sequence[str]],
+        tokens: Mapping[str, int],
+        member_weights: Mapping[str, float] | None = None,
+    ) -> dict[str, float]:
         """Each source's share of the training tokens.
 
-        A group's weight is split over its member sources in proportion to the tokens each has;
-        members without documents get nothing. Zero weights are left out.
+        A group's weight is split over its member sources in proportion to the tokens each has,
+        or, where ``member_weights`` weighs every member that has documents (the LLM formats:
+        ``[prompts] format_weights``), in proportion to those weights; members without documents
+        get nothing. Zero weights are left out.
 
         Args:
             groups: Group name to member sources.
             tokens: Tokens available per source (kept documents).
+            member_weights: Fixed split of a group's weight over its members (optional).
 
         Raises:
             MixError: a named source or every member of a named group has no documents.
@@ -127,6 +135,13 @@ class MixSpec:
             if total <= 0:
                 what = f"group {name!r} ({', '.join(members)})" if name in groups else f"source {name!r}"
                 raise MixError(f"{what} has no documents to mix (sources with documents: {have})")
+            present = [m for m, size in sizes.items() if size > 0]
+            fixed = {m: (member_weights or {}).get(m, 0.0) for m in present}
+            if len(members) > 1 and member_weights and all(w > 0 for w in fixed.values()):
+                norm = sum(fixed.values())
+                for member in present:
+                    out[member] = out.get(member, 0.0) + weight * fixed[member] / norm
+                continue
             for member, size in sizes.items():
                 if size > 0:
                     out[member] = out.get(member, 0.0) + weight * size / total

@@ -31,13 +31,15 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog
-from phicorpus.config import GenerateConfig
+from phicorpus.config import GenerateConfig, ModelPrice
 from phicorpus.corpus import Corpus
 from phicorpus.generate.cost import model_price
 from phicorpus.generate.engine import Engine
 from phicorpus.generate.journal import RequestJournal
+from phicorpus.generate.probe import probe_server
 from phicorpus.generate.progress import Progress
 from phicorpus.generate.requests import Request, request_key
+from phicorpus.generate.run import local_price
 
 __all__ = [
     "RUBRICS",
@@ -150,9 +152,16 @@ def judge_documents(
         {'educational_value': 3.0}
     """
     price = model_price(model, config)
+    if price is None and local_price(endpoints):
+        price = ModelPrice(0.0, 0.0)  # a judge the operator runs: $0
     if max_cost > 0 and price is None:
         raise ValueError(f"model {model!r} has no price in [generate.prices]; cannot enforce --max-cost")
     api = {"temperature": 0.0, "max_tokens": 40}
+    # Documents are cut to what the judge's context holds (where the server says it), at a
+    # conservative 3 characters per token after the rubric and the answer's room.
+    context = _context(endpoints, api_key)
+    if context:
+        max_chars = max(200, min(max_chars, (context - 400 - int(api["max_tokens"])) * 3))
     by_file: dict[str, list[tuple[str, str, int]]] = {}
     for doc_id, source, file, row in docs:
         by_file.setdefault(file, []).append((doc_id, source, row))
@@ -191,6 +200,7 @@ def judge_documents(
         if todo:
             asyncio.run(engine.run(todo))
         answers = journal.full_results({r.key for r in unique})
+    record_judge_requests(corpus, model, unique, answers, engine.stats.failures)
     judged = Judgement()
     unparsed = 0
     for doc_id, request in asked:
@@ -209,10 +219,64 @@ def judge_documents(
         "scored": len(judged.scores),
         "unparsed": unparsed,
         "failed": engine.stats.failed,
+        "errors": dict(engine.stats.errors),
         "spent_usd": round(engine.meter.spent, 6),
         "stop_reason": engine.stats.stop_reason,
+        "max_chars": max_chars,
     }
     return judged
+
+
+def _context(endpoints: Sequence[str], api_key: str) -> int | None:
+    """The smallest context any of ``endpoints`` reports (None when none says)."""
+    if not endpoints:
+        return None
+
+    async def ask() -> list[int]:
+        infos = await asyncio.gather(*(probe_server(u, api_key=api_key) for u in endpoints))
+        return [i.context for i in infos if i.context]
+
+    found = asyncio.run(ask())
+    return min(found) if found else None
+
+
+def record_judge_requests(
+    corpus: Corpus,
+    model: str,
+    requests: Sequence[Request],
+    answers: dict[str, dict[str, Any]],
+    failures: Sequence[tuple[Request, dict[str, Any]]],
+) -> None:
+    """Upsert the judge's requests into the catalog's ``requests`` (purpose ``grade``, with cost)."""
+    failed = {r.key: rec for r, rec in failures}
+    rows = []
+    for request in requests:
+        record = answers.get(request.key)
+        if record is not None:
+            usage = record.get("usage") or {}
+            rows.append([
+                request.key, request.prompt_id, model, record.get("endpoint"), "done",
+                int(record.get("attempt") or 0), record.get("finish_reason"),
+                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                float(record.get("cost") or 0.0), None, request.prompt_id,
+            ])  # fmt: skip
+        elif request.key in failed:
+            rec = failed[request.key]
+            rows.append([
+                request.key, request.prompt_id, model, rec.get("endpoint"), "failed",
+                int(rec.get("attempt") or 0), None, None, None, 0.0, str(rec.get("reason") or ""),
+                request.prompt_id,
+            ])  # fmt: skip
+    if not rows:
+        return
+    with Catalog.open(corpus) as catalog, catalog.transaction():
+        for row in rows:
+            catalog.exec(
+                "INSERT OR REPLACE INTO requests (key, purpose, prompt_id, sample, model, endpoint, status, "
+                "attempts, finish_reason, prompt_tokens, completion_tokens, cost, error, doc_id) "
+                "VALUES (?, 'grade', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
 
 
 def store_scores(catalog: Catalog, judged: Judgement, judge: str) -> None:
@@ -244,6 +308,15 @@ def grade(
     """Score ``sample`` random kept documents with the judge ``model``; returns statistics."""
     with Catalog.open(corpus) as catalog:
         run_id = catalog.start_stage("grade", {"sample": sample, "model": model, "seed": seed})
+        if sources:
+            kept = catalog.exec("SELECT DISTINCT source FROM documents WHERE drop_stage IS NULL")
+            have = {str(r[0]) for r in kept}
+            unknown = sorted(set(sources) - have)
+            if unknown:
+                raise ValueError(
+                    f"--sources {','.join(unknown)}: no kept documents of that source "
+                    f"(sources: {', '.join(sorted(have)) or 'none'})"
+                )
         docs = sample_documents(catalog, sample, seed, sources)
         judged = judge_documents(
             corpus,
@@ -258,8 +331,12 @@ def grade(
         store_scores(catalog, judged, model)
         stats = judged.stats
         catalog.finish_stage(run_id, stats)
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(stats["errors"].items()))
     echo(
         f"grade: {stats['scored']} of {len(docs)} documents scored by {model} "
-        f"({stats['unparsed']} answers did not parse)"
+        f"({stats['unparsed']} answers did not parse, {stats['failed']} requests failed"
+        + (f": {errors}" if errors else "")
+        + f"), ${stats['spent_usd']:.4f}"
+        + (f"; stopped: {stats['stop_reason']}" if stats["stop_reason"] else "")
     )
     return stats
