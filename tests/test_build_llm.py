@@ -154,7 +154,7 @@ def test_generation_tops_up_in_rounds_from_unused_topics(tmp_path: Path, code_di
     corpus = Corpus.create(tmp_path / "corpus")
     config = Config(
         generate=fast_config(prices={"m": ModelPrice(1.0, 10.0)}),
-        build=BuildConfig(mix="synthetic:0.7,code:0.3", tokens=100_000, vocab_size=600, seed=3, llm_rounds=3),
+        build=BuildConfig(mix="synthetic:0.7,code:0.3", tokens=300_000, vocab_size=600, seed=3, llm_rounds=3),
     )
 
     def half_short(call: Call) -> Action:  # every other first answer is too short to keep
