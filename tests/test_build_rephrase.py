@@ -92,7 +92,7 @@ def test_build_mix_with_rephrased_and_web(tmp_path: Path) -> None:
         sent = len(server.calls)
         assert sent > 0
         lines = result.output.splitlines()
-        assert any(line.startswith("rephrase LLM cost estimate") for line in lines)
+        assert any(line.startswith("rephrase LLM round 1: ") for line in lines)  # priced before sending
         again = CliRunner().invoke(main, args)
         assert again.exit_code == 0, again.output
         assert len(server.calls) == sent  # nothing paid twice
