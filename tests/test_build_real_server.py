@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
-
 from tests.generate.conftest import write_prompts
 from tests.llama_server import LlamaServer
 
