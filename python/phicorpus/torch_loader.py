@@ -166,7 +166,7 @@ class PackedWindows(torch.utils.data.Dataset):  # type: ignore[type-arg,misc,unu
         n, seq = len(indices), self.seq_len
         packed = torch.empty((2, n, seq), dtype=torch.int64)
         if torch.utils.data.get_worker_info() is not None:
-            packed.share_memory_()  # type: ignore[no-untyped-call]
+            packed.share_memory_()  # type: ignore[no-untyped-call,unused-ignore]  # typed only with torch
         np_in, np_lab = packed.numpy()
         maps = self._maps if self._maps is not None else self._shards()
         starts = self._starts
@@ -331,7 +331,7 @@ class TokenDataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg,mis
         self._epoch = self._start = self._taken = 0
         super().__init__(dataset, batch_size=batch_size, sampler=self._sampler, **kwargs)
 
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override,unused-ignore]  # an override only with torch
         sampler = self._sampler
         # Where the loop is (a loop left early continues where it stopped), whatever the workers
         # made the sampler hand out ahead of it.
