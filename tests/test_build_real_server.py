@@ -24,8 +24,11 @@ CLI = [sys.executable, "-m", "phicorpus.cli"]
 
 
 def _env() -> dict[str, str]:
-    root = Path(__file__).resolve().parents[1]
-    return {**os.environ, "PYTHONPATH": f"{root / 'python'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # The package under test is the one this interpreter imports (installed by scripts/test.sh):
+    # the source tree of a fresh clone has no compiled ``_core``, so it must not go first.
+    import phicorpus
+
+    return {**os.environ, "PYTHONPATH": str(Path(phicorpus.__file__).resolve().parents[1])}
 
 
 @pytest.mark.llm_build
@@ -77,11 +80,14 @@ def test_generate_killed_mid_run_resumes_without_resending(tmp_path: Path, llama
         "--model", llama_server.model, "--max-tokens", "16", "--concurrency", "2",
     ]  # fmt: skip
     journal = out / "requests" / "generate.jsonl"
-    first = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "first.log"
+    with log.open("w") as sink:
+        first = subprocess.Popen(cmd, env=_env(), stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if journal.exists() and any(r["t"] == "result" for r in iter_journal(journal)):
             break
+        assert first.poll() is None, f"generate exited ({first.returncode}) before any answer:\n{log.read_text()}"
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     first.wait()

@@ -26,6 +26,12 @@ BAD = GOOD.replace("return a + b", "return a - b")
 CHEAT = GOOD.replace("return a + b", "return 0\nprint('passed')\nimport os\nos._exit(0)")
 
 
+_STORY = (
+    "It was warm and quiet, and the garden smelled of rain. Later a small bird sang by the gate, "
+    "the children came home from school, and everyone ate bread with honey before going to bed."
+)
+
+
 def _sandbox_works() -> bool:
     try:
         Sandbox.probe(SandboxLimits(timeout=2))
@@ -39,11 +45,11 @@ def _generate(tmp_path: Path, fmt: str = "exercises", words: list[str] | None = 
 
     def plan(call: Call) -> Action:
         if fmt == "stories":
-            return Action(
-                text="Once upon a time a dog saw the moon. " * 8
-                if call.index % 2
-                else "Once upon a time a cat slept all day long in the sun. " * 6
-            )
+            # varied sentences: a story that loops one sentence is dropped as repetitive
+            n = call.index
+            if n % 2:
+                return Action(text=f"Once upon a time, on day {n}, a dog looked up and saw the moon. " + _STORY)
+            return Action(text=f"Once upon a time, on day {n}, a cat slept all day long in the sun. " + _STORY)
         return Action(text=texts[call.index % 3])
 
     prompts = write_prompts(tmp_path / "p.parquet", 6, fmt=fmt, words=words)
