@@ -52,6 +52,7 @@ echo "== lint"
 cargo fmt --check
 cargo clippy --locked --features python --all-targets -- -D warnings
 .venv/bin/ruff check python tests benches
+.venv/bin/ruff format --check python tests benches
 .venv/bin/mypy
 
 echo "== cargo test"

@@ -87,7 +87,9 @@ def test_generate_killed_mid_run_resumes_without_resending(tmp_path: Path, llama
     while time.monotonic() < deadline:
         if journal.exists() and any(r["t"] == "result" for r in iter_journal(journal)):
             break
-        assert first.poll() is None, f"generate exited ({first.returncode}) before any answer:\n{log.read_text()}"
+        assert first.poll() is None, (
+            f"generate exited ({first.returncode}) before any answer:\n{log.read_text()}"
+        )
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     first.wait()

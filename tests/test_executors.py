@@ -33,8 +33,10 @@ def test_make_executor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray fails
     with pytest.raises(ExecutorError) as info:
         make_executor(ExecutorConfig(kind="ray"))
-    assert str(info.value) == RAY_MISSING == (
-        "--executor ray needs Ray, which is not installed: pip install 'phicorpus[ray]'"
+    assert (
+        str(info.value)
+        == RAY_MISSING
+        == ("--executor ray needs Ray, which is not installed: pip install 'phicorpus[ray]'")
     )
 
 

@@ -101,7 +101,8 @@ def test_parquet_export_reads_back_everywhere(corpus: Corpus, tmp_path: Path) ->
         ("Math > Sets", "concise", "m-7b", "p-2", "bios/00000000000000bb"),
     ]
     assert {(r["format"], r["audience"], r["subject"], r["topic_id"]) for r in rewrite} == {
-        ("rewrite", "high school", "Math", "t1"), ("rewrite", "high school", "Math", "t2")
+        ("rewrite", "high school", "Math", "t1"),
+        ("rewrite", "high school", "Math", "t2"),
     }
     # Hugging Face datasets: the obvious glob, and one source by the card's configs.
     cache = str(tmp_path / "hf-cache")

@@ -49,9 +49,10 @@ def test_windows_shapes_labels_and_order(build: tuple[Path, np.ndarray]) -> None
         ds[len(ds)]
     # Same order as the NumPy TokenDataset, rank by rank.
     for r in range(3):
-        assert list(EpochSampler(ds, seed=4, rank=r, world_size=3)) == TokenDataset(
-            root, SEQ, seed=4, rank=r, world_size=3
-        ).order(0).tolist()
+        assert (
+            list(EpochSampler(ds, seed=4, rank=r, world_size=3))
+            == TokenDataset(root, SEQ, seed=4, rank=r, world_size=3).order(0).tolist()
+        )
 
 
 def test_epochs_are_finite_and_len_is_right(build: tuple[Path, np.ndarray]) -> None:

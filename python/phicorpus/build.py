@@ -125,9 +125,7 @@ def build_shards(
         executor=executor,
         echo=echo,
     )
-    shares = spec.shares(
-        groups, {s: int(p.lengths.sum()) for s, p in caches.pools.items()}, member_weights
-    )
+    shares = spec.shares(groups, {s: int(p.lengths.sum()) for s, p in caches.pools.items()}, member_weights)
     plan = MixPlan.create(
         shares,
         caches.pools,
@@ -167,9 +165,7 @@ def valid_split_check(manifest: dict[str, Any], fraction: float, pools: Any) -> 
     actual = valid / train
     if abs(actual / fraction - 1.0) <= 0.2:
         return None
-    few = sorted(
-        (len(p.lengths), s) for s, p in pools.items() if len(p.lengths) * fraction < 5
-    )
+    few = sorted((len(p.lengths), s) for s, p in pools.items() if len(p.lengths) * fraction < 5)
     why = (
         "the split is by document and "
         + ", ".join(f"{s} has {n:,} documents" for n, s in few)
@@ -305,7 +301,11 @@ def run_build(
         echo(fit.describe())
     check_llm_inputs(config, inputs)  # the flags an LLM build needs, before any plan figure
     plan_lines, planned_tokens = plan_build(
-        corpus, config.build, inputs, config.ingest, rephrase_formats=config.rephrase.formats,
+        corpus,
+        config.build,
+        inputs,
+        config.ingest,
+        rephrase_formats=config.rephrase.formats,
         format_weights=dict(config.prompts.format_weights) if inputs.llm else None,
     )
     for line in plan_lines:

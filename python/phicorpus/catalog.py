@@ -851,7 +851,7 @@ def verify_catalog(catalog: Catalog) -> list[FileProblem]:
             quoted = '"' + table.replace('"', '""') + '"'
             catalog.con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {quoted}").fetchall()
         pointed = catalog.con.execute(
-            "SELECT file, count(*), max(\"row\") FROM documents GROUP BY file ORDER BY file"
+            'SELECT file, count(*), max("row") FROM documents GROUP BY file ORDER BY file'
         ).fetchall()
     except duckdb.InterruptException as exc:
         raise KeyboardInterrupt from exc

@@ -232,8 +232,6 @@ class PromptsConfig:
             raise ValueError("format_weights and subject_weights must be >= 0")
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class RephraseConfig:
     """``[rephrase]``: rephrasing real documents (WRAP, Nemotron-CC, FinePhrase, REWIRE; issue 16).

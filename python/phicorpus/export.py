@@ -299,7 +299,7 @@ def _dataset_card(
     lines += [
         "Documents that every stage of a [phicorpus](https://pypi.org/project/phicorpus/) corpus kept "
         "(quality filter, exact and MinHash-LSH dedup, decontamination), one directory per source, "
-        f"all with the same columns. Load with `datasets.load_dataset(\"{builder}\", "
+        f'all with the same columns. Load with `datasets.load_dataset("{builder}", '
         f'data_files="<dir>/*/train-*.{fmt}")` or one source\'s config.',
         "",
         "## Sources",

@@ -331,8 +331,7 @@ def _scores(reader: CorpusReader, go: Any) -> tuple[Section, Section]:
     pk = reader.sql("SELECT n, c, pass_at_1, pass_at_k FROM pass_at_k")
     if not pk.height:
         empty = (
-            "No verified exercises: pass@k comes from `phicorpus verify-exercises` "
-            "on generated exercises."
+            "No verified exercises: pass@k comes from `phicorpus verify-exercises` on generated exercises."
         )
         return section, Section("pass_at_k", pk_title, "", empty=empty)
     p1 = float(pk.get_column("pass_at_1").cast(pl.Float64).mean() or 0.0)

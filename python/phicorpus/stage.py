@@ -117,9 +117,7 @@ class Stage(Protocol):
 class Executor(Protocol):
     """Runs the units of a stage somewhere; :func:`run_stage` does the rest."""
 
-    def map_units(
-        self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]
-    ) -> Iterable[UnitResult]:
+    def map_units(self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]) -> Iterable[UnitResult]:
         """Run ``stage.run_unit`` for each unit and write its marker; yield results as they end."""
         ...
 
@@ -216,9 +214,7 @@ class LocalExecutor:
 
     workers: int = 2
 
-    def map_units(
-        self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]
-    ) -> Iterable[UnitResult]:
+    def map_units(self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]) -> Iterable[UnitResult]:
         if self.workers <= 1 or len(units) <= 1:
             for unit in units:
                 yield _run_and_mark(stage, corpus, unit)

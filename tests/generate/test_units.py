@@ -156,6 +156,8 @@ def test_postprocess() -> None:
     story = process_output(
         "The dog ran to the park. It saw a ball. The ball was red. A boy threw it far. They played.",
         "stop",
-        "stories", min_chars=10, words=["dog", "moon"]
+        "stories",
+        min_chars=10,
+        words=["dog", "moon"],
     )
     assert story.drop_reason is None and story.missing_words == ("moon",)

@@ -48,8 +48,12 @@ def _generate(tmp_path: Path, fmt: str = "exercises", words: list[str] | None = 
             # varied sentences: a story that loops one sentence is dropped as repetitive
             n = call.index
             if n % 2:
-                return Action(text=f"Once upon a time, on day {n}, a dog looked up and saw the moon. " + _STORY)
-            return Action(text=f"Once upon a time, on day {n}, a cat slept all day long in the sun. " + _STORY)
+                return Action(
+                    text=f"Once upon a time, on day {n}, a dog looked up and saw the moon. " + _STORY
+                )
+            return Action(
+                text=f"Once upon a time, on day {n}, a cat slept all day long in the sun. " + _STORY
+            )
         return Action(text=texts[call.index % 3])
 
     prompts = write_prompts(tmp_path / "p.parquet", 6, fmt=fmt, words=words)

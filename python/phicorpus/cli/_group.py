@@ -74,9 +74,7 @@ def _internal_error(exc: Exception) -> str:
 
 @click.group(cls=PhicorpusGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="phicorpus")
-@click.option(
-    "--traceback", is_flag=True, hidden=True, help="Show the traceback of an internal error."
-)
+@click.option("--traceback", is_flag=True, hidden=True, help="Show the traceback of an internal error.")
 def main(traceback: bool) -> None:
     """Build textbook-quality synthetic pretraining corpora and write them as token shards."""
 

@@ -537,9 +537,7 @@ def verify_cmd(corpus_dir: Path) -> None:
     if any(p.path.endswith("catalog.duckdb") for p in problems):
         raise click.ClickException("the catalog is damaged; no file was checked")
     if problems:
-        raise click.ClickException(
-            f"{len(problems)} of {checked} files missing or corrupt; {_REPAIR_ADVICE}"
-        )
+        raise click.ClickException(f"{len(problems)} of {checked} files missing or corrupt; {_REPAIR_ADVICE}")
     click.echo(f"ok: catalog and {checked} files verified")
 
 

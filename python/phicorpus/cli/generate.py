@@ -54,7 +54,10 @@ def _config(out: Path, **overrides: object):  # type: ignore[no-untyped-def]
 )
 @click.option("--max-attempts", "max_attempts", type=int, default=None)
 @click.option(
-    "--timeout", "timeout", type=float, default=None,
+    "--timeout",
+    "timeout",
+    type=float,
+    default=None,
     help="seconds without progress (no answer from the endpoint) before an attempt times out",
 )
 @click.option("--progress/--no-progress", default=None, help="progress bar on stderr (default: when a TTY)")

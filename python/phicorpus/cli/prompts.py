@@ -189,9 +189,7 @@ def prompts(
         from phicorpus.prompts import write_prompts
 
         path = write_prompts(Corpus.create(corpus), batches)
-        counts: Counter[str] = Counter(
-            pq.read_table(path, columns=["format"]).column("format").to_pylist()
-        )
+        counts: Counter[str] = Counter(pq.read_table(path, columns=["format"]).column("format").to_pylist())
     else:
         path, counts, _ = write_prompt_file(Path(out or ""), batches)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

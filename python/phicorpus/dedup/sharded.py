@@ -368,9 +368,7 @@ def _clusters(plan: DedupPlan, c: int) -> tuple[list[Path], dict[str, Any]]:
     gidx = np.concatenate(parts["gidx"])
     exact = np.concatenate(parts["exact"])
     score = np.concatenate(parts["score"])
-    sig = (
-        np.concatenate(parts["sig"]) if gidx.size else np.zeros((0, plan.num_perm), dtype=np.uint32)
-    )
+    sig = np.concatenate(parts["sig"]) if gidx.size else np.zeros((0, plan.num_perm), dtype=np.uint32)
     del parts
     # Shards come in order and each shard's members in gidx order: index order is gidx order.
     keeper = choose_keepers(

@@ -309,8 +309,11 @@ def run_generation(
                     "cuts": engine.concurrency.cuts,
                 },
                 "context": stats.context,
-                "estimate": {"prompt_tokens": plan.prompt_tokens, "output_tokens": plan.output_tokens,
-                             "usd": plan.usd},
+                "estimate": {
+                    "prompt_tokens": plan.prompt_tokens,
+                    "output_tokens": plan.output_tokens,
+                    "usd": plan.usd,
+                },
                 "tokens_per_second": round(stats.output_tokens / max(1e-9, time.monotonic() - started), 2),
             }
             with Catalog.open(corpus) as catalog:

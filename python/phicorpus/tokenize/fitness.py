@@ -26,7 +26,9 @@ from phicorpus.tokenize.tokenizer import Tokenizer
 
 __all__ = [
     "FITNESS_SAMPLE",
-    "LossyTokenizerError", "TokenizerFitness",     "check_training_tokenizer",
+    "LossyTokenizerError",
+    "TokenizerFitness",
+    "check_training_tokenizer",
     "tokenizer_fitness",
 ]
 
