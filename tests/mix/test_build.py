@@ -308,3 +308,48 @@ def test_switching_back_from_a_given_tokenizer_retrains(corpus: Corpus, tmp_path
     assert (corpus.build_dir("main") / "tokenizer.json").read_bytes() == other.read_bytes()
     build_shards(corpus, CONFIG)
     assert (corpus.build_dir("main") / "tokenizer.json").read_bytes() == trained
+
+
+def test_a_small_target_with_long_documents_is_met_exactly_by_one_cut_document(
+    tmp_path: Path,
+    megatron_reader: Callable[[Path], list[np.ndarray]],
+    documents: Callable[[Corpus], dict[str, str]],
+) -> None:
+    from tests.mix.conftest import add_source, bios_texts, code_texts
+
+    corpus = Corpus.create(tmp_path / "corpus")
+    add_source(corpus, "bios", bios_texts(300))
+    add_source(corpus, "code", [t for t in code_texts(40) if len(t) > 6_000][:4])  # 4 long files
+    config = BuildConfig(
+        **{**_fields(CONFIG), "mix": "bios:0.9,code:0.1", "tokens": 8_000, "valid_fraction": 0.0}
+    )
+    lines: list[str] = []
+    manifest = build_shards(corpus, config, echo=lines.append)
+    code = manifest["sources"]["code"]
+    assert code["train_tokens"] == code["target_tokens"] == 800  # to the token, not within 0.5%
+    assert code["cut_documents"] == 1 and 0 < code["cut_tokens"] <= 800
+    assert any("one document cut" in line and "code" in line for line in lines)
+    # The shards hold whole documents, and one code document's first tokens ending with end-of-text.
+    build_dir = corpus.build_dir("main")
+    hf = HfTokenizer.from_file(str(build_dir / "tokenizer.json"))
+    eos = hf.token_to_id("<|endoftext|>")
+    whole = {}
+    for doc_id, text in documents(corpus).items():
+        whole[tuple([*hf.encode(text, add_special_tokens=False).ids, eos])] = doc_id
+    sources: Counter[str] = Counter()
+    cut = []
+    for entry in manifest["splits"]["train"]["shards"]:
+        for seq in megatron_reader(build_dir / entry["bin"].removesuffix(".bin")):
+            ids = tuple(seq.tolist())
+            if ids in whole:
+                sources[whole[ids].split("/")[0]] += len(ids)
+            else:
+                cut.append(ids)
+    assert len(cut) == 1 and cut[0][-1] == eos and len(cut[0]) == code["cut_tokens"]
+    prefix_of = [d for ids, d in whole.items() if ids[: len(cut[0]) - 1] == cut[0][:-1]]
+    assert prefix_of and prefix_of[0].startswith("code/")
+    assert (
+        sources["code"] + len(cut[0]) == 800
+        and sources["bios"] == manifest["sources"]["bios"]["train_tokens"]
+    )
+    assert manifest["splits"]["train"]["tokens"] == sum(sources.values()) + len(cut[0])

@@ -74,9 +74,23 @@ def test_max_epochs_and_impossible_targets_are_clear_errors() -> None:
     pools = {"a": pool("a", [100] * 10), "b": pool("b", [100] * 1000)}
     with pytest.raises(MixError, match=r"'a' would be repeated 50.00 times .* --max-epochs 16"):
         MixPlan.create({"a": 0.5, "b": 0.5}, pools, total_tokens=100_000, max_epochs=16)
-    big = {"a": pool("a", [10_000, 10_000]), "b": pool("b", [10] * 1000)}
-    with pytest.raises(MixError, match="too long to reach"):
-        MixPlan.create({"a": 0.5, "b": 0.5}, big, total_tokens=10_000)
+
+
+def test_long_documents_against_a_small_target_land_exactly_with_one_cut() -> None:
+    # Whole 3,000-token documents cannot come within 0.5% of 5,000 tokens: one is cut.
+    big = {"a": pool("a", [3_000, 3_000, 3_000]), "b": pool("b", [10] * 1000)}
+    plan = MixPlan.create({"a": 0.5, "b": 0.5}, big, total_tokens=10_000, seed=4)
+    a = plan.sources["a"]
+    assert a.train_tokens == a.target == 5_000
+    assert a.summary()["cut_documents"] == 1 and a.cut_tokens == 2_000
+    assert plan.sources["b"].cut_tokens == 0  # 10-token documents land without a cut
+    assert plan.train_take is not None and int(plan.train_take.sum()) == 2_000
+    cut_pos = np.flatnonzero(plan.train_take)
+    assert cut_pos.size == 1 and plan.order[int(plan.train_source[cut_pos[0]])] == "a"
+    # a plan whose documents all fit has no take column at all (its fingerprint is unchanged)
+    small = MixPlan.create({"a": 0.5, "b": 0.5}, {"a": pool("a", [10] * 1000), "b": pool("b", [10] * 1000)},
+                           total_tokens=10_000)  # fmt: skip
+    assert small.train_take is None
 
 
 @settings(max_examples=60, deadline=None)

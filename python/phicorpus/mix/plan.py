@@ -5,7 +5,11 @@ validation set (by a hash of the document id and the seed) and a training pool. 
 training target is its share of the total; the plan takes every pool document ``floor(epochs)``
 times and, for the fractional last epoch, a seeded subset whose tokens add up to the remainder
 (a seeded order's prefix, a largest-first fill of the gap, then add-or-swap steps, so the total
-lands within a few tokens of the target).
+lands within a few tokens of the target). When whole documents cannot land within
+:data:`SHARE_TOLERANCE` (a small target against long documents: a small LLM build), the partial
+epoch is a seeded order's prefix plus the next document *cut*: its first tokens, ending with its
+own end-of-text, so the source lands on its target to the token (one cut document per source at
+most, never in the validation split).
 The picks of all sources are then shuffled together with the seed.
 
 Example:
@@ -54,6 +58,13 @@ class SourcePlan:
     train_tokens: int
     valid_picks: npt.NDArray[np.int64] = field(repr=False)
     valid_tokens: int
+    #: Tokens taken of each train pick: 0 for the whole document, else a cut (see the module doc).
+    train_take: npt.NDArray[np.int64] = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def cut_tokens(self) -> int:
+        """Tokens of the one cut document (0 when every pick is whole)."""
+        return int(self.train_take.sum()) if self.train_take.size else 0
 
     @property
     def epochs(self) -> float:
@@ -70,6 +81,8 @@ class SourcePlan:
             "epochs": round(self.epochs, 6),
             "valid_tokens": self.valid_tokens,
             "valid_documents": int(self.valid_picks.size),
+            "cut_documents": int(np.count_nonzero(self.train_take)) if self.train_take.size else 0,
+            "cut_tokens": self.cut_tokens,
         }
 
 
@@ -142,6 +155,24 @@ def _fill_once(
     return _swap_closer(lengths, np.concatenate(picked), target, tol)
 
 
+def cut_fill(
+    lengths: npt.NDArray[np.int64], target: int, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """A seeded order's longest prefix that fits ``target``, then the next document cut to the
+    tokens left (at least 2: some text and the end-of-text). Returns ``(picks, take)``: ``take``
+    is 0 for a whole document and the cut's token count for the last pick.
+    ``target`` must be below ``lengths.sum()``."""
+    order = rng.permutation(lengths.size).astype(np.int64)
+    cum = np.cumsum(lengths[order])
+    k = int(np.searchsorted(cum, target, side="right"))
+    gap = target - (int(cum[k - 1]) if k else 0)
+    picks = order[: k + 1] if gap >= 2 and k < order.size else order[:k]
+    take = np.zeros(picks.size, dtype=np.int64)
+    if picks.size > k:
+        take[k] = gap  # < lengths[order[k]]: the prefix up to k + 1 would pass the target
+    return picks, take
+
+
 def _swap_closer(
     lengths: npt.NDArray[np.int64], chosen: npt.NDArray[np.int64], target: int, tol: int
 ) -> npt.NDArray[np.int64]:
@@ -190,6 +221,8 @@ class MixPlan:
     train_doc: npt.NDArray[np.int64] = field(repr=False)  # shuffled: document index per pick
     valid_source: npt.NDArray[np.int64] = field(repr=False)
     valid_doc: npt.NDArray[np.int64] = field(repr=False)
+    #: Shuffled like ``train_doc``: tokens taken of each pick (0: whole); None when nothing is cut.
+    train_take: npt.NDArray[np.int64] | None = field(repr=False, default=None)
 
     @classmethod
     def create(
@@ -215,8 +248,7 @@ class MixPlan:
             max_epochs: The most times a source may be repeated.
 
         Raises:
-            MixError: a source has no documents, needs more epochs than ``max_epochs``, or its
-                documents are too long to land within 0.5% of its target.
+            MixError: a source has no documents, or needs more epochs than ``max_epochs``.
         """
         order = tuple(sorted(shares))
         held: dict[str, npt.NDArray[np.bool_]] = {}
@@ -253,20 +285,16 @@ class MixPlan:
             full = target // avail
             rng = np.random.default_rng(_seed_for(seed, "fill", name))
             part = fill_tokens(lengths, target - full * avail, rng)
-            picks = np.concatenate([np.tile(np.arange(lengths.size, dtype=np.int64), int(full)), part])
+            whole = np.tile(np.arange(lengths.size, dtype=np.int64), int(full))
+            picks = np.concatenate([whole, part])
+            take = np.zeros(picks.size, dtype=np.int64)
             got = int(lengths[picks].sum())
             if abs(got - target) > SHARE_TOLERANCE * target:
-                longest = int(lengths.max()) if lengths.size else 0
-                fix = (
-                    "raise --tokens"
-                    if total_tokens is not None
-                    else f"the target comes from the data (no --tokens); its longest document has "
-                    f"{longest:,} tokens: give --tokens, or lower [ingest] max_record_bytes / max_file_bytes"
-                )
-                raise MixError(
-                    f"source {name!r}: its documents are too long to reach {target} tokens within "
-                    f"{SHARE_TOLERANCE:.1%} (got {got}); {fix}"
-                )
+                # Whole documents cannot land close enough: cut one (a small target, long documents).
+                part, part_take = cut_fill(lengths, target - full * avail, rng)
+                picks = np.concatenate([whole, part])
+                take = np.concatenate([np.zeros(whole.size, np.int64), part_take])
+                got = int(np.where(take > 0, take, lengths[picks]).sum())
             # Validation: held-out documents in a seeded order, up to the source's share of it.
             valid_idx = np.flatnonzero(mask).astype(np.int64)
             valid_rng = np.random.default_rng(_seed_for(seed, "valid", name))
@@ -286,22 +314,32 @@ class MixPlan:
                 train_tokens=got,
                 valid_picks=valid_idx,
                 valid_tokens=int(pool.lengths[valid_idx].sum()),
+                train_take=take,
             )
         rng = np.random.default_rng(_seed_for(seed, "shuffle"))
-        ts, td = _shuffled(order, {n: p.train_picks for n, p in plans.items()}, rng)
-        vs, vd = _shuffled(order, {n: p.valid_picks for n, p in plans.items()}, rng)
-        return cls(plans, order, total, seed, ts, td, vs, vd)
+        ts, td, tt = _shuffled(order, {n: p.train_picks for n, p in plans.items()}, rng, plans)
+        vs, vd, _ = _shuffled(order, {n: p.valid_picks for n, p in plans.items()}, rng)
+        return cls(plans, order, total, seed, ts, td, vs, vd, tt if tt.any() else None)
 
     def summary(self) -> dict[str, Any]:
         return {name: plan.summary() for name, plan in self.sources.items()}
 
 
 def _shuffled(
-    order: Sequence[str], picks: Mapping[str, npt.NDArray[np.int64]], rng: np.random.Generator
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    order: Sequence[str],
+    picks: Mapping[str, npt.NDArray[np.int64]],
+    rng: np.random.Generator,
+    plans: Mapping[str, SourcePlan] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    empty = [np.zeros(0, np.int64)]
     sources = np.concatenate(
-        [np.full(picks[n].size, i, dtype=np.int64) for i, n in enumerate(order)] or [np.zeros(0, np.int64)]
+        [np.full(picks[n].size, i, dtype=np.int64) for i, n in enumerate(order)] or empty
     )
-    docs = np.concatenate([picks[n] for n in order] or [np.zeros(0, np.int64)])
+    docs = np.concatenate([picks[n] for n in order] or empty)
+    takes = (
+        np.concatenate([plans[n].train_take for n in order] or empty)
+        if plans is not None
+        else np.zeros(docs.size, np.int64)
+    )
     perm = rng.permutation(docs.size)
-    return sources[perm], docs[perm]
+    return sources[perm], docs[perm], takes[perm]

@@ -26,7 +26,7 @@ import pyarrow as pa
 from phicorpus.catalog import Catalog, kept_counts
 from phicorpus.config import BuildConfig, Config, IngestConfig
 from phicorpus.corpus import Corpus
-from phicorpus.mix.plan import MixPlan
+from phicorpus.mix.plan import SHARE_TOLERANCE, MixPlan
 from phicorpus.mix.spec import (
     LLM_SOURCES,
     OFFLINE_SOURCES,
@@ -82,6 +82,12 @@ def format_mix_plan(plan: MixPlan) -> list[str]:
         lines.append(
             f"{name:<10} {sp.share:>7.2%} {sp.target:>14,} {sp.train_tokens:>14,} "
             f"{sp.train_picks.size:>10,} {sp.epochs:>7.3f} {sp.valid_tokens:>12,}"
+        )
+    cut = [f"{name} ({sp.cut_tokens:,} tokens)" for name, sp in plan.sources.items() if sp.cut_tokens]
+    if cut:
+        lines.append(
+            "one document cut to land on its target exactly (whole documents could not come within "
+            f"{SHARE_TOLERANCE:.1%}): " + ", ".join(cut)
         )
     return lines
 
@@ -432,5 +438,3 @@ def describe_llm_plan(prompts: pa.Table, config: Config, inputs: BuildInputs) ->
         + (f" (prices of {config.generate.prices_date})" if price and not free else "")
         + cap,
     ]
-
-

@@ -67,7 +67,10 @@ def shard_bounds(lengths: npt.NDArray[np.int64], shard_tokens: int) -> list[tupl
 def plan_fingerprint(plan: MixPlan) -> str:
     """sha256 of the plan's picks and source order."""
     digest = hashlib.sha256()
-    for arr in (plan.train_source, plan.train_doc, plan.valid_source, plan.valid_doc):
+    arrays = [plan.train_source, plan.train_doc, plan.valid_source, plan.valid_doc]
+    if plan.train_take is not None:  # only a plan with a cut document (earlier plans keep their hash)
+        arrays.append(plan.train_take)
+    for arr in arrays:
         digest.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
         digest.update(b"|")
     digest.update("\x00".join(plan.order).encode())
@@ -98,7 +101,8 @@ class ShardStage:
     """Write the shards of one stored plan; one unit per output shard."""
 
     build: str
-    #: The stored plan (relative to the corpus): ``<dir>/<split>.npy`` of ``(cache, sequence)``.
+    #: The stored plan (relative to the corpus): ``<dir>/<split>.npy`` of ``(cache, sequence)``,
+    #: or ``(cache, sequence, take)`` when a document is cut (``take`` tokens of it; 0: whole).
     plan_dir: str
     #: Cache shard prefixes (relative, no suffix), in reader-index order.
     readers: list[str]
@@ -138,15 +142,25 @@ class ShardStage:
         remap = np.full(len(self.readers), -1, dtype=np.int64)
         remap[used] = np.arange(used.size)
         readers = [
-            shard_format.ShardReader(str(corpus.absolute(self.readers[r])) + ".bin",
-                                     str(corpus.absolute(self.readers[r])) + ".idx")
+            shard_format.ShardReader(
+                str(corpus.absolute(self.readers[r])) + ".bin", str(corpus.absolute(self.readers[r])) + ".idx"
+            )
             for r in used.tolist()
         ]
         sources = np.ascontiguousarray(remap[picks[:, 0]], dtype=np.int64)
         docs = np.ascontiguousarray(picks[:, 1], dtype=np.int64)
+        cuts = np.flatnonzero(picks[:, 2]).tolist() if picks.ndim == 2 and picks.shape[1] > 2 else []
 
         def fill(w: Any) -> None:
-            w.add_from(readers, sources, docs)
+            start = 0
+            for row in [*cuts, sources.size]:
+                w.add_from(readers, sources[start:row], docs[start:row])
+                if row < sources.size:  # a cut: its first tokens, then its own end-of-text
+                    full = readers[int(sources[row])].document(int(docs[row]))
+                    take = int(picks[row, 2])
+                    ids = np.concatenate([full[: take - 1], full[-1:]]).astype(np.uint32)
+                    w.add_ids(ids, np.array([0, ids.size], dtype=np.int64))
+                start = row + 1
 
         info = shard_format.write_shard(corpus.absolute(p["out"]), fill, p["dtype"], None)
         bin_rel, idx_rel = corpus.relative(info.bin_path), corpus.relative(info.idx_path)
@@ -303,8 +317,10 @@ def _write_build_once(
         # the plan in between: another --seed of the same build name) and the files are intact.
         if not force and last == (params_hash(params), "done"):
             done = _read_manifest(manifest_path)
-            if done is not None and catalog.is_registered(manifest_path) and _manifest_intact(
-                catalog, corpus, manifest_path
+            if (
+                done is not None
+                and catalog.is_registered(manifest_path)
+                and _manifest_intact(catalog, corpus, manifest_path)
             ):
                 return done
         if last is not None and last[0] != params_hash(params):
@@ -319,19 +335,24 @@ def _write_build_once(
     plan_dir = f"{PLANS_DIR}/{name}/{fingerprint[:32]}"
     bounds: dict[str, list[tuple[int, int]]] = {}
     split_totals: dict[str, tuple[int, int]] = {}
-    for split, src, doc in (
-        ("train", plan.train_source, plan.train_doc),
-        ("valid", plan.valid_source, plan.valid_doc),
+    for split, src, doc, take in (
+        ("train", plan.train_source, plan.train_doc, plan.train_take),
+        ("valid", plan.valid_source, plan.valid_doc, None),
     ):
         src64, doc64 = np.asarray(src, np.int64), np.asarray(doc, np.int64)
         pick_len = all_lengths[base[src64] + doc64] if src64.size else np.zeros(0, np.int64)
+        if take is not None:
+            pick_len = np.where(take > 0, take, pick_len)
         bounds[split] = shard_bounds(pick_len, shard_tokens)
         split_totals[split] = (int(pick_len.size), int(pick_len.sum()))
         path = corpus.absolute(f"{plan_dir}/{split}.npy")
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
+            locations = _pick_locations(plan, caches, src64, doc64)
+            if take is not None:
+                locations = np.column_stack([locations, np.asarray(take, np.int64)])
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, _pick_locations(plan, caches, src64, doc64))
+                np.save(fh, locations)
     stage = ShardStage(name, plan_dir, readers, bounds, dtype)
     outcome = run_stage(stage, corpus, executor)
     splits: dict[str, Any] = {}
