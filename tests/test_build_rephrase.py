@@ -5,13 +5,14 @@ meets the shares, records each rephrase's original, and a re-run sends nothing."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sysconfig
 from pathlib import Path
 
 from click.testing import CliRunner
-from tests.generate.fake_server import FakeServer
+from tests.generate.fake_server import Action, Call, FakeServer
 from tests.test_rephrase import answer
 
 from phicorpus.catalog import Catalog
@@ -113,3 +114,38 @@ def test_build_mix_with_rephrased_and_web(tmp_path: Path) -> None:
         )
         assert orphans == [(0,)]  # every rephrase names its original, which is in the catalog
         assert catalog.exec_one("SELECT sum(cost) FROM requests")[0] <= 5.0  # type: ignore[index]
+
+
+def test_rephrase_tops_up_when_the_kept_rephrases_fall_short(tmp_path: Path) -> None:
+    """Half the answers keep none of the facts (dropped by the gate): round 1 falls short, so round
+    2 rephrases documents not used yet, and no prompt is sent twice."""
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "pages.jsonl").write_text("".join(json.dumps(d) + "\n" for d in _pages()))
+    code = tmp_path / "code"
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    shutil.copytree(stdlib / "json", code / "json", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "corpus"
+    config = CONFIG.replace("[build]\n", "[build]\nllm_rounds = 3\nmax_epochs = 64\n")
+    Corpus.create(out).config_path.write_text(config)
+
+    def half_forgetful(call: Call) -> Action:
+        if int(hashlib.sha256(call.key.encode()).hexdigest(), 16) % 2:
+            return Action(text="Question: What is this?\nAnswer: A page. It says little. Nothing more.")
+        return answer(call)
+
+    args = ["build", "--mix", "rephrased:0.4,web:0.4,code:0.2", "--web", str(web), "--code", str(code)]
+    with FakeServer(plan=half_forgetful) as server:
+        args += ["--llm", server.url, "--model", "m", "--tokens", "15000", "--out", str(out)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert all(c.n == 1 for c in server.calls), "a prompt was sent twice"
+    lines = result.output.splitlines()
+    assert any(line.startswith("rephrase round 1: kept tokens ") for line in lines), result.output
+    assert any(line.startswith("rephrase round 2: ") and "more prompts" in line for line in lines)
+    assert any(line.startswith("rephrase: ") and "round(s);" in line for line in lines)
+    with Catalog.open(Corpus.open(out), read_only=True) as catalog:
+        (dropped,) = catalog.exec_one(  # type: ignore[misc]
+            "SELECT count(*) FROM documents WHERE drop_reason = 'low-fact-retention'"
+        )
+    assert dropped > 0

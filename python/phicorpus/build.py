@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, kept_counts, params_hash
@@ -247,24 +248,62 @@ def rephrase_web_documents(
     if prompts.num_rows:
         for line in describe_llm_plan(prompts, config, inputs):
             echo("rephrase " + line)
-    stats = run_rephrase(
-        corpus,
-        config,
-        endpoints=[inputs.llm or ""],
-        model=inputs.model or "",
-        max_cost=inputs.max_cost,
-        api_key=inputs.api_key,
-        benchmarks=(),  # sources done above; the outputs go through the build's decontam stage
-        prompts=prompts,
-        formats=chosen,
-        target_tokens=target,
-        echo=echo,
-    )
-    if stats["generate"].get("stop_reason"):
-        raise BuildError(
-            f"rephrasing stopped: {stats['generate']['stop_reason']}; what was received is kept, "
-            "re-run to resume"
+    # Rounds (as for the generated sources): while the kept rephrases are short of the target, a
+    # larger target takes more documents in the same seeded order; the prompts already answered
+    # are in the journal and are not sent again.
+    cap = max(1, config.build.llm_rounds) if target else 1
+    stopped = f"round cap {cap} reached"
+    stats: dict[str, Any] = {}
+    kept = 0
+    for round_no in range(1, cap + 1):
+        stats = run_rephrase(
+            corpus,
+            config,
+            endpoints=[inputs.llm or ""],
+            model=inputs.model or "",
+            max_cost=inputs.max_cost,
+            api_key=inputs.api_key,
+            benchmarks=(),  # sources done above; the outputs go through the build's decontam stage
+            prompts=prompts,
+            formats=chosen,
+            target_tokens=target,
+            echo=echo,
         )
+        if stats["generate"].get("stop_reason"):
+            raise BuildError(
+                f"rephrasing stopped: {stats['generate']['stop_reason']}; what was received is kept, "
+                "re-run to resume"
+            )
+        if not target:
+            stopped = "every kept document rephrased"
+            break
+        kept = sum(n for s, n in kept_chars_tokens(corpus).items() if s in chosen)
+        echo(f"rephrase round {round_no}: kept tokens {kept:,}/{target:,}")
+        if kept >= target:
+            stopped = "the rephrased sources reached their target"
+            break
+        if round_no == cap:
+            break
+        expected = int(pc.sum(prompts.column("expected_tokens")).as_py() or 0)
+        per_expected = max(kept / expected, 0.05) if expected else 1.0
+        more = plan_rephrase_prompts(
+            corpus, config, target_tokens=expected + int((target - kept) * 1.1 / per_expected), formats=chosen
+        )
+        if more.num_rows <= prompts.num_rows:
+            stopped = f"every kept {config.rephrase.source!r} document is rephrased"
+            break
+        echo(
+            f"rephrase round {round_no + 1}: {more.num_rows - prompts.num_rows:,} more prompts from "
+            f"documents not rephrased yet, sized from the kept tokens per expected token of this round"
+        )
+        prompts = more
+    echo(f"rephrase: {round_no} round(s); {stopped}")
+    if target and kept < target:
+        stats["warnings"] = [
+            f"rephrased: {kept:,} of {target:,} tokens kept after {round_no} round(s) ({stopped}); "
+            "the mix repeats what was kept (see epochs): give more --web documents, raise "
+            "[build] llm_rounds or --max-tokens, or use a stronger model"
+        ]
     return stats
 
 
@@ -419,11 +458,12 @@ def _run_stages(
     if prompts is not None:
         assert mix is not None
         # Generation in rounds until the kept (cleaned) tokens reach the targets (issue 11).
-        generate_to_target(corpus, config, inputs, *mix, prompts, clean=clean, echo=echo)
+        outcome = generate_to_target(corpus, config, inputs, *mix, prompts, clean=clean, echo=echo)
+        warnings += outcome["warnings"]
     for rounds in range(2 if rephrase and inputs.llm and mix else 1):
         if rounds == 1:  # the web documents are filtered and deduplicated: rephrase the kept ones
             assert mix is not None
-            rephrase_web_documents(corpus, config, inputs, *mix, echo=echo)
+            warnings += rephrase_web_documents(corpus, config, inputs, *mix, echo=echo).get("warnings", [])
         clean()
     llm = bool(inputs.llm)
     weights = dict(config.prompts.format_weights) if llm else None
@@ -692,7 +732,39 @@ def generate_to_target(
             + ") from topics not used yet, sized from the kept tokens per request of this round"
         )
     echo(f"LLM generation: {rounds} round(s); {stopped}")
-    return {"rounds": rounds, "stopped": stopped, "kept": kept, "targets": targets}
+    warnings = short_source_warnings(corpus, targets, kept, rounds)
+    return {"rounds": rounds, "stopped": stopped, "kept": kept, "targets": targets, "warnings": warnings}
+
+
+def short_source_warnings(
+    corpus: Corpus, targets: dict[str, int], kept: dict[str, int], rounds: int
+) -> list[str]:
+    """One line per LLM source the rounds left below its target: what it kept, its commonest drop
+    reasons, and what the mix does about it (repeats it, or gives its share to the others)."""
+    lines: list[str] = []
+    short = sorted(f for f, t in targets.items() if kept.get(f, 0) < t)
+    if not short:
+        return lines
+    with Catalog.open(corpus) as catalog:
+        for fmt in short:
+            drops = catalog.exec(
+                "SELECT drop_reason, count(*) AS n FROM documents "
+                "WHERE source = ? AND drop_reason IS NOT NULL "
+                "GROUP BY ALL ORDER BY n DESC, drop_reason LIMIT 3",
+                [fmt],
+            )
+            why = ", ".join(f"{reason} {n:,}" for reason, n in drops) or "no answers"
+            after = (
+                "its share of the mix goes to the other formats of its group"
+                if not kept.get(fmt)
+                else "the mix repeats its documents (see epochs)"
+            )
+            lines.append(
+                f"{fmt}: {kept.get(fmt, 0):,} of {targets[fmt]:,} tokens kept after {rounds} round(s) "
+                f"(dropped: {why}); {after}; "
+                "raise [build] llm_rounds or --max-tokens, or use a stronger model"
+            )
+    return lines
 
 
 def kept_chars_tokens(corpus: Corpus) -> dict[str, int]:

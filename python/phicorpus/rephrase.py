@@ -200,8 +200,9 @@ def plan_rephrase_prompts(
 ) -> pa.Table:
     """The rephrase prompts of the kept ``[rephrase] source`` documents.
 
-    With ``target_tokens > 0`` documents are taken in a seeded random order until the prompts'
-    expected output tokens reach it (every document when there are too few); otherwise all.
+    With ``target_tokens > 0`` documents are taken in a seeded random order, and their prompts
+    until the prompts' expected output tokens reach it (every document when there are too few);
+    otherwise all.
     ``formats`` narrows ``[rephrase] formats`` (a mix naming single formats).
     """
     rc = config.rephrase
@@ -242,7 +243,11 @@ def plan_rephrase_prompts(
             if total >= target_tokens:
                 break
         table = pa.concat_tables(tables)
-        return _renumber(table)
+        # Only the prompts that reach the target (a block is rendered whole, not sent whole); a
+        # larger target gives a longer prefix of the same prompts (a top-up round sends only those).
+        cum = np.cumsum(table.column("expected_tokens").to_numpy(zero_copy_only=False))
+        keep = min(table.num_rows, int(np.searchsorted(cum, target_tokens, side="left")) + 1)
+        return _renumber(table.slice(0, keep))
     return render_rephrase_prompts(documents, **kwargs)
 
 
