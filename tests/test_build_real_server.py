@@ -21,7 +21,7 @@ from tests.llama_server import LlamaServer
 from phicorpus.catalog import Catalog
 from phicorpus.corpus import Corpus
 from phicorpus.generate.journal import iter_journal
-from phicorpus.mix import REPHRASE_SOURCES
+from phicorpus.mix import REPHRASE_SOURCES, SHARE_TOLERANCE
 from phicorpus.verify.sandbox import Sandbox, SandboxLimits, SandboxUnavailable
 
 CLI = [sys.executable, "-m", "phicorpus.cli"]
@@ -83,11 +83,15 @@ def test_build_with_a_real_server_to_finished_shards(tmp_path: Path, llama_serve
     train = manifest["splits"]["train"]["tokens"]
     assert abs(train - 1000) <= 5
     sources = manifest["sources"]
-    assert sources["code"]["train_tokens"] == sources["code"]["target_tokens"] == 200
+    code_target = sources["code"]["target_tokens"]
+    assert abs(code_target - 200) <= 1
+    assert abs(sources["code"]["train_tokens"] - code_target) <= max(1, SHARE_TOLERANCE * code_target)
     generated = {s: v for s, v in sources.items() if s in ("textbook", "exercises", "stories")}
-    assert generated and sum(v["train_tokens"] for v in generated.values()) == 800
-    for name, info in generated.items():  # each on its target to the token (whole or one cut)
-        assert info["train_tokens"] == info["target_tokens"], name
+    assert generated and abs(sum(v["train_tokens"] for v in generated.values()) - 800) <= len(generated)
+    for info in generated.values():  # each within 0.5% of its target (or on it, with a cut)
+        assert abs(info["train_tokens"] - info["target_tokens"]) <= max(
+            1, SHARE_TOLERANCE * info["target_tokens"]
+        )
     for fmt in ("textbook", "exercises", "stories"):  # a format the model could not fill is named
         if fmt not in sources:
             assert f"warning: {fmt}: 0 of " in log, log[-3000:]
@@ -144,7 +148,7 @@ def test_generate_killed_mid_run_resumes_without_resending(tmp_path: Path, llama
 
 
 def _license_pages(limit: int) -> list[dict[str, str]]:
-    """Real prose (this machine's license texts) cut at paragraphs into ~600-character pages."""
+    """Real prose (this machine's license texts) cut at paragraphs into ~1,000-character pages."""
     pages: list[dict[str, str]] = []
     for name in ("Apache-2.0", "GPL-3", "LGPL-3"):
         path = Path("/usr/share/common-licenses") / name
@@ -153,7 +157,7 @@ def _license_pages(limit: int) -> list[dict[str, str]]:
         page: list[str] = []
         for para in path.read_text().split("\n\n"):
             page.append(para)
-            if sum(len(p) for p in page) > 600:
+            if sum(len(p) for p in page) > 1000:
                 pages.append(
                     {"id": f"{name}-{len(pages)}", "url": f"file://{path}", "text": "\n\n".join(page)}
                 )
@@ -181,13 +185,15 @@ def test_rephrase_build_with_a_real_server(tmp_path: Path, llama_server: LlamaSe
     out = tmp_path / "corpus"
     out.mkdir()
     (out / "phicorpus.toml").write_text(
-        "[build]\nvocab_size = 600\nllm_rounds = 3\nmax_epochs = 64\n\n"
+        "[build]\nvocab_size = 600\nllm_rounds = 4\nmax_epochs = 64\n\n"
         "[generate]\nmin_chars = 60\nmax_continuations = 1\n\n"
+        # a 135M model keeps fewer of a page's names and numbers than the default gate (0.3) asks
         '[rephrase]\ncontext_tokens = 1024\nmax_chunks = 1\nformats = ["wrap_easy", "wrap_wiki"]\n'
+        "min_fact_retention = 0.15\n"
     )
     cmd = [
         *CLI, "build", "--mix", "rephrased:0.4,web:0.4,code:0.2", "--web", str(web), "--code", str(code),
-        "--llm", llama_server.url, "--model", llama_server.model, "--tokens", "1000", "--max-tokens", "128",
+        "--llm", llama_server.url, "--model", llama_server.model, "--tokens", "1000", "--max-tokens", "256",
         "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1200)
@@ -197,8 +203,12 @@ def test_rephrase_build_with_a_real_server(tmp_path: Path, llama_server: LlamaSe
     manifest = json.loads((out / "build" / "main" / "manifest.json").read_text())
     sources = manifest["sources"]
     rephrased = {s: v for s, v in sources.items() if s in REPHRASE_SOURCES}
-    assert rephrased and sources["web"]["train_tokens"] == sources["web"]["target_tokens"] == 400
-    assert sum(v["train_tokens"] for v in rephrased.values()) == 400
+    web_target = sources["web"]["target_tokens"]
+    assert rephrased and abs(web_target - 400) <= 1  # whole documents within 0.5%, or one cut
+    assert abs(sources["web"]["train_tokens"] - web_target) <= max(1, SHARE_TOLERANCE * web_target)
+    # each on its own target (rounded per source, so the group is within a token per member)
+    assert all(abs(v["train_tokens"] - v["target_tokens"]) <= 2 for v in rephrased.values())
+    assert abs(sum(v["train_tokens"] for v in rephrased.values()) - 400) <= len(rephrased)
     with Catalog.open(Corpus.open(out), read_only=True) as cat:
         kept = cat.exec(
             "SELECT d.id, s.id, r.format FROM documents d JOIN rephrases r ON r.doc_id = d.id "
