@@ -49,3 +49,23 @@ def test_no_cluster_at_the_address_is_one_error() -> None:
             RayExecutor(address=address).start()
     with pytest.raises(ExecutorError, match="expected HOST:PORT"):
         RayExecutor(address="head:port").start()
+
+
+def test_executor_flags_are_this_runs_only(tmp_path: Path) -> None:
+    """--executor / --ray-address choose where this run's units go; phicorpus.toml keeps its own
+    [executor] (a saved cluster address would break the next run once that cluster is gone)."""
+    from click.testing import CliRunner
+
+    from phicorpus.cli import main
+
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "phicorpus.toml").write_text(
+        "[build]\nvocab_size = 600\ntokenizer_sample_bytes = 100000\nbios_people = 200\n\n"
+        '[executor]\nkind = "local"\nworkers = 1\n'
+    )
+    args = ["build", str(out), "--mix", "bios:1", "--executor", "local", "--ray-address", "ray://head:10001"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    saved = Config.load(out / "phicorpus.toml").executor
+    assert saved == ExecutorConfig(kind="local", workers=1) and saved.ray_address == ""

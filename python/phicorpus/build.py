@@ -61,7 +61,7 @@ from phicorpus.shard.stage import check_build_files, write_build
 from phicorpus.sources.bios import write_bios
 from phicorpus.sources.code import ingest_code, skip_summary
 from phicorpus.sources.web import ingest_web
-from phicorpus.stage import Executor, LocalExecutor
+from phicorpus.stage import Executor
 from phicorpus.tokenize.fitness import FITNESS_SAMPLE, check_training_tokenizer
 from phicorpus.tokenize.stage import load_tokenizer, prepare_tokenizer, tokenize_sources
 
@@ -490,7 +490,7 @@ def clean_documents(
     warnings += list(stats.get("warnings", []))
     clock.done(f"{sum(stats.get('dropped', {}).values()):,} dropped, {stats.get('kept_total', 0):,} kept")
     clock.start("dedup")
-    if executor is None or isinstance(executor, LocalExecutor):
+    if executor is None or not executor.distributed:
         stats = run_dedup(corpus, config.dedup)  # one process: the fastest on one machine
     else:
         threads = config.build.threads or None

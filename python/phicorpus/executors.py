@@ -27,7 +27,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from phicorpus.config import ExecutorConfig
 from phicorpus.corpus import Corpus
@@ -92,6 +92,7 @@ class RayExecutor:
     max_retries: int = 3
     num_cpus: float = 1.0
     _started: bool = False
+    distributed: ClassVar[bool] = True
 
     def start(self) -> None:
         """Join (or start) the Ray cluster now, so a wrong address fails before any work."""

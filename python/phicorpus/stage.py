@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.corpus import Corpus, cheap_file_problem, publish_bytes, remove_stale_temporaries, sha256_file
@@ -115,7 +115,14 @@ class Stage(Protocol):
 
 
 class Executor(Protocol):
-    """Runs the units of a stage somewhere; :func:`run_stage` does the rest."""
+    """Runs the units of a stage somewhere; :func:`run_stage` does the rest.
+
+    ``distributed``: units may run on other machines, so a stage whose one-process form holds
+    the whole corpus in memory (dedup) takes its sharded form instead.
+    """
+
+    @property
+    def distributed(self) -> bool: ...
 
     def map_units(self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]) -> Iterable[UnitResult]:
         """Run ``stage.run_unit`` for each unit and write its marker; yield results as they end."""
@@ -213,6 +220,7 @@ class LocalExecutor:
     which releases the GIL). ``workers=1`` runs them one after another in this thread."""
 
     workers: int = 2
+    distributed: ClassVar[bool] = False
 
     def map_units(self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]) -> Iterable[UnitResult]:
         if self.workers <= 1 or len(units) <= 1:

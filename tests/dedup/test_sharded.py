@@ -112,6 +112,7 @@ class _DyingExecutor:
 
     after: int
     ran: int = 0
+    distributed: bool = False
 
     def map_units(self, stage: Stage, corpus: Corpus, units: Sequence[WorkUnit]) -> Iterable[UnitResult]:
         for result in LocalExecutor(workers=1).map_units(stage, corpus, units):

@@ -129,7 +129,6 @@ def build(
             "name": name,
             "allow_lossy_tokenizer": allow_lossy_tokenizer or None,
         },
-        executor={"kind": executor, "ray_address": ray_address},
         generate={
             "concurrency": concurrency,
             "max_tokens": max_tokens,
@@ -146,7 +145,10 @@ def build(
         max_cost=max_cost,
         api_key=os.environ.get("OPENAI_API_KEY", ""),
     )
-    runner = make_executor(config.executor)  # fails here, before any work, if Ray is missing
+    # --executor / --ray-address are this run's (the outputs do not depend on them, and a saved
+    # cluster address would break the next run once that cluster is gone): [executor] is the default.
+    here = config.override(executor={"kind": executor, "ray_address": ray_address}).executor
+    runner = make_executor(here)  # fails here, before any work, if Ray is missing
     try:
         start = getattr(runner, "start", None)
         if start is not None:
