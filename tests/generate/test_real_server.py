@@ -43,7 +43,7 @@ def test_a_queue_on_a_one_slot_server_is_not_a_timeout(tmp_path: Path, llama_ser
     warm = time.monotonic()
     _generate(tmp_path / "warm", llama_server, 2, max_tokens=16, concurrency=1, adaptive=False)
     latency = (time.monotonic() - warm) / 2  # one answer on this machine now
-    budget = max(0.5, 3.0 * latency)
+    budget = max(1.0, 4.0 * latency)  # room for a slower answer under a load spike
     start = time.monotonic()
     _, stats = _generate(
         tmp_path, llama_server, 12, max_tokens=16, concurrency=12, adaptive=False,
