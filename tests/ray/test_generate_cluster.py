@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -297,3 +298,39 @@ def test_without_ray_the_cluster_path_fails_in_one_line(
         _cluster_run(tmp_path / "c", prompts, ["http://127.0.0.1:9/v1"], fast_config())
     assert str(info.value) == RAY_MISSING
     assert not (tmp_path / "c" / "requests" / "generate-0.jsonl").exists()
+
+
+_PHICORPUS = str(Path(sys.executable).with_name("phicorpus"))
+
+
+def _generate_cli(prompts: Path, out: Path, url: str, *flags: str, env: dict[str, str] | None = None) -> Any:
+    command = [_PHICORPUS, "generate", "--prompts", str(prompts), "--out", str(out), "--llm", url]
+    return subprocess.run(
+        [*command, "--model", "m", "--max-tokens", "100", *flags], capture_output=True, text=True, env=env
+    )
+
+
+def test_cli_generate_on_ray_with_workers(tmp_path: Path, cluster: str) -> None:
+    prompts = write_prompts(tmp_path / "prompts.parquet", 12)
+    out = tmp_path / "c"
+    with FakeServer(latency=0.01) as server:
+        done = _generate_cli(
+            prompts, out, server.url, "--executor", "ray", "--ray-address", cluster, "--workers", "3"
+        )
+        assert done.returncode == 0, done.stderr
+        assert "over 3 Ray actors" in done.stdout and "generate (3 Ray actors): 12 done" in done.stdout
+        assert len(server.calls) == 12
+    assert len(segments(out / "requests" / "generate.jsonl")) == 3
+    assert len(_texts(Corpus.open(out))) == 12
+
+
+def test_cli_generate_without_ray_fails_in_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "no-ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")])}
+    prompts = write_prompts(tmp_path / "prompts.parquet", 2)
+    out = _generate_cli(prompts, tmp_path / "c", "http://127.0.0.1:9/v1", "--executor", "ray", env=env)
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"Error: {RAY_MISSING}"
+    assert not (tmp_path / "c" / "catalog.duckdb").exists()
