@@ -334,3 +334,54 @@ def test_cli_generate_without_ray_fails_in_one_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert out.stderr.strip() == f"Error: {RAY_MISSING}"
     assert not (tmp_path / "c" / "catalog.duckdb").exists()
+
+
+TOML = """[generate]
+concurrency = 3
+max_concurrency = 3
+max_tokens = 100
+min_chars = 20
+backoff_base = 0.01
+
+[generate.prices.m]
+input = 1.0
+output = 10.0
+"""
+
+
+def test_a_killed_driver_then_a_rerun_sends_no_answered_request_again(tmp_path: Path, cluster: str) -> None:
+    prompts = write_prompts(tmp_path / "prompts.parquet", 60)
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "phicorpus.toml").write_text(TOML)
+    flags = ("--executor", "ray", "--ray-address", cluster, "--workers", "2", "--max-cost", "1")
+    command = [_PHICORPUS, "generate", "--prompts", str(prompts), "--out", str(out), "--model", "m"]
+    with FakeServer(latency=0.08) as server:
+        victim = subprocess.Popen(
+            [*command, "--llm", server.url, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 120
+        while victim.poll() is None and time.monotonic() < deadline:
+            got = sum(
+                1
+                for p in out.glob("requests/generate-*.jsonl")
+                for r in iter_journal(p)
+                if r["t"] == "result"
+            )
+            if got >= 6:
+                break
+            time.sleep(0.02)
+        assert victim.poll() is None, "the run ended before it could be killed"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        corpus = Corpus.open(out)
+        before = _results(corpus)
+        mark = len(server.calls)
+        assert before and len(before) < 60
+        done = _generate_cli(prompts, out, server.url, *flags)
+        assert done.returncode == 0, done.stderr
+        resent = [c.key for c in server.calls[mark:] if c.key in before]
+        assert resent == [], "a request answered before the kill was sent again"
+        assert not {c.key for c in server.calls if c.n > 1} & set(before)
+    assert len(_results(corpus)) == 60
+    assert len(_texts(corpus)) == 60

@@ -24,8 +24,10 @@ spread over ``workers`` Ray actors (ARCHITECTURE.md, "Generation on a cluster"):
 An actor that dies (SIGKILL, a lost node) is restarted by Ray (``max_restarts``) and its ``run`` is
 called again: it replays the segments and sends only what has no result. Its previous lease is
 counted as spent in full (simpler than rebuilding it from its segment, and safe: at most the
-unused part of one lease is lost to the cap). A driver killed takes its actors with it; a re-run
-recovers every segment's results first and sends only the rest.
+unused part of one lease is lost to the cap). A driver killed takes its actors with it (Ray ends
+the actors of an owner that died; an interrupted driver kills them itself); a re-run recovers every
+segment's results first and sends only the rest, its actors waiting (:data:`LOCK_WAIT`) for the
+segment locks the old ones may still hold.
 
 Ray is imported lazily: without it this module imports, and the run fails with
 :data:`phicorpus.executors.RAY_MISSING`.
@@ -50,7 +52,7 @@ from phicorpus.config import GenerateConfig, ModelPrice
 from phicorpus.corpus import Corpus, remove_stale_temporaries
 from phicorpus.generate.cost import CostMeter
 from phicorpus.generate.engine import Engine, possibly_billed, spent_before
-from phicorpus.generate.journal import RequestJournal, segments
+from phicorpus.generate.journal import JournalError, RequestJournal, segments
 from phicorpus.generate.progress import Progress
 from phicorpus.generate.requests import GenerationParams, Request, ShardWriter, build_requests, load_prompts
 from phicorpus.generate.run import JOURNAL, _params_dict, estimate, pending_requests, recover, run_price
@@ -66,6 +68,9 @@ __all__ = [
 
 #: How often (s) a refused actor with nothing in flight asks the ledger again.
 POLL = 0.05
+#: How long (s) an actor waits for its segment's lock: the actor of a killed driver holds it until
+#: Ray has noticed that its owner died and ended it.
+LOCK_WAIT = 60.0
 
 
 def partition(key: str, workers: int) -> int:
@@ -233,7 +238,16 @@ class GenerationActor:
         main = job.corpus.requests_dir / JOURNAL
         others = [main, *(p for p in segments(main) if p != path)]
         notices: list[str] = []
-        with RequestJournal.open(path, others) as journal:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                journal = RequestJournal.open(path, others)
+                break
+            except JournalError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        with journal:
             todo = pending_requests(journal, job.requests, retry_failed=job.retry_failed)
 
             async def on_result(request: Request, record: dict[str, Any]) -> None:
@@ -364,6 +378,7 @@ def run_generation_cluster(
         executor = RayExecutor(address=address)
         results: list[dict[str, Any]] = []
         ledger_state: dict[str, Any] = {}
+        actors: list[Any] = []
         status = "failed"
         try:
             if todo:
@@ -408,6 +423,10 @@ def run_generation_cluster(
             failed = sum(r["failed"] for r in results)
             status = "done" if not reason and not failed else "incomplete"
         finally:
+            if status == "failed":  # interrupted or failed: no actor goes on sending without a driver
+                for actor in actors:
+                    with contextlib.suppress(Exception):
+                        ray.kill(actor, no_restart=True)
             executor.close()
             journal.reload(segments(main))  # the segments' results, written by the actors
             written = recover(writer, journal, requests)
