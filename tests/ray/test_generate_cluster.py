@@ -6,6 +6,7 @@ One cluster (and one driver connection to it) serves every test of this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -23,10 +24,11 @@ from tests.generate.conftest import fast_config, write_prompts
 from tests.generate.fake_server import FakeServer
 
 import ray
+from phicorpus.build import BuildInputs, generate_llm_sources
 from phicorpus.catalog import Catalog
-from phicorpus.config import GenerateConfig
+from phicorpus.config import Config, GenerateConfig
 from phicorpus.corpus import Corpus
-from phicorpus.executors import RAY_MISSING, ExecutorError
+from phicorpus.executors import RAY_MISSING, ExecutorError, RayExecutor
 from phicorpus.generate import GenerationParams, run_generation
 from phicorpus.generate.cluster import CostLedger, run_generation_cluster
 from phicorpus.generate.cost import prompt_tokens_upper, worst_case_cost
@@ -385,3 +387,22 @@ def test_a_killed_driver_then_a_rerun_sends_no_answered_request_again(tmp_path: 
         assert not {c.key for c in server.calls if c.n > 1} & set(before)
     assert len(_results(corpus)) == 60
     assert len(_texts(corpus)) == 60
+
+
+def test_build_on_ray_generates_its_llm_sources_with_actors(tmp_path: Path, cluster: str) -> None:
+    prompts = pq.read_table(write_prompts(tmp_path / "prompts.parquet", 10))
+    config = dataclasses.replace(Config(), generate=fast_config(concurrency=2))
+    corpus = Corpus.create(tmp_path / "c")
+    with FakeServer(latency=0.01) as server:
+        stats = generate_llm_sources(
+            corpus,
+            config,
+            BuildInputs(llm=server.url, model="m", max_cost=1.0),
+            prompts,
+            executor=RayExecutor(address=cluster),
+            echo=lambda s: None,
+        )
+        assert len(server.calls) == 10
+    assert stats["workers"] == config.executor.workers == 2 and stats["done"] == 10
+    assert len(segments(corpus.requests_dir / "generate.jsonl")) == 2
+    assert len(_texts(corpus)) == 10

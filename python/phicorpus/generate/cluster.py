@@ -232,51 +232,58 @@ class GenerationActor:
         return os.getpid()
 
     async def run(self, job: _Job, ledger: Any) -> dict[str, Any]:
+        """Send the partition's requests that have no result in any journal; this actor's stats.
+
+        Whatever happens, the ledger hears that this actor is done (with what it used), so that a
+        failure here does not keep the others waiting for budget it holds.
+        """
         if ledger is not None:
             await ledger.register.remote(job.index)
-        path = segment_path(job.corpus, job.index)
-        main = job.corpus.requests_dir / JOURNAL
-        others = [main, *(p for p in segments(main) if p != path)]
-        notices: list[str] = []
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                journal = RequestJournal.open(path, others)
-                break
-            except JournalError:
-                if time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(0.2)
-        with journal:
-            todo = pending_requests(journal, job.requests, retry_failed=job.retry_failed)
+        meter: CostMeter | None = None
+        try:
+            path = segment_path(job.corpus, job.index)
+            main = job.corpus.requests_dir / JOURNAL
+            others = [main, *(p for p in segments(main) if p != path)]
+            notices: list[str] = []
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    journal = RequestJournal.open(path, others)
+                    break
+                except JournalError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            with journal:
+                todo = pending_requests(journal, job.requests, retry_failed=job.retry_failed)
 
-            async def on_result(request: Request, record: dict[str, Any]) -> None:
-                return None  # the record is in the segment; the driver makes documents of it
+                async def on_result(request: Request, record: dict[str, Any]) -> None:
+                    return None  # the record is in the segment; the driver makes documents of it
 
-            cls = _LeasedEngine if ledger is not None else Engine
-            engine = cls(
-                journal=journal,
-                urls=job.endpoints,
-                api_key=job.api_key,
-                model=job.model,
-                config=job.config,
-                price=job.price,
-                max_cost=0.0,
-                progress=Progress(len(todo), enabled=False),
-                on_result=on_result,
-                echo=notices.append,
-            )
-            # Money of earlier runs is in the ledger's base: this meter counts this run only.
-            engine.meter = LeasedMeter(job.price) if ledger is not None else CostMeter(job.price)
-            if isinstance(engine, _LeasedEngine):
-                engine.ledger = ledger
-                engine.index = job.index
-            try:
+                cls = _LeasedEngine if ledger is not None else Engine
+                engine = cls(
+                    journal=journal,
+                    urls=job.endpoints,
+                    api_key=job.api_key,
+                    model=job.model,
+                    config=job.config,
+                    price=job.price,
+                    max_cost=0.0,
+                    progress=Progress(len(todo), enabled=False),
+                    on_result=on_result,
+                    echo=notices.append,
+                )
+                # Money of earlier runs is in the ledger's base: this meter counts this run only.
+                meter = engine.meter = LeasedMeter(job.price) if ledger is not None else CostMeter(job.price)
+                if isinstance(engine, _LeasedEngine):
+                    engine.ledger = ledger
+                    engine.index = job.index
                 if todo:
                     await engine.run(todo)
-            finally:
-                if ledger is not None:
-                    await ledger.finish.remote(job.index, engine.meter.spent + engine.meter.possibly)
+        finally:
+            if ledger is not None:
+                used = meter.spent + meter.possibly + meter.in_flight if meter is not None else 0.0
+                await ledger.finish.remote(job.index, used)
         stats = engine.stats
         return {
             "index": job.index,
@@ -404,9 +411,11 @@ def run_generation_cluster(
                     )
                     for k in range(workers)
                 ]  # fmt: skip
-                refs = [actor.run.remote(job, ledger) for actor, job in zip(actors, jobs, strict=True)]
+                pending = [actor.run.remote(job, ledger) for actor, job in zip(actors, jobs, strict=True)]
                 try:
-                    results = list(ray.get(refs))
+                    while pending:  # the first failure at once, not after the actors before it
+                        ready, pending = ray.wait(pending, num_returns=1)
+                        results.extend(ray.get(ready))
                 except ray.exceptions.RayTaskError as exc:
                     cause = exc.cause
                     if isinstance(cause, BaseException):
@@ -417,6 +426,7 @@ def run_generation_cluster(
                         f"generate: a Ray actor died {max_restarts + 1} times ({type(exc).__name__}); "
                         "what was received is journaled, re-run to resume"
                     ) from None
+                results.sort(key=lambda r: int(r["index"]))
                 if ledger is not None:
                     ledger_state = dict(ray.get(ledger.state.remote()))
             reason = _stop_reason([r["stop_reason"] for r in results])
