@@ -178,32 +178,60 @@ def valid_split_check(manifest: dict[str, Any], fraction: float, pools: Any) -> 
 
 
 def generate_llm_sources(
-    corpus: Corpus, config: Config, inputs: BuildInputs, prompts: pa.Table, *, echo: Echo = print
+    corpus: Corpus,
+    config: Config,
+    inputs: BuildInputs,
+    prompts: pa.Table,
+    *,
+    executor: Executor | None = None,
+    echo: Echo = print,
 ) -> dict[str, Any]:
     """Publish the prompts, generate their responses (journaled: a re-run never pays twice), then
     verify the programming exercises in the sandbox (ReST^EM: failing ones are dropped).
+
+    On the Ray executor the requests are sent by ``[executor] workers`` Ray actors
+    (:func:`phicorpus.generate.cluster.run_generation_cluster`), under the same cap.
 
     Raises:
         BuildError: the run stopped on the cost cap or an exhausted quota (re-run to resume).
     """
     # Imported here: the LLM client (openai) takes about a second to import, which a re-run of
     # an offline build that has nothing to do should not pay.
+    from phicorpus.executors import RayExecutor
     from phicorpus.generate import GenerationParams, run_generation
     from phicorpus.prompts import write_prompts
     from phicorpus.verify.exercises import verify_exercises
 
     path = write_prompts(corpus, prompts)
-    stats = run_generation(
-        corpus,
-        path,
-        endpoints=[inputs.llm or ""],
-        model=inputs.model or "",
-        params=GenerationParams.from_config(config.generate),
-        max_cost=inputs.max_cost,
-        config=config.generate,
-        api_key=inputs.api_key,
-        echo=echo,
-    )
+    if isinstance(executor, RayExecutor):
+        from phicorpus.generate.cluster import run_generation_cluster
+
+        stats = run_generation_cluster(
+            corpus,
+            path,
+            endpoints=[inputs.llm or ""],
+            model=inputs.model or "",
+            params=GenerationParams.from_config(config.generate),
+            max_cost=inputs.max_cost,
+            config=config.generate,
+            workers=config.executor.workers,
+            address=executor.address,
+            api_key=inputs.api_key,
+            max_restarts=executor.max_retries,
+            echo=echo,
+        )
+    else:
+        stats = run_generation(
+            corpus,
+            path,
+            endpoints=[inputs.llm or ""],
+            model=inputs.model or "",
+            params=GenerationParams.from_config(config.generate),
+            max_cost=inputs.max_cost,
+            config=config.generate,
+            api_key=inputs.api_key,
+            echo=echo,
+        )
     if stats.get("stop_reason"):
         raise BuildError(
             f"generation stopped: {stats['stop_reason']}; what was received is kept, re-run to resume"
@@ -458,7 +486,9 @@ def _run_stages(
     if prompts is not None:
         assert mix is not None
         # Generation in rounds until the kept (cleaned) tokens reach the targets (issue 11).
-        outcome = generate_to_target(corpus, config, inputs, *mix, prompts, clean=clean, echo=echo)
+        outcome = generate_to_target(
+            corpus, config, inputs, *mix, prompts, clean=clean, executor=executor, echo=echo
+        )
         warnings += outcome["warnings"]
     for rounds in range(2 if rephrase and inputs.llm and mix else 1):
         if rounds == 1:  # the web documents are filtered and deduplicated: rephrase the kept ones
@@ -645,6 +675,7 @@ def generate_to_target(
     prompts: pa.Table,
     *,
     clean: Callable[[], None] | None = None,
+    executor: Executor | None = None,
     echo: Echo = print,
 ) -> dict[str, Any]:
     """Generate in rounds until every LLM source's *kept* tokens (after post-processing, the
@@ -688,7 +719,7 @@ def generate_to_target(
             publish_bytes(record, json.dumps(recorded).encode())
         before = kept_chars_tokens(corpus)
         try:
-            stats = generate_llm_sources(corpus, config, inputs, prompts, echo=echo)
+            stats = generate_llm_sources(corpus, config, inputs, prompts, executor=executor, echo=echo)
         except BuildError as exc:
             if round_no == 1:
                 raise

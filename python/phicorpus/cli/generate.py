@@ -69,6 +69,20 @@ def _config(out: Path, **overrides: object):  # type: ignore[no-untyped-def]
     default=None,
     help="use the OpenAI Batch API instead of live requests",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="send from this process, or from --workers Ray actors (default: [executor] kind, local)",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster for --executor ray: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray)",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Ray actors for --executor ray (default: [executor] workers)"
+)
 @one_line_errors
 def generate_command(
     prompts: Path,
@@ -90,10 +104,25 @@ def generate_command(
     progress: bool | None,
     retry_failed: bool,
     batch: str | None,
+    executor: str | None,
+    ray_address: str | None,
+    workers: int | None,
 ) -> None:
     """Generate documents from prompts with an LLM: resumable, rate-limited, cost-capped."""
+    from phicorpus.config import Config
     from phicorpus.corpus import Corpus
+    from phicorpus.executors import make_executor
     from phicorpus.generate import GenerationParams, run_generation
+
+    # As for build: --executor / --ray-address are this run's, [executor] the default.
+    here = Config.load(out / "phicorpus.toml").override(
+        executor={"kind": executor, "ray_address": ray_address}
+    )
+    on_ray = here.executor.kind == "ray"
+    if on_ray:
+        if batch:
+            raise click.UsageError("--batch is sent from this process: not with --executor ray")
+        make_executor(here.executor)  # fails here, before any work, if Ray is missing
 
     config = _config(
         out,
@@ -128,19 +157,38 @@ def generate_command(
         )
         click.echo(json.dumps(stats, sort_keys=True))
         return
-    stats = run_generation(
-        corpus,
-        prompts,
-        endpoints=llm_endpoints(llm),
-        model=model,
-        params=params,
-        max_cost=max_cost,
-        config=config,
-        api_key=api_key,
-        progress=progress,
-        retry_failed=retry_failed,
-        echo=click.echo,
-    )
+    if on_ray:
+        from phicorpus.generate.cluster import run_generation_cluster
+
+        stats = run_generation_cluster(
+            corpus,
+            prompts,
+            endpoints=llm_endpoints(llm),
+            model=model,
+            params=params,
+            max_cost=max_cost,
+            config=config,
+            workers=workers or here.executor.workers,
+            address=here.executor.ray_address or None,
+            api_key=api_key,
+            retry_failed=retry_failed,
+            max_restarts=here.executor.max_retries,
+            echo=click.echo,
+        )
+    else:
+        stats = run_generation(
+            corpus,
+            prompts,
+            endpoints=llm_endpoints(llm),
+            model=model,
+            params=params,
+            max_cost=max_cost,
+            config=config,
+            api_key=api_key,
+            progress=progress,
+            retry_failed=retry_failed,
+            echo=click.echo,
+        )
     if stats["stop_reason"] == "quota exhausted":
         raise click.ClickException("the API quota is exhausted; nothing more was sent (re-run to resume)")
 

@@ -50,14 +50,22 @@ from phicorpus.generate.cost import (
     worst_case_cost,
 )
 from phicorpus.generate.endpoints import Endpoint, EndpointPool
-from phicorpus.generate.journal import RequestJournal
+from phicorpus.generate.journal import JournalState, RequestJournal
 from phicorpus.generate.limits import AdaptiveConcurrency, RateLimiter
 from phicorpus.generate.probe import ServerInfo, probe_server
 from phicorpus.generate.progress import Progress
 from phicorpus.generate.requests import Request
 from phicorpus.generate.retry import Failure, RetryPolicy
 
-__all__ = ["CONTINUE", "Engine", "EngineStats", "fold_system", "initial_concurrency"]
+__all__ = [
+    "CONTINUE",
+    "Engine",
+    "EngineStats",
+    "fold_system",
+    "initial_concurrency",
+    "possibly_billed",
+    "spent_before",
+]
 
 CONTINUE = "Continue exactly where you stopped. Do not repeat anything you already wrote."
 UNKNOWN_START = 4  # starting concurrency when the server does not say its slots
@@ -82,6 +90,27 @@ class EngineStats:
     concurrency_start: int = 0
     concurrency_final: int = 0
     context: int | None = None
+
+
+def spent_before(state: JournalState) -> float:
+    """USD the journal says earlier runs spent: results, and parts of answers being continued."""
+    return sum(state.results.values()) + sum(
+        float(p.get("cost") or 0.0) for ps in state.partials.values() for p in ps
+    )
+
+
+def possibly_billed(state: JournalState, requests: Sequence[Request], price: ModelPrice | None) -> float:
+    """Worst case USD of the attempts of ``requests`` with no known outcome (killed in flight, timed
+    out): they may have been billed, so they count against the cap."""
+    if price is None:
+        return 0.0
+    total = 0.0
+    for request in requests:
+        n = state.unresolved.get(request.key, 0) + state.billed_unknown.get(request.key, 0)
+        if n:
+            upper = prompt_tokens_upper(request.messages)
+            total += n * worst_case_cost(price, upper, int(request.api["max_tokens"]))
+    return total
 
 
 def fold_system(messages: Sequence[Mapping[str, str]]) -> tuple[dict[str, str], ...]:
@@ -163,9 +192,7 @@ class Engine:
         self.clients: dict[str, LLMClient] = {}
         self.meter = CostMeter(price, max_cost)
         # Money the journal says earlier runs spent or may have spent counts against the cap too.
-        state = journal.state
-        self.meter.spent += sum(state.results.values())
-        self.meter.spent += sum(float(p.get("cost") or 0.0) for ps in state.partials.values() for p in ps)
+        self.meter.spent += spent_before(journal.state)
         self.limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self.concurrency = AdaptiveConcurrency(
             max(1, config.concurrency) or UNKNOWN_START, config.max_concurrency, adaptive=config.adaptive
@@ -183,13 +210,7 @@ class Engine:
 
     def possibly_billed_before(self, requests: Sequence[Request]) -> None:
         """Attempts of earlier runs with no known outcome (killed in flight, timed out) may be billed."""
-        if self.price is None:
-            return
-        state = self.journal.state
-        for request in requests:
-            n = state.unresolved.get(request.key, 0) + state.billed_unknown.get(request.key, 0)
-            if n:
-                self.meter.possibly += n * self._worst(request.messages, int(request.api["max_tokens"]))
+        self.meter.possibly += possibly_billed(self.journal.state, requests, self.price)
 
     def _worst(self, messages: Sequence[Mapping[str, Any]], max_tokens: int) -> float:
         if self.price is None:

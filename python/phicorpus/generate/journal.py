@@ -18,6 +18,10 @@ fsync per batch of records (group commit), run in a worker thread so the event l
 sending. A ``kill -9`` can tear at most the last line; opening the journal drops a torn tail
 before appending, so the file stays a sequence of whole records.
 
+Generation on a cluster (:mod:`phicorpus.generate.cluster`) gives each Ray actor a segment of its
+own, ``generate-<k>.jsonl``; a journal opened with ``others`` (:func:`segments`) replays them too,
+so a key with a result in any of them counts as answered. Only its own file is locked and written.
+
 Example:
     >>> journal = RequestJournal.open(corpus.requests_dir / "generate.jsonl")  # doctest: +SKIP
     >>> journal.results.get(key)  # doctest: +SKIP
@@ -29,12 +33,12 @@ import asyncio
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JournalError", "JournalState", "RequestJournal"]
+__all__ = ["JournalError", "JournalState", "RequestJournal", "segments"]
 
 
 class JournalError(Exception):
@@ -117,11 +121,28 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, good
 
 
-class RequestJournal:
-    """An open journal: its state, and appends with group commit. One writer at a time (flock)."""
+def segments(path: Path) -> list[Path]:
+    """The cluster segments next to the journal ``path`` (``generate-<k>.jsonl`` for ``generate.jsonl``),
+    in segment order."""
+    cut = len(path.stem) + 1
+    found = [p for p in path.parent.glob(f"{path.stem}-*{path.suffix}") if p.stem[cut:].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem[cut:]))
 
-    def __init__(self, path: Path, fd: int, lock_fd: int, state: JournalState) -> None:
+
+class RequestJournal:
+    """An open journal: its state, and appends with group commit. One writer at a time (flock).
+
+    ``others``: journals of the same purpose written by other processes (cluster segments, the
+    single journal of a local run), replayed into :attr:`state` before this one and read by
+    :meth:`full_results`, never written. A torn tail in one of them (its writer is running or was
+    killed) is left out, not truncated.
+    """
+
+    def __init__(
+        self, path: Path, fd: int, lock_fd: int, state: JournalState, others: tuple[Path, ...] = ()
+    ) -> None:
         self.path = path
+        self.others = others
         self._fd = fd
         self._lock_fd = lock_fd
         self.state = state
@@ -131,8 +152,8 @@ class RequestJournal:
         self.syncs = 0
 
     @classmethod
-    def open(cls, path: str | Path) -> RequestJournal:
-        """Open (creating) the journal at ``path``: lock it, replay it, drop a torn tail.
+    def open(cls, path: str | Path, others: Sequence[Path] = ()) -> RequestJournal:
+        """Open (creating) the journal at ``path``: lock it, replay ``others`` then it, drop its torn tail.
 
         Raises:
             JournalError: another process holds the journal.
@@ -146,6 +167,10 @@ class RequestJournal:
             os.close(lock_fd)
             raise JournalError(f"{path}: another run is using this journal") from exc
         state = JournalState()
+        others = tuple(Path(p) for p in others if Path(p) != path)
+        for other in others:
+            for record, _ in scan_records(other):
+                state.apply(record)
         good = 0
         for record, end in scan_records(path):
             state.apply(record)
@@ -155,7 +180,18 @@ class RequestJournal:
             os.ftruncate(fd, good)  # a torn last line from a kill -9
             os.fsync(fd)
         os.lseek(fd, 0, os.SEEK_END)
-        return cls(path, fd, lock_fd, state)
+        return cls(path, fd, lock_fd, state, others)
+
+    def reload(self, others: Sequence[Path] | None = None) -> None:
+        """Replay every file again: ``others`` may have grown since the journal was opened, and
+        new ones (given here) may have appeared."""
+        if others is not None:
+            self.others = tuple(Path(p) for p in others if Path(p) != self.path)
+        state = JournalState()
+        for path in (*self.others, self.path):
+            for record, _ in scan_records(path):
+                state.apply(record)
+        self.state = state
 
     @property
     def results(self) -> dict[str, float]:
@@ -167,10 +203,11 @@ class RequestJournal:
         out: dict[str, dict[str, Any]] = {}
         if not keys:
             return out
-        for record, _ in scan_records(self.path):
-            key = record.get("key")
-            if record.get("t") == "result" and isinstance(key, str) and key in keys and key not in out:
-                out[key] = record
+        for path in (*self.others, self.path):
+            for record, _ in scan_records(path):
+                key = record.get("key")
+                if record.get("t") == "result" and isinstance(key, str) and key in keys and key not in out:
+                    out[key] = record
         return out
 
     def close(self) -> None:

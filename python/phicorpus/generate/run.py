@@ -24,7 +24,7 @@ from phicorpus.config import GenerateConfig, ModelPrice
 from phicorpus.corpus import Corpus, remove_stale_temporaries
 from phicorpus.generate.cost import model_price, prompt_tokens_guess, prompt_tokens_upper, worst_case_cost
 from phicorpus.generate.engine import Engine
-from phicorpus.generate.journal import RequestJournal
+from phicorpus.generate.journal import RequestJournal, segments
 from phicorpus.generate.probe import is_local_url
 from phicorpus.generate.progress import Progress
 from phicorpus.generate.requests import GenerationParams, Request, ShardWriter, build_requests, load_prompts
@@ -165,6 +165,31 @@ def recover(writer: ShardWriter, journal: RequestJournal, requests: Sequence[Req
     return writer.write([(r, full[r.key]) for r in missing if r.key in full])
 
 
+def run_price(
+    model: str, config: GenerateConfig, endpoints: Sequence[str], max_cost: float, echo: Callable[[str], None]
+) -> ModelPrice | None:
+    """The price a run uses: the model's, else $0 for endpoints on this machine or a private network.
+
+    Raises:
+        ValueError: no endpoint, or a cost cap with a model that has no price.
+    """
+    if not endpoints:
+        raise ValueError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
+    price = model_price(model, config)
+    if price is None and local_price(endpoints):
+        price = ModelPrice(0.0, 0.0)
+        echo(
+            f"{model}: no price, and the endpoint is on this machine or a private network: priced at $0 "
+            f'(set [generate.prices."{model}"] to change)'
+        )
+    if max_cost > 0 and price is None:
+        raise ValueError(
+            f'model {model!r} has no price: add [generate.prices."{model}"] input/output (USD per 1M tokens) '
+            "to phicorpus.toml, or run without --max-cost"
+        )
+    return price
+
+
 def run_generation(
     corpus: Corpus,
     prompts: Path,
@@ -181,32 +206,22 @@ def run_generation(
 ) -> dict[str, Any]:
     """Generate a response per prompt and sample; results become ``docs/<format>/`` documents.
 
-    Resumable: keys with a result in ``requests/generate.jsonl`` are never sent again; results
+    Resumable: keys with a result in ``requests/generate.jsonl`` (or in a segment
+    ``generate-<k>.jsonl`` of a cluster run) are never sent again; results
     received but not yet in a shard (kill -9) are written first. ``max_cost <= 0`` means no cap.
     Returns statistics (sent, done, failed, dollars, stop reason, ...).
 
     Raises:
         ValueError: bad prompts, no endpoint, or a cost cap with a model that has no price.
     """
-    if not endpoints:
-        raise ValueError("no LLM endpoint: give --llm URL or set OPENAI_BASE_URL")
-    price = model_price(model, config)
-    if price is None and local_price(endpoints):
-        price = ModelPrice(0.0, 0.0)
-        echo(
-            f"{model}: no price, and the endpoint is on this machine or a private network: priced at $0 "
-            f'(set [generate.prices."{model}"] to change)'
-        )
-    if max_cost > 0 and price is None:
-        raise ValueError(
-            f'model {model!r} has no price: add [generate.prices."{model}"] input/output (USD per 1M tokens) '
-            "to phicorpus.toml, or run without --max-cost"
-        )
+    price = run_price(model, config, endpoints, max_cost, echo)
     rows = load_prompts(prompts)
     requests = build_requests(rows, model, params, where=str(prompts))
     remove_stale_temporaries(corpus.root / "docs")
     started = time.monotonic()
-    with RequestJournal.open(corpus.requests_dir / JOURNAL) as journal:
+    path = corpus.requests_dir / JOURNAL
+    # Segments of a cluster run (generate-<k>.jsonl) count too: what they answered is not sent again.
+    with RequestJournal.open(path, segments(path)) as journal:
         run_params = {"prompts": str(prompts), "model": model, "params": _params_dict(params)}
         with Catalog.open(corpus) as catalog:
             run_id = catalog.start_stage("generate", run_params)
