@@ -197,41 +197,25 @@ def generate_llm_sources(
     """
     # Imported here: the LLM client (openai) takes about a second to import, which a re-run of
     # an offline build that has nothing to do should not pay.
-    from phicorpus.executors import RayExecutor
-    from phicorpus.generate import GenerationParams, run_generation
+    from phicorpus.generate import GenerationParams
+    from phicorpus.generate.cluster import generate_on
     from phicorpus.prompts import write_prompts
     from phicorpus.verify.exercises import verify_exercises
 
     path = write_prompts(corpus, prompts)
-    if isinstance(executor, RayExecutor):
-        from phicorpus.generate.cluster import run_generation_cluster
-
-        stats = run_generation_cluster(
-            corpus,
-            path,
-            endpoints=[inputs.llm or ""],
-            model=inputs.model or "",
-            params=GenerationParams.from_config(config.generate),
-            max_cost=inputs.max_cost,
-            config=config.generate,
-            workers=config.executor.workers,
-            address=executor.address,
-            api_key=inputs.api_key,
-            max_restarts=executor.max_retries,
-            echo=echo,
-        )
-    else:
-        stats = run_generation(
-            corpus,
-            path,
-            endpoints=[inputs.llm or ""],
-            model=inputs.model or "",
-            params=GenerationParams.from_config(config.generate),
-            max_cost=inputs.max_cost,
-            config=config.generate,
-            api_key=inputs.api_key,
-            echo=echo,
-        )
+    stats = generate_on(
+        executor,
+        corpus,
+        path,
+        endpoints=[inputs.llm or ""],
+        model=inputs.model or "",
+        params=GenerationParams.from_config(config.generate),
+        max_cost=inputs.max_cost,
+        config=config.generate,
+        workers=config.executor.workers,
+        api_key=inputs.api_key,
+        echo=echo,
+    )
     if stats.get("stop_reason"):
         raise BuildError(
             f"generation stopped: {stats['stop_reason']}; what was received is kept, re-run to resume"
@@ -248,6 +232,7 @@ def rephrase_web_documents(
     spec: MixSpec,
     groups: dict[str, tuple[str, ...]],
     *,
+    executor: Executor | None = None,
     echo: Echo = print,
 ) -> dict[str, Any]:
     """The ``rephrased`` sources: plan the prompts of the kept web documents for the rephrased
@@ -295,6 +280,7 @@ def rephrase_web_documents(
             prompts=prompts,
             formats=chosen,
             target_tokens=target,
+            executor=executor,
             echo=echo,
         )
         if stats["generate"].get("stop_reason"):
@@ -493,7 +479,8 @@ def _run_stages(
     for rounds in range(2 if rephrase and inputs.llm and mix else 1):
         if rounds == 1:  # the web documents are filtered and deduplicated: rephrase the kept ones
             assert mix is not None
-            warnings += rephrase_web_documents(corpus, config, inputs, *mix, echo=echo).get("warnings", [])
+            stats = rephrase_web_documents(corpus, config, inputs, *mix, executor=executor, echo=echo)
+            warnings += stats.get("warnings", [])
         clean()
     llm = bool(inputs.llm)
     weights = dict(config.prompts.format_weights) if llm else None

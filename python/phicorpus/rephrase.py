@@ -376,6 +376,7 @@ def run_rephrase(
     target_tokens: int = 0,
     formats: Sequence[str] | None = None,
     prompts: pa.Table | None = None,
+    executor: Any = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Decontaminate the sources, render, generate (journaled), gate, decontaminate the outputs.
@@ -389,12 +390,15 @@ def run_rephrase(
         target_tokens: expected output tokens to aim for (0: rephrase every kept document).
         formats: only these rephrase formats.
         prompts: already planned prompts (the build prints their plan before any work).
+        executor: where to generate: on the Ray executor from ``[executor] workers`` Ray actors
+            (:func:`phicorpus.generate.cluster.generate_on`), else in this process.
 
     Raises:
         ValueError: no source documents, no endpoint, a cost cap without a price.
     """
     from phicorpus.decontam import run_decontam
-    from phicorpus.generate import GenerationParams, run_generation
+    from phicorpus.generate import GenerationParams
+    from phicorpus.generate.cluster import generate_on
     from phicorpus.prompts import write_prompts
 
     stats: dict[str, Any] = {}
@@ -409,7 +413,8 @@ def run_rephrase(
             "(`phicorpus ingest web PATH --out CORPUS`, or build --web PATH)"
         )
     path = write_prompts(corpus, prompts)
-    gen = run_generation(
+    gen = generate_on(
+        executor,
         corpus,
         path,
         endpoints=endpoints,
@@ -417,6 +422,7 @@ def run_rephrase(
         params=GenerationParams.from_config(config.generate),
         max_cost=max_cost,
         config=config.generate,
+        workers=config.executor.workers,
         api_key=api_key,
         echo=echo,
     )

@@ -406,3 +406,40 @@ def test_build_on_ray_generates_its_llm_sources_with_actors(tmp_path: Path, clus
     assert stats["workers"] == config.executor.workers == 2 and stats["done"] == 10
     assert len(segments(corpus.requests_dir / "generate.jsonl")) == 2
     assert len(_texts(corpus)) == 10
+
+
+def test_rephrase_on_ray_sends_from_the_actors_and_keeps_provenance(tmp_path: Path, cluster: str) -> None:
+    """The rephrase stage on the Ray executor generates through the actors (one segment each)
+    and records every rephrase's original, as a local run does; a re-run sends nothing."""
+    import json
+
+    from tests.test_rephrase import _config, _documents, answer
+
+    from phicorpus.config import IngestConfig
+    from phicorpus.rephrase import run_rephrase
+    from phicorpus.sources.web import ingest_web
+
+    src = tmp_path / "web.jsonl"
+    src.write_text("".join(json.dumps(d) + "\n" for d in _documents()))
+    corpus = Corpus.create(tmp_path / "c")
+    ingest_web(corpus, [src], config=IngestConfig())
+    config = _config()
+    executor = RayExecutor(address=cluster)
+    with FakeServer(plan=answer) as server:
+        stats = run_rephrase(
+            corpus, config, endpoints=[server.url], model="m", executor=executor, echo=lambda _: None
+        )
+        sent = len(server.calls)
+        again = run_rephrase(
+            corpus, config, endpoints=[server.url], model="m", executor=executor, echo=lambda _: None
+        )
+        assert len(server.calls) == sent  # nothing paid twice
+    assert stats["generate"]["workers"] == config.executor.workers == 2
+    assert len(segments(corpus.requests_dir / "generate.jsonl")) == 2
+    assert again["generate"]["already_answered"] == stats["generate"]["requests"] == stats["prompts"]
+    with Catalog.open(corpus, read_only=True) as catalog:
+        orphans = catalog.exec(
+            "SELECT count(*) FROM rephrases r LEFT JOIN documents s ON s.id = r.source_id WHERE s.id IS NULL"
+        )
+        (rows,) = catalog.exec_one("SELECT count(*) FROM rephrases")  # type: ignore[misc]
+    assert orphans == [(0,)] and rows == stats["prompts"]

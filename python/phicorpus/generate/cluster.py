@@ -61,6 +61,7 @@ __all__ = [
     "CostLedger",
     "LeasedMeter",
     "endpoint_share",
+    "generate_on",
     "partition",
     "run_generation_cluster",
     "segment_path",
@@ -500,3 +501,36 @@ def run_generation_cluster(
             + (f"; errors {dict(errors)}" if errors else "")
         )
         return result
+
+
+def generate_on(
+    executor: Any,
+    corpus: Corpus,
+    prompts: Path,
+    *,
+    endpoints: Sequence[str],
+    model: str,
+    params: GenerationParams,
+    max_cost: float,
+    config: GenerateConfig,
+    workers: int,
+    api_key: str = "",
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Generate ``prompts`` where ``executor`` runs its units: from ``workers`` Ray actors on the
+    Ray executor (:func:`run_generation_cluster`, at its address and retries), else in this
+    process (:func:`~phicorpus.generate.run.run_generation`). The one switch the build's LLM
+    sources and the rephrase stage share."""
+    from phicorpus.executors import RayExecutor
+    from phicorpus.generate.run import run_generation
+
+    if isinstance(executor, RayExecutor):
+        return run_generation_cluster(
+            corpus, prompts, endpoints=endpoints, model=model, params=params, max_cost=max_cost,
+            config=config, workers=workers, address=executor.address, api_key=api_key,
+            max_restarts=executor.max_retries, echo=echo,
+        )  # fmt: skip
+    return run_generation(
+        corpus, prompts, endpoints=endpoints, model=model, params=params, max_cost=max_cost,
+        config=config, api_key=api_key, echo=echo,
+    )  # fmt: skip
