@@ -742,7 +742,7 @@ def generate_to_target(
                 per_request = gained / asked
             else:  # nothing kept last round: assume a quarter of the expected answer survives
                 per_request = max(1.0, 0.25 * config.generate.expected_tokens)
-            counts[fmt] = max(1, math.ceil(deficit * 1.1 / per_request / config.generate.samples))
+            counts[fmt] = max(1, math.ceil(round_size(deficit / per_request) / config.generate.samples))
         prompts = render_round(config, inputs, counts, seed=config.build.seed + round_no, used=used_topics)
         echo(
             f"round {round_no + 1}: {prompts.num_rows:,} more prompts ("
@@ -783,6 +783,15 @@ def short_source_warnings(
                 "raise [build] llm_rounds or --max-tokens, or use a stronger model"
             )
     return lines
+
+
+def round_size(expected: float) -> float:
+    """Requests for a top-up round whose mean need is ``expected`` requests (shortfall over kept
+    tokens per request): 10% over it, and at least enough that a kept share as noisy as a coin
+    flip per request (spread about equal to the mean) still reaches the shortfall at two standard
+    deviations: ``n - 2 sqrt(n) >= expected``, that is ``sqrt(n) >= 1 + sqrt(expected + 1)``.
+    A small shortfall gets a few requests more than its mean (3 -> 9), a large one 10% more."""
+    return max(1.1 * expected, (1.0 + math.sqrt(expected + 1.0)) ** 2)
 
 
 def kept_chars_tokens(corpus: Corpus) -> dict[str, int]:
