@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.generate.conftest import write_prompts
 from tests.llama_server import LlamaServer
+from tests.test_build_rephrase import license_pages
 
 from phicorpus.catalog import Catalog
 from phicorpus.corpus import Corpus
@@ -147,29 +148,11 @@ def test_generate_killed_mid_run_resumes_without_resending(tmp_path: Path, llama
     assert len(results) == 6
 
 
-def _license_pages(limit: int) -> list[dict[str, str]]:
-    """Real prose (this machine's license texts) cut at paragraphs into ~1,000-character pages."""
-    pages: list[dict[str, str]] = []
-    for name in ("Apache-2.0", "GPL-3", "LGPL-3"):
-        path = Path("/usr/share/common-licenses") / name
-        if not path.is_file():
-            continue
-        page: list[str] = []
-        for para in path.read_text().split("\n\n"):
-            page.append(para)
-            if sum(len(p) for p in page) > 1000:
-                pages.append(
-                    {"id": f"{name}-{len(pages)}", "url": f"file://{path}", "text": "\n\n".join(page)}
-                )
-                page = []
-    return pages[:limit]
-
-
 def test_rephrase_build_with_a_real_server(tmp_path: Path, llama_server: LlamaServer) -> None:
     """``build --mix rephrased:0.4,web:0.4,code:0.2`` with the real model: rephrases of real pages
     pass (or are dropped by) the fact-retention, copy and structure gates, every kept rephrase
     names its original, and the shares land on their targets."""
-    pages = _license_pages(40)
+    pages = license_pages(1000, 40, ("Apache-2.0", "GPL-3", "LGPL-3"))
     if len(pages) < 20:
         pytest.skip("this machine has no /usr/share/common-licenses texts")
     web = tmp_path / "web"

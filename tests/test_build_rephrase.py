@@ -42,28 +42,30 @@ formats = ["wrap_easy", "rewire"]
 """
 
 
-def _pages() -> list[dict[str, str]]:
-    """Real prose (this machine's license texts) cut at paragraphs into ~1,500-character pages."""
+def license_pages(
+    chars: int = 1500, limit: int = 48, names: tuple[str, ...] = ("GPL-3", "Apache-2.0", "GFDL-1.3", "LGPL-3")
+) -> list[dict[str, str]]:
+    """Real prose (this machine's license texts) cut at paragraphs into pages of about ``chars``."""
     pages = []
-    for name in ("GPL-3", "Apache-2.0", "GFDL-1.3", "LGPL-3"):
+    for name in names:
         path = Path("/usr/share/common-licenses") / name
         if not path.is_file():
             continue
         page: list[str] = []
         for para in path.read_text().split("\n\n"):
             page.append(para)
-            if sum(len(p) for p in page) > 1500:
+            if sum(len(p) for p in page) > chars:
                 pages.append(
                     {"id": f"{name}-{len(pages)}", "url": f"file://{path}", "text": "\n\n".join(page)}
                 )
                 page = []
-    return pages[:48]
+    return pages[:limit]
 
 
 def test_build_mix_with_rephrased_and_web(tmp_path: Path) -> None:
     web = tmp_path / "web"
     web.mkdir()
-    docs = _pages()
+    docs = license_pages()
     (web / "pages.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     code = tmp_path / "code"
     for name in ("json", "email", "html"):
@@ -121,7 +123,7 @@ def test_rephrase_tops_up_when_the_kept_rephrases_fall_short(tmp_path: Path) -> 
     2 rephrases documents not used yet, and no prompt is sent twice."""
     web = tmp_path / "web"
     web.mkdir()
-    (web / "pages.jsonl").write_text("".join(json.dumps(d) + "\n" for d in _pages()))
+    (web / "pages.jsonl").write_text("".join(json.dumps(d) + "\n" for d in license_pages()))
     code = tmp_path / "code"
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     shutil.copytree(stdlib / "json", code / "json", ignore=shutil.ignore_patterns("__pycache__"))

@@ -54,8 +54,8 @@ from phicorpus.generate.cost import CostMeter
 from phicorpus.generate.engine import Engine, possibly_billed, spent_before
 from phicorpus.generate.journal import JournalError, RequestJournal, segments
 from phicorpus.generate.progress import Progress
-from phicorpus.generate.requests import GenerationParams, Request, ShardWriter, build_requests, load_prompts
-from phicorpus.generate.run import JOURNAL, _params_dict, estimate, pending_requests, recover, run_price
+from phicorpus.generate.requests import GenerationParams, Request, build_requests, load_prompts
+from phicorpus.generate.run import JOURNAL, pending_requests, recover, run_price, start_run
 
 __all__ = [
     "CostLedger",
@@ -362,24 +362,15 @@ def run_generation_cluster(
     main = corpus.requests_dir / JOURNAL
     # The driver holds the single journal's lock (no local run meanwhile) and reads every segment.
     with RequestJournal.open(main, segments(main)) as journal:
-        run_params = {"prompts": str(prompts), "model": model, "params": _params_dict(params)}
-        with Catalog.open(corpus) as catalog:
-            run_id = catalog.start_stage("generate", run_params)
-        writer = ShardWriter(corpus, None, config, model)
-        recovered = recover(writer, journal, requests)
-        if recovered:
-            echo(f"recovered {recovered} responses from the journal that were not yet in a shard")
-        todo = pending_requests(journal, requests, retry_failed=retry_failed)
-        plan = estimate(todo, price, config)
+        start = start_run(
+            corpus, journal, prompts, rows, requests, model=model, params=params, config=config,
+            price=price, max_cost=max_cost, retry_failed=retry_failed, echo=echo,
+            where=f" over {workers} Ray actors",
+        )  # fmt: skip
+        run_id, writer, recovered = start.run_id, start.writer, start.recovered
+        todo, plan = start.todo, start.plan
         spent0 = spent_before(journal.state)
         possibly0 = possibly_billed(journal.state, todo, price)
-        echo(
-            f"plan: {len(requests)} requests ({len(rows)} prompts x {params.samples} samples), "
-            f"{len(requests) - len(todo)} already answered, {len(todo)} to send to {model} "
-            f"over {workers} Ray actors: "
-            + plan.describe()
-            + (f"; cap ${max_cost:.4f}" if max_cost > 0 else "")
-        )
         parts: list[list[Request]] = [[] for _ in range(workers)]
         for request in todo:
             parts[partition(request.key, workers)].append(request)

@@ -190,6 +190,56 @@ def run_price(
     return price
 
 
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What a generation run knows once its journal is open and before it sends anything."""
+
+    run_id: int
+    writer: ShardWriter
+    recovered: int
+    todo: list[Request]
+    plan: Estimate
+
+
+def start_run(
+    corpus: Corpus,
+    journal: RequestJournal,
+    prompts: Path,
+    rows: Sequence[Mapping[str, Any]],
+    requests: Sequence[Request],
+    *,
+    model: str,
+    params: GenerationParams,
+    config: GenerateConfig,
+    price: ModelPrice | None,
+    max_cost: float,
+    retry_failed: bool,
+    echo: Callable[[str], None],
+    where: str = "",
+) -> RunStart:
+    """The part every runner (this process, Ray actors) shares before sending: record the stage,
+    write the answers the journal holds but no shard does (a kill -9), find what is left to
+    send, and print the plan line. ``where``: how it will be sent (`` over 2 Ray actors``)."""
+    run_params = {"prompts": str(prompts), "model": model, "params": _params_dict(params)}
+    with Catalog.open(corpus) as catalog:
+        run_id = catalog.start_stage("generate", run_params)
+    # The catalog is opened only to publish a shard, so it is free between flushes.
+    writer = ShardWriter(corpus, None, config, model)
+    recovered = recover(writer, journal, requests)
+    if recovered:
+        echo(f"recovered {recovered} responses from the journal that were not yet in a shard")
+    todo = pending_requests(journal, requests, retry_failed=retry_failed)
+    plan = estimate(todo, price, config)
+    echo(
+        f"plan: {len(requests)} requests ({len(rows)} prompts x {params.samples} samples), "
+        f"{len(requests) - len(todo)} already answered, {len(todo)} to send to {model}{where}: "
+        + plan.describe()
+        + (f"; cap ${max_cost:.4f}" if max_cost > 0 else "")
+        + (f"; prices of {config.prices_date}" if price and (price.input or price.output) else "")
+    )
+    return RunStart(run_id, writer, recovered, todo, plan)
+
+
 def run_generation(
     corpus: Corpus,
     prompts: Path,
@@ -222,23 +272,12 @@ def run_generation(
     path = corpus.requests_dir / JOURNAL
     # Segments of a cluster run (generate-<k>.jsonl) count too: what they answered is not sent again.
     with RequestJournal.open(path, segments(path)) as journal:
-        run_params = {"prompts": str(prompts), "model": model, "params": _params_dict(params)}
-        with Catalog.open(corpus) as catalog:
-            run_id = catalog.start_stage("generate", run_params)
-        # The catalog is opened only to publish a shard, so it is free between flushes.
-        writer = ShardWriter(corpus, None, config, model)
-        recovered = recover(writer, journal, requests)
-        if recovered:
-            echo(f"recovered {recovered} responses from the journal that were not yet in a shard")
-        todo = pending_requests(journal, requests, retry_failed=retry_failed)
-        plan = estimate(todo, price, config)
-        echo(
-            f"plan: {len(requests)} requests ({len(rows)} prompts x {params.samples} samples), "
-            f"{len(requests) - len(todo)} already answered, {len(todo)} to send to {model}: "
-            + plan.describe()
-            + (f"; cap ${max_cost:.4f}" if max_cost > 0 else "")
-            + (f"; prices of {config.prices_date}" if price and (price.input or price.output) else "")
-        )
+        start = start_run(
+            corpus, journal, prompts, rows, requests, model=model, params=params, config=config,
+            price=price, max_cost=max_cost, retry_failed=retry_failed, echo=echo,
+        )  # fmt: skip
+        run_id, writer, recovered = start.run_id, start.writer, start.recovered
+        todo, plan = start.todo, start.plan
         bar = Progress(len(todo), enabled=progress)
         bar.priced = price is not None
         buffer: list[tuple[Request, dict[str, Any]]] = []
