@@ -112,7 +112,8 @@ def generate_command(
     from phicorpus.config import Config
     from phicorpus.corpus import Corpus
     from phicorpus.executors import make_executor
-    from phicorpus.generate import GenerationParams, run_generation
+    from phicorpus.generate import GenerationParams
+    from phicorpus.generate.cluster import generate_on
 
     # As for build: --executor / --ray-address are this run's, [executor] the default.
     here = Config.load(out / "phicorpus.toml").override(
@@ -157,38 +158,23 @@ def generate_command(
         )
         click.echo(json.dumps(stats, sort_keys=True))
         return
-    if on_ray:
-        from phicorpus.generate.cluster import run_generation_cluster
-
-        stats = run_generation_cluster(
-            corpus,
-            prompts,
-            endpoints=llm_endpoints(llm),
-            model=model,
-            params=params,
-            max_cost=max_cost,
-            config=config,
-            workers=workers or here.executor.workers,
-            address=here.executor.ray_address or None,
-            api_key=api_key,
-            retry_failed=retry_failed,
-            max_restarts=here.executor.max_retries,
-            echo=click.echo,
-        )
-    else:
-        stats = run_generation(
-            corpus,
-            prompts,
-            endpoints=llm_endpoints(llm),
-            model=model,
-            params=params,
-            max_cost=max_cost,
-            config=config,
-            api_key=api_key,
-            progress=progress,
-            retry_failed=retry_failed,
-            echo=click.echo,
-        )
+    # This machine, or --workers Ray actors (the executor's address and retries).
+    runner = make_executor(here.executor) if on_ray else None
+    stats = generate_on(
+        runner,
+        corpus,
+        prompts,
+        endpoints=llm_endpoints(llm),
+        model=model,
+        params=params,
+        max_cost=max_cost,
+        config=config,
+        workers=workers or here.executor.workers,
+        api_key=api_key,
+        retry_failed=retry_failed,
+        progress=progress,
+        echo=click.echo,
+    )
     if stats["stop_reason"] == "quota exhausted":
         raise click.ClickException("the API quota is exhausted; nothing more was sent (re-run to resume)")
 

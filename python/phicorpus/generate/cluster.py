@@ -506,6 +506,8 @@ def generate_on(
     config: GenerateConfig,
     workers: int,
     api_key: str = "",
+    retry_failed: bool = False,
+    progress: bool | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Generate ``prompts`` where ``executor`` runs its units: from ``workers`` Ray actors on the
@@ -519,9 +521,9 @@ def generate_on(
         return run_generation_cluster(
             corpus, prompts, endpoints=endpoints, model=model, params=params, max_cost=max_cost,
             config=config, workers=workers, address=executor.address, api_key=api_key,
-            max_restarts=executor.max_retries, echo=echo,
+            retry_failed=retry_failed, max_restarts=executor.max_retries, echo=echo,
         )  # fmt: skip
     return run_generation(
         corpus, prompts, endpoints=endpoints, model=model, params=params, max_cost=max_cost,
-        config=config, api_key=api_key, echo=echo,
+        config=config, api_key=api_key, progress=progress, retry_failed=retry_failed, echo=echo,
     )  # fmt: skip
