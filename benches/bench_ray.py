@@ -17,6 +17,10 @@ Part 0 (``--stage-mb``, default 30): the tokenize stage over the benchmark corpu
 2 workers (one thread per unit; Ray's workers started before the clock), caches compared.
 
     python benches/bench_ray.py [--docs 1000000] [--skip-dedup] [--stage-mb 30]
+        [--runs single,local,ray1,ray2] [--work DIR]
+
+With ``--work DIR`` the synthetic corpus and the single process's result stay in DIR and a later
+run reuses them (``--runs single`` first, then ``--runs ray2``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
-from bench_pipeline import synthetic_corpus
+from bench_pipeline import precision_recall, synthetic_corpus
 from phicorpus.catalog import Catalog
 from phicorpus.corpus import Corpus, sha256_file
 
@@ -137,20 +141,34 @@ def worker_peaks(stats: dict[str, Any]) -> dict[int, tuple[int, str]]:
     return peaks
 
 
-def dedup_part(work: Path, n_docs: int) -> None:
-    t = time.perf_counter()
-    base = synthetic_corpus(work / "base", n_docs)
-    print(f"# wrote {n_docs} synthetic documents in {time.perf_counter() - t:.1f} s", flush=True)
-    one = copy_corpus(base, work / "single")
-    ref = single_process(one)
-    want = decisions(one)
+def dedup_part(work: Path, n_docs: int, runs: set[str]) -> None:
+    """The dedup runs named in ``runs`` (single, local, ray1, ray2). The base corpus and the single
+    process's result are kept in ``work`` and reused by a later call with the same ``work``, so
+    a 10M-document comparison can be run one part at a time."""
+    base = work / "base"
+    if not (base / ".complete").is_file():
+        shutil.rmtree(base, ignore_errors=True)
+        t = time.perf_counter()
+        synthetic_corpus(base, n_docs)
+        (base / ".complete").write_text(str(n_docs))
+        print(f"# wrote {n_docs} synthetic documents in {time.perf_counter() - t:.1f} s", flush=True)
+    single = work / "single"
+    result = work / "single.json"
+    if not result.is_file():
+        shutil.rmtree(single, ignore_errors=True)
+        ref = single_process(copy_corpus(base, single))
+        result.write_text(json.dumps(ref))
+    ref = json.loads(result.read_text())
     line = (f"dedup {n_docs} docs  single process (run_dedup, 1 thread): {ref['seconds']:.1f} s  "
             f"peak RSS {ref['peak_rss'] / MB:.0f} MB  exact {ref['exact_duplicates']}  "
             f"near {ref['near_duplicates']}")  # fmt: skip
     common.REPORTED.append(line)
     print(line, flush=True)
-    runs: list[tuple[str, Callable[[Corpus], dict[str, Any]]]] = [
-        ("sharded, local executor (1 worker)", lambda c: sharded_in_child(c, "local")),
+    if "single" in runs:
+        precision_recall(single, n_docs, label=f"{n_docs} docs single process")
+    want = decisions(Corpus.open(single))
+    named: list[tuple[str, str, Callable[[Corpus], dict[str, Any]]]] = [
+        ("local", "sharded, local executor (1 worker)", lambda c: sharded_in_child(c, "local")),
     ]
     for nodes in (1, 2):
 
@@ -158,8 +176,10 @@ def dedup_part(work: Path, n_docs: int) -> None:
             with ray_cluster(nodes) as address:
                 return sharded_in_child(c, "ray", address)
 
-        runs.append((f"sharded, Ray {nodes} worker{'s' if nodes > 1 else ''}", on_ray))
-    for i, (name, run) in enumerate(runs):
+        named.append((f"ray{nodes}", f"sharded, Ray {nodes} worker{'s' if nodes > 1 else ''}", on_ray))
+    for i, (key, name, run) in enumerate(named):
+        if key not in runs:
+            continue
         corpus = copy_corpus(base, work / f"sharded{i}")
         stats = run(corpus)
         same = decisions(corpus) == want
@@ -172,6 +192,8 @@ def dedup_part(work: Path, n_docs: int) -> None:
                 f"decisions {'equal' if same else 'DIFFERENT'}")  # fmt: skip
         common.REPORTED.append(line)
         print(line, flush=True)
+        if not same:
+            precision_recall(corpus.root, n_docs, label=f"{n_docs} docs {name}")
         shutil.rmtree(corpus.root)
 
 
@@ -238,14 +260,15 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--skip-dedup", action="store_true")
     parser.add_argument("--stage-mb", type=float, default=30.0, help="tokenize-stage input (0: skip)")
-    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None, help="kept: a later run reuses its corpus")
+    parser.add_argument("--runs", default="single,local,ray1,ray2", help="dedup runs, comma-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         if args.stage_mb > 0:
             stage_part(work, args.stage_mb)
         if not args.skip_dedup:
-            dedup_part(work, args.docs)
+            dedup_part(work, args.docs, set(args.runs.split(",")))
     print(f"# bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
