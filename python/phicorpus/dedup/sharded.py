@@ -12,11 +12,14 @@ index in ``(file, row)`` order, which :func:`plan_dedup` fixes on the driver):
    partition ``j % B``). With exact grouping the exact hash is one more band over every
    document (texts without words included), so an exact group always lands in one component.
 2. ``buckets`` (per band partition): documents with equal keys in a band are candidates; the
-   connected components of the partition's bands are written as star edges
-   (``edges/<b>.npz``: each member to its component's smallest ``gidx``).
-3. ``components`` (one unit): the global connected components of all partitions' star edges
-   (folded one partition at a time into the components so far); for each shard, its documents
-   that are in a component of two or more (``comp/<s>.npz``: ``gidx``, component = its smallest ``gidx``).
+   connected components of the partition's bands, as star edges (each member to its
+   component's smallest ``gidx``), routed to the node partitions of the first round.
+3. ``cc-L<r>``, ``cc-S<r>``, ``labels`` (``P`` node partitions each): the global connected
+   components of all partitions' stars by large-star / small-star rounds
+   (:mod:`phicorpus.dedup.components`), each step's edges handed to the next through files
+   (``cc/<step>/<p>/<producer>.npz``), until a small-star step sees the graph of the round
+   before (the driver compares the units' fingerprints); then each node's label (its
+   component's smallest ``gidx``) per shard (``labels/<p>/<s>.npz``).
 4. ``members`` (per shard): each such document's signature, exact hash and score, to the
    cluster partition of its component (``members/<c>/<s>.npz``, ``c`` = a hash of the
    component mod ``C``).
@@ -40,8 +43,9 @@ components into one partition (harmless), and the decisions come from ``lsh_dedu
 
 Memory per unit: ``signatures`` holds its shard's text and signatures; ``buckets`` 16 bytes per
 document and band of its partition; ``clusters`` the signatures of its partition's candidate
-documents; ``components`` about 16 bytes per candidate document (with a near or exact copy) and
-per star edge of one band partition, a few times over for sorting (not the corpus).
+documents; a components step 16 bytes per edge of its node partition (about ``2/P`` of all
+partitions' star edges in the first round, fewer after), a few times over for sorting; no unit
+holds the corpus.
 
 Example:
     >>> stats = run_dedup_sharded(Corpus.open("corpus/"), DedupConfig())  # doctest: +SKIP
@@ -67,12 +71,23 @@ import pyarrow.parquet as pq
 from phicorpus.catalog import Catalog
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, atomic_path
+from phicorpus.dedup.components import (
+    MAX_ROUNDS,
+    Edges,
+    both_ways,
+    dedupe,
+    edge_fingerprint,
+    large_star,
+    route,
+    small_star,
+    spread,
+    star_labels,
+)
 from phicorpus.dedup.minhash import EMPTY_SLOT, exact_hashes, lsh_recall_params, minhash_signatures
 from phicorpus.dedup.stage import begin_dedup, choose_keepers, record_decisions
 from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
 
 __all__ = [
-    "STEPS",
     "DedupPlan",
     "DedupStep",
     "band_keys",
@@ -81,9 +96,6 @@ __all__ = [
     "run_dedup_sharded",
     "step_units",
 ]
-
-#: The steps, in order.
-STEPS = ("signatures", "buckets", "components", "members", "clusters", "decisions")
 
 _U64 = np.uint64
 
@@ -111,6 +123,7 @@ class DedupPlan:
         threads: Threads per unit (``None``: all cores).
         key_ranges: Each band group's keys split into this many ranges (partition
             ``group * key_ranges + range``), so one band's keys need not fit one unit.
+        component_partitions: ``P``: node partitions of the connected-components rounds.
     """
 
     corpus_root: str
@@ -130,6 +143,7 @@ class DedupPlan:
     cluster_partitions: int
     threads: int | None = None
     key_ranges: int = 1
+    component_partitions: int = 1
 
     def path(self, *parts: str | int) -> Path:
         """A file under the work directory."""
@@ -148,16 +162,15 @@ class DedupPlan:
 
 
 def step_units(plan: DedupPlan, step: str) -> list[int]:
-    """The unit indexes of ``step``."""
+    """The unit indexes of ``step`` (``cc-L<r>``, ``cc-S<r>`` and ``labels``: ``P`` each)."""
     counts = {
         "signatures": len(plan.shards),
         "buckets": plan.band_partitions,
-        "components": 1,
         "members": len(plan.shards),
         "clusters": plan.cluster_partitions,
         "decisions": len(plan.shards),
     }
-    return list(range(counts[step]))
+    return list(range(counts.get(step, plan.component_partitions)))
 
 
 def band_keys(signatures: npt.NDArray[np.uint32], band: int, rows: int) -> npt.NDArray[np.uint64]:
@@ -215,17 +228,6 @@ def connected_components(
         if np.array_equal(label, before):
             break
     return nodes, nodes[label]
-
-
-def _spread(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
-    """A 64-bit mix of each value (splitmix64's finalizer): component ids are minimum indexes,
-    often multiples of a group size, so their low bits alone would pile up in one partition."""
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64) + _U64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-        out: npt.NDArray[np.uint64] = z ^ (z >> _U64(31))
-    return out
 
 
 def _peak_rss() -> int:
@@ -313,37 +315,75 @@ def _buckets(plan: DedupPlan, b: int) -> tuple[list[Path], dict[str, Any]]:
     v = np.concatenate(vs) if vs else np.zeros(0, np.int64)
     nodes, label = connected_components(u, v)
     star = nodes != label
-    path = _save_npz(plan.path("edges", f"{b:04d}.npz"), u=nodes[star], v=label[star])
-    return [path], {"edges": int(star.sum())}
+    # The partition's stars go to the first large-star step, under both of their nodes.
+    outputs = _save_edges(plan, "cc-L0", b, both_ways(nodes[star], label[star], plan.component_partitions))
+    return outputs, {"edges": int(star.sum())}
 
 
-def _components(plan: DedupPlan, unit: int) -> tuple[list[Path], dict[str, Any]]:
-    # A fold over the band partitions: the components so far (as star edges) joined with the
-    # next partition's, so memory holds one partition's edges and the candidates, not B copies.
-    nodes = label = np.zeros(0, np.int64)
-    for b in range(plan.band_partitions):
-        with np.load(plan.path("edges", f"{b:04d}.npz")) as part:
-            star = nodes != label
-            u = np.concatenate([nodes[star], part["u"]])
-            v = np.concatenate([label[star], part["v"]])
-        del nodes, label, star
-        nodes, label = connected_components(u, v)
-        del u, v
+def _save_edges(plan: DedupPlan, step: str, producer: int, parts: list[Edges]) -> list[Path]:
+    """A producer's edges for each partition of ``step`` (``cc/<step>/<p>/<producer>.npz``)."""
+    return [
+        _save_npz(plan.path("cc", step, f"{p:04d}", f"{producer:06d}.npz"), key=key, other=other)
+        for p, (key, other) in enumerate(parts)
+    ]
+
+
+def _load_edges(plan: DedupPlan, step: str, p: int) -> Edges:
+    """Every edge the producers of ``step`` routed to its partition ``p``."""
+    producers = plan.band_partitions if step == "cc-L0" else plan.component_partitions
+    keys, others = [], []
+    for producer in range(producers):
+        with np.load(plan.path("cc", step, f"{p:04d}", f"{producer:06d}.npz")) as part:
+            keys.append(part["key"])
+            others.append(part["other"])
+    return np.concatenate(keys), np.concatenate(others)
+
+
+def _cc_round(step: str) -> int:
+    return int(step[len("cc-L") :])
+
+
+def _large_star(plan: DedupPlan, step: str, p: int) -> tuple[list[Path], dict[str, Any]]:
+    key, other = _load_edges(plan, step, p)
+    a, b = large_star(key, other)
+    outputs = _save_edges(plan, f"cc-S{_cc_round(step)}", p, route(a, b, plan.component_partitions))
+    return outputs, {"edges_in": len(key), "edges_out": len(a)}
+
+
+def _small_star(plan: DedupPlan, step: str, p: int) -> tuple[list[Path], dict[str, Any]]:
+    key, other = dedupe(*_load_edges(plan, step, p))
+    count, digest = edge_fingerprint(key, other)
+    a, b = small_star(key, other)
+    outputs = _save_edges(plan, f"cc-L{_cc_round(step) + 1}", p, both_ways(a, b, plan.component_partitions))
+    # The fingerprint is a string: JSON readers may not keep 64-bit integers exact.
+    return outputs, {"edges_in": count, "fingerprint": str(digest), "edges_out": len(a)}
+
+
+def _labels(plan: DedupPlan, step: str, p: int) -> tuple[list[Path], dict[str, Any]]:
+    """At the fixed point: each node of partition ``p``'s stars and its label, per shard."""
+    nodes, label = star_labels(*_load_edges(plan, step, p))
     outputs = []
     for s in range(len(plan.shards)):
         lo, hi = np.searchsorted(nodes, _shard_range(plan, s))
-        outputs.append(_save_npz(plan.path("comp", f"{s:06d}.npz"), gidx=nodes[lo:hi], label=label[lo:hi]))
-    return outputs, {"candidates": len(nodes), "components": int((nodes == label).sum())}
+        path = plan.path("labels", f"{p:04d}", f"{s:06d}.npz")
+        outputs.append(_save_npz(path, gidx=nodes[lo:hi], label=label[lo:hi]))
+    return outputs, {"nodes": len(nodes), "centres": int((nodes == label).sum())}
 
 
 def _members(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
-    with np.load(plan.path("comp", f"{s:06d}.npz")) as comp:
-        gidx, label = comp["gidx"], comp["label"]
+    gidxs, labels = [], []
+    for p in range(plan.component_partitions):
+        with np.load(plan.path("labels", f"{p:04d}", f"{s:06d}.npz")) as part:
+            gidxs.append(part["gidx"])
+            labels.append(part["label"])
+    # A centre can be listed by several partitions (with the same label): once each.
+    gidx, first = np.unique(np.concatenate(gidxs), return_index=True)
+    label = np.concatenate(labels)[first]
     with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
         exact, score = meta["exact"], meta["score"]
     sig = np.load(plan.path("sig", f"{s:06d}.npy"), mmap_mode="r")
     local = gidx - plan.offsets[s]
-    partition = _spread(label) % _U64(plan.cluster_partitions)
+    partition = spread(label) % _U64(plan.cluster_partitions)
     outputs = []
     for c in range(plan.cluster_partitions):
         pick = local[partition == c]
@@ -409,11 +449,20 @@ def _decisions(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
 _STEP_FUNCS: dict[str, Callable[[DedupPlan, int], tuple[list[Path], dict[str, Any]]]] = {
     "signatures": _signatures,
     "buckets": _buckets,
-    "components": _components,
     "members": _members,
     "clusters": _clusters,
     "decisions": _decisions,
 }
+
+
+def _run_step(plan: DedupPlan, step: str, unit: int) -> tuple[list[Path], dict[str, Any]]:
+    if step.startswith("cc-L"):
+        return _large_star(plan, step, unit)
+    if step.startswith("cc-S"):
+        return _small_star(plan, step, unit)
+    if step.startswith("labels-"):  # labels-cc-S<r>: the stars of the converged round
+        return _labels(plan, step[len("labels-") :], unit)
+    return _STEP_FUNCS[step](plan, unit)
 
 
 @dataclass(slots=True)
@@ -439,7 +488,7 @@ class DedupStep:
 
     def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
         """The step's work for one unit; reads and writes files under the plan's work directory."""
-        outputs, stats = _STEP_FUNCS[self.step](self.plan, int(unit.params["unit"]))
+        outputs, stats = _run_step(self.plan, self.step, int(unit.params["unit"]))
         stats = {**stats, "pid": os.getpid(), "peak_rss": _peak_rss()}
         return UnitResult(unit.key, tuple(corpus.relative(p) for p in outputs), stats)
 
@@ -457,6 +506,7 @@ def plan_dedup(
     cluster_partitions: int | None = None,
     threads: int | None = None,
     key_ranges: int = 1,
+    component_partitions: int | None = None,
 ) -> DedupPlan:
     """The plan for ``docs`` (``file``, ``row``, ``edu_score``, ``id`` in ``(file, row)`` order), and
     its per-shard inputs written under ``cache/dedup/<fingerprint>/docs/``.
@@ -482,6 +532,7 @@ def plan_dedup(
         "key_ranges": key_ranges,
         "cluster_partitions": cluster_partitions or max(1, len(shards)),
     }
+    params["component_partitions"] = component_partitions or params["band_partitions"]
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for name in ("id", "file", "row"):
         column = docs.column(name).combine_chunks()
@@ -506,6 +557,7 @@ def plan_dedup(
         band_partitions=int(params["band_partitions"]),
         key_ranges=key_ranges,
         cluster_partitions=int(params["cluster_partitions"]),
+        component_partitions=int(params["component_partitions"]),
         threads=threads,
     )
     row_idx = docs.column("row").to_numpy()
@@ -529,6 +581,7 @@ def run_dedup_sharded(
     cluster_partitions: int | None = None,
     threads: int | None = None,
     key_ranges: int = 1,
+    component_partitions: int | None = None,
     keep_work: bool = False,
 ) -> dict[str, Any]:
     """:func:`~phicorpus.dedup.stage.run_dedup` as steps over shards, run by ``executor``.
@@ -541,6 +594,7 @@ def run_dedup_sharded(
         cluster_partitions: ``C`` (default: the shards).
         threads: Threads per unit (``None``: all cores).
         key_ranges: Key ranges per band group (``B`` = groups x ranges bucket units).
+        component_partitions: ``P``, node partitions of the components rounds (default ``B``).
         keep_work: Leave the step files (default: removed once the catalog has the decisions).
 
     Returns:
@@ -560,14 +614,35 @@ def run_dedup_sharded(
             cluster_partitions=cluster_partitions,
             threads=threads,
             key_ranges=key_ranges,
+            component_partitions=component_partitions,
         )
     # The units run while no catalog is open here (run_stage opens it for each step's commit).
     units: dict[str, list[dict[str, Any]]] = {}
     resumed: dict[str, int] = {}
-    for step in STEPS:
-        done = run_stage(DedupStep(plan, step), corpus, executor)
-        units[step] = [dict(r.stats) for r in done.results]
-        resumed[step] = int(done.stats["units_resumed"])
+
+    def step(name: str) -> list[dict[str, Any]]:
+        done = run_stage(DedupStep(plan, name), corpus, executor)
+        units[name] = [dict(r.stats) for r in done.results]
+        resumed[name] = int(done.stats["units_resumed"])
+        return units[name]
+
+    step("signatures")
+    step("buckets")
+    last: tuple[int, int] | None = None
+    for r in range(MAX_ROUNDS + 1):
+        if r == MAX_ROUNDS:
+            raise RuntimeError(f"dedup: connected components did not converge in {MAX_ROUNDS} rounds")
+        step(f"cc-L{r}")
+        stars = step(f"cc-S{r}")
+        # The graph entering a small-star step, twice the same: the fixed point (module doc).
+        edges, digest = sum(u["edges_in"] for u in stars), sum(int(u["fingerprint"]) for u in stars)
+        fingerprint = (edges, digest % (1 << 64))
+        if fingerprint == last or fingerprint[0] == 0:
+            break
+        last = fingerprint
+    step(f"labels-cc-S{r}")
+    for name in ("members", "clusters", "decisions"):
+        step(name)
     with Catalog.open(corpus) as catalog:
         keepers, exacts = [], []
         for s in range(len(plan.shards)):
@@ -580,8 +655,7 @@ def run_dedup_sharded(
         catalog.finish_stage(run, stats)
     if not keep_work:
         shutil.rmtree(plan.work, ignore_errors=True)
-        fingerprint = Path(plan.work).name
-        for step in STEPS:
-            markers = marker_path(corpus, f"dedup-{step}", fingerprint).with_suffix("")
+        for name in units:
+            markers = marker_path(corpus, f"dedup-{name}", Path(plan.work).name).with_suffix("")
             shutil.rmtree(markers, ignore_errors=True)
     return {**stats, "units": units, "resumed": resumed}
