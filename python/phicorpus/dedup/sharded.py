@@ -84,7 +84,7 @@ from phicorpus.dedup.components import (
     star_labels,
 )
 from phicorpus.dedup.minhash import EMPTY_SLOT, exact_hashes, lsh_recall_params, minhash_signatures
-from phicorpus.dedup.stage import begin_dedup, choose_keepers, record_decisions
+from phicorpus.dedup.stage import DECISION_SCHEMA, DEDUP_INPUTS, begin_dedup, choose_keepers, record_decisions
 from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
 
 __all__ = [
@@ -252,8 +252,9 @@ def _shard_range(plan: DedupPlan, s: int) -> tuple[int, int]:
 
 
 def _signatures(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
-    docs = np.load(plan.path("docs", f"{s:06d}.npz"))
-    rows, score = docs["rows"], docs["score"]
+    docs = pq.read_table(plan.path("docs", f"{s:06d}.parquet"), columns=["row", "score"])
+    rows = docs.column("row").to_numpy()
+    score = docs.column("score").to_numpy()
     n = len(rows)
     column = pq.read_table(Path(plan.corpus_root) / plan.shards[s], columns=["text"]).column("text")
     sig = np.empty((n, plan.num_perm), dtype=np.uint32)
@@ -382,11 +383,13 @@ def _members(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
     with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
         exact, score = meta["exact"], meta["score"]
     sig = np.load(plan.path("sig", f"{s:06d}.npy"), mmap_mode="r")
+    ids = pq.read_table(plan.path("docs", f"{s:06d}.parquet"), columns=["id"]).column("id")
     local = gidx - plan.offsets[s]
     partition = spread(label) % _U64(plan.cluster_partitions)
     outputs = []
     for c in range(plan.cluster_partitions):
         pick = local[partition == c]
+        id_offsets, id_data = _ids_to_arrays(ids.take(pa.array(pick)))
         outputs.append(
             _save_npz(
                 plan.path("members", f"{c:04d}", f"{s:06d}.npz"),
@@ -394,22 +397,45 @@ def _members(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
                 exact=exact[pick],
                 score=score[pick],
                 sig=np.ascontiguousarray(sig[pick]),
+                id_offsets=id_offsets,
+                id_data=id_data,
             )
         )
     return outputs, {"members": len(gidx)}
 
 
+def _ids_to_arrays(ids: pa.ChunkedArray | pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Strings as Arrow lays them out (offsets, UTF-8 bytes), for an ``.npz`` without pickles."""
+    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    array = array.cast(pa.large_string())
+    _, offsets, data = array.buffers()
+    off = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return off - off[0], raw[off[0] : off[-1]].copy()
+
+
+def _ids_from_arrays(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]) -> pa.LargeStringArray:
+    return pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+#: Reason codes of the cluster files (``reason`` column of :data:`DECISION_SCHEMA`).
+_REASONS = (None, "exact_duplicate", "near_duplicate")
+
+
 def _clusters(plan: DedupPlan, c: int) -> tuple[list[Path], dict[str, Any]]:
     parts: dict[str, list[npt.NDArray[Any]]] = {"gidx": [], "exact": [], "score": [], "sig": []}
+    names: list[pa.LargeStringArray] = []
     for s in range(len(plan.shards)):
         with np.load(plan.path("members", f"{c:04d}", f"{s:06d}.npz")) as part:
             for name, arrays in parts.items():
                 arrays.append(part[name])
+            names.append(_ids_from_arrays(part["id_offsets"], part["id_data"]))
     gidx = np.concatenate(parts["gidx"])
     exact = np.concatenate(parts["exact"])
     score = np.concatenate(parts["score"])
     sig = np.concatenate(parts["sig"]) if gidx.size else np.zeros((0, plan.num_perm), dtype=np.uint32)
-    del parts
+    ids = pa.concat_arrays(names) if names else pa.array([], pa.large_string())
+    del parts, names
     # Shards come in order and each shard's members in gidx order: index order is gidx order.
     keeper = choose_keepers(
         np.ascontiguousarray(sig, dtype=np.uint32),
@@ -422,28 +448,57 @@ def _clusters(plan: DedupPlan, c: int) -> tuple[list[Path], dict[str, Any]]:
         num_threads=plan.threads,
     )
     del sig
-    kept_for = gidx[keeper]
+    # decisions_table's rule, over the partition's members: their clusters are whole here.
+    n = len(gidx)
+    dropped = keeper != np.arange(n)
+    exact_dup = dropped & (exact == exact[keeper]) if plan.exact else np.zeros(n, dtype=bool)
+    in_cluster = np.bincount(keeper, minlength=n)[keeper] > 1 if n else np.zeros(0, dtype=bool)
+    reason = np.where(exact_dup, 1, np.where(dropped, 2, 0)).astype(np.int8)
     outputs = []
     for s in range(len(plan.shards)):
         lo, hi = np.searchsorted(gidx, _shard_range(plan, s))
+        rows = lo + np.flatnonzero(in_cluster[lo:hi])
+        id_offsets, id_data = _ids_to_arrays(ids.take(pa.array(keeper[rows])))
         path = plan.path("clusters", f"{c:04d}", f"{s:06d}.npz")
-        outputs.append(_save_npz(path, gidx=gidx[lo:hi], keeper=kept_for[lo:hi]))
-    return outputs, {"members": len(gidx), "dropped": int((kept_for != gidx).sum())}
+        outputs.append(
+            _save_npz(path, gidx=gidx[rows], reason=reason[rows], id_offsets=id_offsets, id_data=id_data)
+        )
+    return outputs, {"members": n, "dropped": int(dropped.sum())}
 
 
 def _decisions(plan: DedupPlan, s: int) -> tuple[list[Path], dict[str, Any]]:
+    """The shard's rows of :data:`~phicorpus.dedup.stage.DECISION_SCHEMA` (``decisions/<s>.parquet``)."""
     first, stop = _shard_range(plan, s)
-    keeper = np.arange(first, stop, dtype=np.int64)
+    n = stop - first
+    ids = pq.read_table(plan.path("docs", f"{s:06d}.parquet"), columns=["id"]).column("id")
+    cluster = np.full(n, None, dtype=object)
+    reason = np.zeros(n, dtype=np.int8)
     for c in range(plan.cluster_partitions):
         with np.load(plan.path("clusters", f"{c:04d}", f"{s:06d}.npz")) as part:
-            keeper[part["gidx"] - first] = part["keeper"]
+            local = part["gidx"] - first
+            reason[local] = part["reason"]
+            cluster[local] = _ids_from_arrays(part["id_offsets"], part["id_data"]).to_numpy(
+                zero_copy_only=False
+            )
     if plan.exact:
         with np.load(plan.path("meta", f"{s:06d}.npz")) as meta:
             exact = meta["exact"]
     else:
         exact = np.arange(first, stop, dtype=np.uint64)  # every document its own exact group
-    path = _save_npz(plan.path("decisions", f"{s:06d}.npz"), keeper=keeper, exact=exact)
-    return [path], {"dropped": int((keeper != np.arange(first, stop)).sum())}
+    labels = np.array(_REASONS, dtype=object)[reason]
+    table = pa.table(
+        {
+            "id": ids.cast(pa.string()),
+            "exact_hash": pa.array(exact, pa.uint64()),
+            "dup_cluster": pa.array(cluster, pa.string()),
+            "reason": pa.array(labels, pa.string()),
+        },
+        schema=DECISION_SCHEMA,
+    )
+    path = plan.path("decisions", f"{s:06d}.parquet")
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return [path], {"dropped": int((reason > 0).sum())}
 
 
 _STEP_FUNCS: dict[str, Callable[[DedupPlan, int], tuple[list[Path], dict[str, Any]]]] = {
@@ -500,7 +555,7 @@ class DedupStep:
 def plan_dedup(
     corpus: Corpus,
     config: DedupConfig,
-    docs: pa.Table,
+    catalog: Catalog,
     *,
     band_partitions: int | None = None,
     cluster_partitions: int | None = None,
@@ -508,17 +563,20 @@ def plan_dedup(
     key_ranges: int = 1,
     component_partitions: int | None = None,
 ) -> DedupPlan:
-    """The plan for ``docs`` (``file``, ``row``, ``edu_score``, ``id`` in ``(file, row)`` order), and
-    its per-shard inputs written under ``cache/dedup/<fingerprint>/docs/``.
+    """The plan for the dedup inputs of ``catalog`` in ``(file, row)`` order, and their
+    per-shard lists (``id``, ``row``, ``score``) under ``cache/dedup/<fingerprint>/docs/``.
 
-    The fingerprint covers the parameters and the documents, so a re-run over the same kept
-    documents finds the finished units of a killed run.
+    Everything per document goes from DuckDB to those files one shard at a time: the driver
+    never holds the corpus's documents. The fingerprint covers the parameters and the documents
+    (ids, places and scores), so a re-run over the same kept documents finds the finished units
+    of a killed run.
     """
     bands, rows = lsh_recall_params(config.threshold, config.num_perm, config.candidate_recall)
-    files = docs.column("file").to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(np.r_[True, files[1:] != files[:-1]]) if len(files) else np.zeros(0, np.int64)
-    shards = tuple(str(files[i]) for i in starts)
-    offsets = (*(int(i) for i in starts), len(files))
+    counts = catalog.exec(
+        f"SELECT file, count(*) FROM documents WHERE {DEDUP_INPUTS} GROUP BY file ORDER BY file"
+    )
+    shards = tuple(str(f) for f, _ in counts)
+    offsets = (0, *(int(x) for x in np.cumsum([c for _, c in counts], dtype=np.int64)))
     total_bands = bands + (1 if config.exact else 0)
     params = {
         "threshold": config.threshold,
@@ -533,12 +591,11 @@ def plan_dedup(
         "cluster_partitions": cluster_partitions or max(1, len(shards)),
     }
     params["component_partitions"] = component_partitions or params["band_partitions"]
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
-    for name in ("id", "file", "row"):
-        column = docs.column(name).combine_chunks()
-        for buffer in column.buffers():
-            if buffer is not None:
-                digest.update(buffer)
+    documents = catalog.exec_one(
+        "SELECT count(*), coalesce(bit_xor(h), 0), coalesce(sum(h), 0) FROM (SELECT "
+        f"hash(id, file, row, coalesce(edu_score, -1.0)) AS h FROM documents WHERE {DEDUP_INPUTS})"
+    )
+    digest = hashlib.sha256(json.dumps({**params, "documents": str(documents)}, sort_keys=True).encode())
     work = corpus.root / "cache" / "dedup" / digest.hexdigest()[:16]
     plan = DedupPlan(
         corpus_root=str(corpus.root),
@@ -560,13 +617,16 @@ def plan_dedup(
         component_partitions=int(params["component_partitions"]),
         threads=threads,
     )
-    row_idx = docs.column("row").to_numpy()
-    score = docs.column("edu_score").to_numpy(zero_copy_only=False).astype(np.float64)
-    for s in range(len(shards)):
-        path = plan.path("docs", f"{s:06d}.npz")
+    for s, shard in enumerate(shards):
+        path = plan.path("docs", f"{s:06d}.parquet")
         if not path.is_file():
-            lo, hi = offsets[s], offsets[s + 1]
-            _save_npz(path, rows=row_idx[lo:hi].astype(np.int64), score=score[lo:hi])
+            table = catalog.con.sql(
+                "SELECT id, row::BIGINT AS row, coalesce(edu_score, 'NaN')::DOUBLE AS score FROM documents "
+                f"WHERE {DEDUP_INPUTS} AND file = ? ORDER BY row",
+                params=[shard],
+            ).to_arrow_table()
+            with atomic_path(path) as tmp:
+                pq.write_table(table, tmp)
     with atomic_path(plan.path("plan.json")) as tmp:
         tmp.write_text(json.dumps(asdict(plan), sort_keys=True))
     return plan
@@ -602,14 +662,14 @@ def run_dedup_sharded(
         ``pid``, ...), and ``resumed``: per step, the units found done by their markers.
     """
     with Catalog.open(corpus) as catalog:
-        begun = begin_dedup(catalog, config)
+        begun = begin_dedup(catalog, config, fetch=False)
         if isinstance(begun, dict):
             return begun
-        run, docs = begun
+        run, _ = begun
         plan = plan_dedup(
             corpus,
             config,
-            docs,
+            catalog,
             band_partitions=band_partitions,
             cluster_partitions=cluster_partitions,
             threads=threads,
@@ -644,14 +704,9 @@ def run_dedup_sharded(
     for name in ("members", "clusters", "decisions"):
         step(name)
     with Catalog.open(corpus) as catalog:
-        keepers, exacts = [], []
-        for s in range(len(plan.shards)):
-            with np.load(plan.path("decisions", f"{s:06d}.npz")) as part:
-                keepers.append(part["keeper"])
-                exacts.append(part["exact"])
-        keeper = np.concatenate(keepers) if keepers else np.zeros(0, np.int64)
-        exact = np.concatenate(exacts) if exacts else np.zeros(0, np.uint64)
-        stats = record_decisions(catalog, docs, keeper, exact, bands=plan.bands, rows=plan.rows)
+        files = [plan.path("decisions", f"{s:06d}.parquet") for s in range(len(plan.shards))]
+        decided = files or DECISION_SCHEMA.empty_table()
+        stats = record_decisions(catalog, decided, bands=plan.bands, rows=plan.rows)
         catalog.finish_stage(run, stats)
     if not keep_work:
         shutil.rmtree(plan.work, ignore_errors=True)

@@ -32,6 +32,8 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,11 +44,14 @@ from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import DedupConfig
 from phicorpus.corpus import Corpus, read_texts
 from phicorpus.dedup.minhash import exact_hashes, lsh_dedup, lsh_recall_params, minhash_signatures
-from phicorpus.destructive import heavy_drop_warnings
+from phicorpus.destructive import heavy_drop_warnings_from_counts
 
 __all__ = [
+    "DECISION_SCHEMA",
+    "DEDUP_INPUTS",
     "begin_dedup",
     "choose_keepers",
+    "decisions_table",
     "dedup_params",
     "rank_best_first",
     "record_decisions",
@@ -135,9 +140,12 @@ def dedup_params(config: DedupConfig) -> dict[str, Any]:
     }
 
 
-def begin_dedup(catalog: Catalog, config: DedupConfig) -> tuple[int, pa.Table] | dict[str, Any]:
+def begin_dedup(
+    catalog: Catalog, config: DedupConfig, *, fetch: bool = True
+) -> tuple[int, pa.Table | None] | dict[str, Any]:
     """Start a dedup run: its run id and input documents (``id, source, topic_id, file, row,
-    edu_score`` in ``(file, row)`` order), or the last run's statistics when nothing changed.
+    edu_score`` in ``(file, row)`` order; ``None`` unless ``fetch``), or the last run's
+    statistics when nothing changed.
 
     Recomputed only when the parameters or the input documents changed since the last run.
     """
@@ -152,6 +160,8 @@ def begin_dedup(catalog: Catalog, config: DedupConfig) -> tuple[int, pa.Table] |
         skipped: dict[str, Any] = {**json.loads(last[0] if last else "{}"), "skipped": True}
         return skipped
     run = catalog.start_stage("dedup", params)
+    if not fetch:
+        return run, None
     docs = catalog.con.sql(
         f"SELECT id, source, topic_id, file, row, edu_score FROM documents WHERE {DEDUP_INPUTS} "
         "ORDER BY file, row"
@@ -173,6 +183,7 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         if isinstance(begun, dict):
             return begun
         run, docs = begun
+        assert docs is not None
         n = docs.num_rows
         files = docs.column("file").to_numpy(zero_copy_only=False)
         row_idx = docs.column("row").to_numpy()
@@ -205,32 +216,18 @@ def run_dedup(corpus: Corpus, config: DedupConfig, num_threads: int | None = Non
         del signatures
         if not config.exact:
             exact = np.arange(n, dtype=np.uint64)  # every document its own exact group
-        stats = record_decisions(catalog, docs, keeper, exact, bands=bands, rows=rows)
+        stats = record_decisions(catalog, decisions_table(docs, keeper, exact), bands=bands, rows=rows)
         catalog.finish_stage(run, stats)
     return stats
 
 
-def record_decisions(
-    catalog: Catalog,
-    docs: pa.Table,
-    keeper: npt.NDArray[np.int64],
-    exact: npt.NDArray[np.uint64],
-    *,
-    bands: int,
-    rows: int,
-) -> dict[str, Any]:
-    """Write the dedup decisions of ``docs`` (in ``(file, row)`` order) to the catalog, one transaction.
+def decisions_table(docs: pa.Table, keeper: npt.NDArray[np.int64], exact: npt.NDArray[np.uint64]) -> pa.Table:
+    """The decisions of ``docs`` (``id`` in index order) as rows of :data:`DECISION_SCHEMA`.
 
     Args:
-        catalog: The open catalog (the one writer).
-        docs: ``id``, ``source``, ``topic_id`` of every document taking part, in index order.
+        docs: ``id`` of every document taking part, in index order.
         keeper: Per document, the index of the document kept for it (itself if kept).
         exact: Per document, its exact hash (its index when exact grouping is off).
-        bands: LSH bands of the candidate banding (for the statistics).
-        rows: Rows per band.
-
-    Returns:
-        The statistics of :func:`run_dedup`.
     """
     n = len(keeper)
     ids = docs.column("id").to_numpy(zero_copy_only=False)
@@ -242,19 +239,68 @@ def record_decisions(
     in_cluster = sizes[keeper] > 1
     dup_cluster = np.asarray(ids[keeper], dtype=object)
     dup_cluster[~in_cluster] = None
-    decisions = pa.table(
+    return pa.table(
         {
             "id": docs.column("id"),
-            "source": docs.column("source"),
-            "topic_id": docs.column("topic_id"),
             "exact_hash": pa.array(exact, pa.uint64()),
             "dup_cluster": pa.array(dup_cluster, pa.string()),
             "reason": pa.array([r or None for r in reason.tolist()], pa.string()),
-        }
+        },
+        schema=DECISION_SCHEMA,
     )
+
+
+#: One row per document taking part: its exact hash, its cluster (the kept document's id, or
+#: null outside a cluster of two or more) and why it is dropped (null: kept).
+DECISION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("exact_hash", pa.uint64()),
+        ("dup_cluster", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+def record_decisions(
+    catalog: Catalog,
+    decisions: pa.Table | Sequence[Path],
+    *,
+    bands: int,
+    rows: int,
+) -> dict[str, Any]:
+    """Write dedup decisions to the catalog in one transaction; the statistics come from SQL, so
+    the decisions may stay on disk (a relation over Parquet files) and never become Python
+    objects.
+
+    Args:
+        catalog: The open catalog (the one writer).
+        decisions: Rows of :data:`DECISION_SCHEMA`, one per document taking part, in a table
+            or in Parquet files (read by DuckDB, out of core).
+        bands: LSH bands of the candidate banding (for the statistics).
+        rows: Rows per band.
+
+    Returns:
+        The statistics of :func:`run_dedup`.
+    """
+    con = catalog.con
     with catalog.transaction():
-        catalog.con.register("_dedup", decisions)
+        if isinstance(decisions, pa.Table):
+            con.register("_dedup", decisions)
+        else:
+            files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in decisions)
+            con.execute(f"CREATE TEMP VIEW _dedup AS SELECT * FROM read_parquet([{files}])")
         try:
+            totals = catalog.exec_one(
+                "SELECT count(*), count(*) FILTER (reason = 'exact_duplicate'), "
+                "count(*) FILTER (reason = 'near_duplicate'), count(DISTINCT dup_cluster), "
+                "coalesce((SELECT max(c) FROM (SELECT count(*) AS c FROM _dedup "
+                "WHERE dup_cluster IS NOT NULL GROUP BY dup_cluster)), 1) FROM _dedup"
+            )
+            per_source = catalog.exec(
+                "SELECT doc.source, count(*) FILTER (d.reason IS NOT NULL), count(*) "
+                "FROM _dedup d JOIN documents doc USING (id) GROUP BY doc.source ORDER BY doc.source"
+            )
             catalog.exec(
                 "UPDATE documents SET drop_stage = NULL, drop_reason = NULL WHERE drop_stage = 'dedup'"
             )
@@ -285,15 +331,18 @@ def record_decisions(
                 "WHERE drop_stage IS NULL OR drop_stage = 'dedup' GROUP BY c) GROUP BY size"
             )
         finally:
-            catalog.con.unregister("_dedup")
-    source_col = docs.column("source").to_numpy(zero_copy_only=False)
-    warnings = heavy_drop_warnings("dedup", source_col, dropped)
+            if isinstance(decisions, pa.Table):
+                con.unregister("_dedup")
+            else:
+                con.execute("DROP VIEW _dedup")
+    n, exact_dups, near_dups, clusters, largest = totals if totals else (0, 0, 0, 0, 0)
+    warnings = heavy_drop_warnings_from_counts("dedup", ((str(r[0]), (r[1], r[2])) for r in per_source))
     stats: dict[str, Any] = {
         "documents": int(n),
-        "exact_duplicates": int(exact_dup.sum()),
-        "near_duplicates": int((dropped & ~exact_dup).sum()),
-        "clusters": int((sizes > 1).sum()),
-        "largest_cluster": int(sizes.max()) if n else 0,
+        "exact_duplicates": int(exact_dups),
+        "near_duplicates": int(near_dups),
+        "clusters": int(clusters),
+        "largest_cluster": int(largest) if n else 0,
         "bands": bands,
         "rows": rows,
     }
