@@ -189,6 +189,7 @@ def dedup_part(work: Path, n_docs: int, runs: set[str]) -> None:
         line = (f"dedup {n_docs} docs  {name}: {stats['seconds']:.1f} s  "
                 f"worker peak RSS max {biggest[0] / MB:.0f} MB = {biggest[0] / ref['peak_rss']:.2f} x single "
                 f"[{per_worker}]  driver peak {stats['driver_peak_rss'] / MB:.0f} MB  "
+                f"components rounds {sum(k.startswith('cc-L') for k in stats['units'])}  "
                 f"decisions {'equal' if same else 'DIFFERENT'}")  # fmt: skip
         common.REPORTED.append(line)
         print(line, flush=True)
