@@ -65,6 +65,21 @@ pub struct Tokenizer {
     max_id: u32,
 }
 
+/// The sink of the scanners' pieces: each piece's ids, appended as it is found.
+struct RangeEncoder<'a> {
+    bpe: &'a Bpe,
+    text: &'a [u8],
+    cache: &'a mut PieceCache,
+    out: &'a mut Vec<u32>,
+}
+
+impl scan::Emit for RangeEncoder<'_> {
+    #[inline(always)]
+    fn emit(&mut self, a: usize, b: usize) {
+        self.bpe.encode_range(self.text, a, b, self.cache, self.out);
+    }
+}
+
 /// Per-thread state: the pre-token cache of the last tokenizer used on this thread.
 struct ThreadState {
     owner: u64,
@@ -197,9 +212,15 @@ impl Tokenizer {
             // Each piece is looked up as the splitter finds it: no list of pieces in between.
             let bytes = segment.as_bytes();
             out.reserve(segment.len() / 2 + 4);
-            self.splitter.split_ranges(segment, |a, b| {
-                self.bpe.encode_range(bytes, a, b, cache, out)
-            });
+            self.splitter.split_ranges(
+                segment,
+                RangeEncoder {
+                    bpe: &self.bpe,
+                    text: bytes,
+                    cache,
+                    out,
+                },
+            );
         }
     }
 

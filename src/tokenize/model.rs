@@ -74,19 +74,25 @@ const INLINE_SPILL: u32 = 1 << 31;
 /// Slots of [`HotTable`] (16 bytes each: 1 MiB, within a core's L2 cache).
 const HOT_SLOTS: usize = 1 << 16;
 
-/// One slot of [`HotTable`]: a piece of 1 to 8 bytes (little-endian, high bytes zero), its
-/// length (0: empty) and its one id.
+/// Ids up to this bound fit a [`HotSlot`] (the top 4 bits of its first word hold the length).
+const HOT_ID_LIMIT: u32 = 1 << 28;
+/// [`HotSlot::second`] of a piece of one id.
+const HOT_NONE: u32 = u32::MAX;
+
+/// One slot of [`HotTable`]: a piece of 1 to 8 bytes (little-endian, high bytes zero), and in
+/// `first` its first id with its length in the top 4 bits (0: empty slot); `second` is its
+/// second id or [`HOT_NONE`].
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(16))]
 struct HotSlot {
     key: u64,
-    len: u32,
-    id: u32,
+    first: u32,
+    second: u32,
 }
 
-/// A direct-mapped table of the short pieces that encode to one id (nearly all pieces of real
-/// text): one multiply to find the slot, one compare of the key and length to hit. A piece
-/// whose slot is taken by another stays in [`ShortTable`] only.
+/// A direct-mapped table of the short pieces that encode to one or two ids (nearly all pieces
+/// of real text): one multiply to find the slot, one compare of the key and length to hit. A
+/// piece whose slot is taken by another stays in [`ShortTable`] only.
 struct HotTable {
     slots: Vec<HotSlot>,
 }
@@ -103,22 +109,30 @@ impl HotTable {
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HOT_SLOTS.trailing_zeros())) as usize
     }
 
-    /// The id of the piece `key` of `n` bytes at `index`, if it is there.
+    /// The ids of the piece `key` of `n` bytes at `index` (first, second or [`HOT_NONE`]), if
+    /// it is there.
     #[inline(always)]
-    fn get(&self, key: u64, n: usize, index: usize) -> Option<u32> {
+    fn get(&self, key: u64, n: usize, index: usize) -> Option<(u32, u32)> {
         let slot = &self.slots[index & (HOT_SLOTS - 1)];
-        (slot.key == key && slot.len == n as u32).then_some(slot.id)
+        (slot.key == key && (slot.first >> 28) as usize == n)
+            .then_some((slot.first & (HOT_ID_LIMIT - 1), slot.second))
     }
 
-    /// Remember that the piece `key` of `n` bytes is the one id `id`, unless its slot is taken.
+    /// Remember that the piece `key` of `n` bytes has the ids `ids`, unless its slot is taken
+    /// or they do not fit a slot.
     #[inline]
-    fn offer(&mut self, key: u64, n: usize, index: usize, id: u32) {
+    fn offer(&mut self, key: u64, n: usize, index: usize, ids: &[u32]) {
+        let (first, second) = match *ids {
+            [a] => (a, HOT_NONE),
+            [a, b] if b < HOT_ID_LIMIT => (a, b),
+            _ => return,
+        };
         let slot = &mut self.slots[index & (HOT_SLOTS - 1)];
-        if slot.len == 0 {
+        if slot.first == 0 && first < HOT_ID_LIMIT {
             *slot = HotSlot {
                 key,
-                len: n as u32,
-                id,
+                first: first | (n as u32) << 28,
+                second,
             };
         }
     }
@@ -350,8 +364,8 @@ impl Bpe {
         }
     }
 
-    /// Append the ids of the piece `text[a..b]` to `out`. Pieces of 1 to 8 bytes that are one
-    /// token (nearly all pieces of real text) are answered by [`HotTable`] inline; the rest go
+    /// Append the ids of the piece `text[a..b]` to `out`. Pieces of 1 to 8 bytes of one or two
+    /// tokens (nearly all pieces of real text) are answered by [`HotTable`] inline; the rest go
     /// through the cache and the merge, out of line.
     #[inline(always)]
     pub fn encode_range(
@@ -365,16 +379,22 @@ impl Bpe {
         let n = b - a;
         if n.wrapping_sub(1) < 8 {
             let key = load_u64(text, a, n);
-            if let Some(id) = cache.hot.get(key, n, HotTable::index(key)) {
+            if let Some((first, second)) = cache.hot.get(key, n, HotTable::index(key)) {
                 let len = out.len();
-                if len < out.capacity() {
-                    // SAFETY: `len` is below the capacity; the id written becomes element `len`.
+                if out.capacity() - len >= 2 {
+                    // SAFETY: two ids past `len` are allocated; the one or two written first
+                    // become the vector's new elements.
                     unsafe {
-                        out.as_mut_ptr().add(len).write(id);
-                        out.set_len(len + 1);
+                        let p = out.as_mut_ptr().add(len);
+                        p.write(first);
+                        p.add(1).write(second);
+                        out.set_len(len + 1 + (second != HOT_NONE) as usize);
                     }
                 } else {
-                    out.push(id);
+                    out.push(first);
+                    if second != HOT_NONE {
+                        out.push(second);
+                    }
                 }
                 return;
             }
@@ -403,9 +423,9 @@ impl Bpe {
             }
             _ => self.encode_long(piece, cache, out),
         }
-        if n <= 8 && out.len() == first + 1 {
+        if n <= 8 {
             let key = load_u64(text, a, n);
-            cache.hot.offer(key, n, HotTable::index(key), out[first]);
+            cache.hot.offer(key, n, HotTable::index(key), &out[first..]);
         }
     }
 

@@ -39,9 +39,9 @@ impl Splitter {
             .map_err(|e| format!("Split regex {pattern:?} does not compile: {e}"))
     }
 
-    /// Call `emit(start, end)` on the byte range of each piece of `s`, in order.
+    /// Call `emit.emit(start, end)` on the byte range of each piece of `s`, in order.
     #[inline(always)]
-    pub fn split_ranges(&self, s: &str, mut emit: impl FnMut(usize, usize)) {
+    pub(crate) fn split_ranges(&self, s: &str, mut emit: impl super::scan::Emit) {
         match self {
             Self::Gpt2 => super::scan::block_pieces(
                 super::scan::Pattern::Gpt2,
@@ -59,7 +59,7 @@ impl Splitter {
                 let base = s.as_ptr() as usize;
                 self.split(s, |p| {
                     let a = p.as_ptr() as usize - base;
-                    emit(a, a + p.len())
+                    emit.emit(a, a + p.len())
                 });
             }
         }
