@@ -65,13 +65,27 @@ pub struct Tokenizer {
     max_id: u32,
 }
 
+/// The sink of the scanners' pieces: each piece's ids, appended as it is found.
+struct RangeEncoder<'a> {
+    bpe: &'a Bpe,
+    text: &'a [u8],
+    cache: &'a mut PieceCache,
+    out: &'a mut Vec<u32>,
+}
+
+impl scan::Emit for RangeEncoder<'_> {
+    #[inline(always)]
+    fn emit(&mut self, a: usize, b: usize) {
+        self.bpe.encode_range(self.text, a, b, self.cache, self.out);
+    }
+}
+
 /// Per-thread state: the pre-token cache of the last tokenizer used on this thread.
 struct ThreadState {
     owner: u64,
     cache: PieceCache,
     buf: String,
     piece: Vec<u8>,
-    ends: Vec<u32>,
 }
 
 thread_local! {
@@ -80,7 +94,6 @@ thread_local! {
         cache: PieceCache::default(),
         buf: String::new(),
         piece: Vec::new(),
-        ends: Vec::new(),
     });
 }
 
@@ -183,16 +196,7 @@ impl Tokenizer {
 
     #[inline]
     fn encode_pieces(&self, segment: &str, state: &mut ThreadState, out: &mut Vec<u32>) {
-        let ThreadState {
-            cache, piece, ends, ..
-        } = state;
-        if self.prefix_space != PrefixSpace::Piece && segment.len() <= u32::MAX as usize {
-            // Split the whole segment first, then encode its pieces in blocks (prefetched).
-            ends.clear();
-            self.splitter.split_ends(segment, ends);
-            self.bpe.encode_ends(segment.as_bytes(), ends, cache, out);
-            return;
-        }
+        let ThreadState { cache, piece, .. } = state;
         if self.prefix_space == PrefixSpace::Piece {
             self.splitter.split(segment, |p| {
                 if p.starts_with(' ') {
@@ -205,8 +209,18 @@ impl Tokenizer {
                 }
             });
         } else {
-            self.splitter
-                .split(segment, |p| self.bpe.encode_piece(p.as_bytes(), cache, out));
+            // Each piece is looked up as the splitter finds it: no list of pieces in between.
+            let bytes = segment.as_bytes();
+            out.reserve(segment.len() / 2 + 4);
+            self.splitter.split_ranges(
+                segment,
+                RangeEncoder {
+                    bpe: &self.bpe,
+                    text: bytes,
+                    cache,
+                    out,
+                },
+            );
         }
     }
 

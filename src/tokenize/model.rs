@@ -37,6 +37,7 @@ pub struct Bpe {
 /// Pieces of 2 to 15 bytes (nearly all of them) live in [`ShortTable`], keyed by the piece
 /// packed into a `u128`; longer ones (up to [`CACHE_MAX_PIECE`]) in a map keyed by their bytes.
 pub struct PieceCache {
+    hot: HotTable,
     short: ShortTable,
     long: FxHashMap<Box<[u8]>, (u32, u32)>,
     arena: Vec<u32>,
@@ -47,6 +48,7 @@ pub struct PieceCache {
 impl Default for PieceCache {
     fn default() -> Self {
         Self {
+            hot: HotTable::new(),
             short: ShortTable::with_capacity(1 << 14),
             long: FxHashMap::default(),
             arena: Vec::new(),
@@ -68,6 +70,100 @@ struct Slot {
 }
 
 const INLINE_SPILL: u32 = 1 << 31;
+
+/// Slots of [`HotTable`] (16 bytes each: 1 MiB, within a core's L2 cache).
+const HOT_SLOTS: usize = 1 << 16;
+
+/// Ids up to this bound fit a [`HotSlot`] (the top 4 bits of its first word hold the length).
+const HOT_ID_LIMIT: u32 = 1 << 28;
+/// [`HotSlot::second`] of a piece of one id.
+const HOT_NONE: u32 = u32::MAX;
+
+/// One slot of [`HotTable`]: a piece of 1 to 8 bytes (little-endian, high bytes zero), and in
+/// `first` its first id with its length in the top 4 bits (0: empty slot); `second` is its
+/// second id or [`HOT_NONE`].
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct HotSlot {
+    key: u64,
+    first: u32,
+    second: u32,
+}
+
+/// A direct-mapped table of the short pieces that encode to one or two ids (nearly all pieces
+/// of real text): one multiply to find the slot, one compare of the key and length to hit. A
+/// piece whose slot is taken by another stays in [`ShortTable`] only.
+struct HotTable {
+    slots: Vec<HotSlot>,
+}
+
+impl HotTable {
+    fn new() -> Self {
+        Self {
+            slots: vec![HotSlot::default(); HOT_SLOTS],
+        }
+    }
+
+    #[inline(always)]
+    fn index(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HOT_SLOTS.trailing_zeros())) as usize
+    }
+
+    /// The ids of the piece `key` of `n` bytes at `index` (first, second or [`HOT_NONE`]), if
+    /// it is there.
+    #[inline(always)]
+    fn get(&self, key: u64, n: usize, index: usize) -> Option<(u32, u32)> {
+        let slot = &self.slots[index & (HOT_SLOTS - 1)];
+        (slot.key == key && (slot.first >> 28) as usize == n)
+            .then_some((slot.first & (HOT_ID_LIMIT - 1), slot.second))
+    }
+
+    /// Remember that the piece `key` of `n` bytes has the ids `ids`, unless its slot is taken
+    /// or they do not fit a slot.
+    #[inline]
+    fn offer(&mut self, key: u64, n: usize, index: usize, ids: &[u32]) {
+        let (first, second) = match *ids {
+            [a] => (a, HOT_NONE),
+            [a, b] if b < HOT_ID_LIMIT => (a, b),
+            _ => return,
+        };
+        let slot = &mut self.slots[index & (HOT_SLOTS - 1)];
+        if slot.first == 0 && first < HOT_ID_LIMIT {
+            *slot = HotSlot {
+                key,
+                first: first | (n as u32) << 28,
+                second,
+            };
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(HotSlot::default());
+    }
+}
+
+/// The bytes of piece `b[at..at + n]` (1 <= n <= 8) as a little-endian `u64`, high bytes zero:
+/// one unaligned load when the 8 bytes from `at` are in `b`.
+#[inline(always)]
+fn load_u64(b: &[u8], at: usize, n: usize) -> u64 {
+    debug_assert!((1..=8).contains(&n));
+    let mask = u64::MAX >> (64 - 8 * n);
+    match b.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")) & mask,
+        None => load_u64_tail(&b[at..at + n]),
+    }
+}
+
+/// [`load_u64`] near the end of the text, byte by byte.
+#[cold]
+#[inline(never)]
+fn load_u64_tail(piece: &[u8]) -> u64 {
+    let mut v = 0u64;
+    for (k, &x) in piece.iter().enumerate() {
+        v |= (x as u64) << (8 * k);
+    }
+    v
+}
 
 /// Open addressing with linear probing over a power-of-two slot array, at most half full.
 struct ShortTable {
@@ -101,19 +197,6 @@ impl ShortTable {
     #[inline(always)]
     fn home(&self, hash: u64) -> usize {
         (hash >> 32) as usize & self.mask
-    }
-
-    #[inline(always)]
-    fn prefetch(&self, hash: u64) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `home` is below the slot count; prefetching has no other effect.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = self.slots.as_ptr().add(self.home(hash));
-            _mm_prefetch(p as *const i8, _MM_HINT_T0);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = hash;
     }
 
     #[inline(always)]
@@ -161,6 +244,7 @@ impl ShortTable {
 
 impl PieceCache {
     pub fn clear(&mut self) {
+        self.hot.clear();
         self.short.clear();
         self.long.clear();
         self.arena.clear();
@@ -269,15 +353,7 @@ impl Bpe {
     /// Append the ids of one pre-token (its raw bytes) to `out`.
     #[inline]
     pub fn encode_piece(&self, piece: &[u8], cache: &mut PieceCache, out: &mut Vec<u32>) {
-        match piece.len() {
-            0 => {}
-            1 => self.encode_byte(piece[0], out),
-            n if n <= 15 => {
-                let key = load_key(piece, 0, n);
-                self.encode_short(piece, key, key_hash(key), cache, out);
-            }
-            _ => self.encode_long(piece, cache, out),
-        }
+        self.encode_range(piece, 0, piece.len(), cache, out);
     }
 
     #[inline(always)]
@@ -288,48 +364,68 @@ impl Bpe {
         }
     }
 
-    /// Append the ids of the pieces of `text` that end at `ends` (the first starts at 0, each
-    /// next one where the previous ended). The cache is probed a block of pieces at a time,
-    /// after prefetching the block's slots.
-    pub fn encode_ends(
+    /// Append the ids of the piece `text[a..b]` to `out`. Pieces of 1 to 8 bytes of one or two
+    /// tokens (nearly all pieces of real text) are answered by [`HotTable`] inline; the rest go
+    /// through the cache and the merge, out of line.
+    #[inline(always)]
+    pub fn encode_range(
         &self,
         text: &[u8],
-        ends: &[u32],
+        a: usize,
+        b: usize,
         cache: &mut PieceCache,
         out: &mut Vec<u32>,
     ) {
-        const BLOCK: usize = 16;
-        let mut keys = [0u128; BLOCK];
-        let mut hashes = [0u64; BLOCK];
-        let mut start = 0usize;
-        for block in ends.chunks(BLOCK) {
-            let mut a = start;
-            for (q, &e) in block.iter().enumerate() {
-                let e = e as usize;
-                let n = e - a;
-                if (2..=15).contains(&n) {
-                    let key = load_key(text, a, n);
-                    let hash = key_hash(key);
-                    cache.short.prefetch(hash);
-                    keys[q] = key;
-                    hashes[q] = hash;
+        let n = b - a;
+        if n.wrapping_sub(1) < 8 {
+            let key = load_u64(text, a, n);
+            if let Some((first, second)) = cache.hot.get(key, n, HotTable::index(key)) {
+                let len = out.len();
+                if out.capacity() - len >= 2 {
+                    // SAFETY: two ids past `len` are allocated; the one or two written first
+                    // become the vector's new elements.
+                    unsafe {
+                        let p = out.as_mut_ptr().add(len);
+                        p.write(first);
+                        p.add(1).write(second);
+                        out.set_len(len + 1 + (second != HOT_NONE) as usize);
+                    }
+                } else {
+                    out.push(first);
+                    if second != HOT_NONE {
+                        out.push(second);
+                    }
                 }
-                a = e;
+                return;
             }
-            out.reserve(a - start + 4);
-            let mut a = start;
-            for (q, &e) in block.iter().enumerate() {
-                let e = e as usize;
-                let piece = &text[a..e];
-                match piece.len() {
-                    0 => {}
-                    1 => self.encode_byte(piece[0], out),
-                    n if n <= 15 => self.encode_short(piece, keys[q], hashes[q], cache, out),
-                    _ => self.encode_long(piece, cache, out),
-                }
-                a = e;
+        }
+        self.encode_range_cold(text, a, b, cache, out);
+    }
+
+    #[inline(never)]
+    fn encode_range_cold(
+        &self,
+        text: &[u8],
+        a: usize,
+        b: usize,
+        cache: &mut PieceCache,
+        out: &mut Vec<u32>,
+    ) {
+        let piece = &text[a..b];
+        let n = piece.len();
+        let first = out.len();
+        match n {
+            0 => return,
+            1 => self.encode_byte(piece[0], out),
+            2..=15 => {
+                let key = load_key(text, a, n);
+                self.encode_short(piece, key, key_hash(key), cache, out);
             }
-            start = a;
+            _ => self.encode_long(piece, cache, out),
+        }
+        if n <= 8 {
+            let key = load_u64(text, a, n);
+            cache.hot.offer(key, n, HotTable::index(key), &out[first..]);
         }
     }
 

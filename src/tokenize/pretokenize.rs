@@ -39,28 +39,27 @@ impl Splitter {
             .map_err(|e| format!("Split regex {pattern:?} does not compile: {e}"))
     }
 
-    /// Append the end offset of each piece of `s` to `ends`, in order (`s` is shorter than
-    /// 4 GiB).
-    #[inline]
-    pub fn split_ends(&self, s: &str, ends: &mut Vec<u32>) {
-        debug_assert!(s.len() <= u32::MAX as usize);
+    /// Call `emit.emit(start, end)` on the byte range of each piece of `s`, in order.
+    #[inline(always)]
+    pub(crate) fn split_ranges(&self, s: &str, mut emit: impl super::scan::Emit) {
         match self {
             Self::Gpt2 => super::scan::block_pieces(
                 super::scan::Pattern::Gpt2,
                 s.as_bytes(),
                 |i| gpt2_end(s, i),
-                |_, b| ends.push(b as u32),
+                emit,
             ),
             Self::Llama3 => super::scan::block_pieces(
                 super::scan::Pattern::Llama3,
                 s.as_bytes(),
                 |i| llama3_end(s, i),
-                |_, b| ends.push(b as u32),
+                emit,
             ),
             _ => {
                 let base = s.as_ptr() as usize;
                 self.split(s, |p| {
-                    ends.push((p.as_ptr() as usize - base + p.len()) as u32)
+                    let a = p.as_ptr() as usize - base;
+                    emit.emit(a, a + p.len())
                 });
             }
         }

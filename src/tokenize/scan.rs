@@ -168,6 +168,19 @@ pub(super) enum Pattern {
     Llama3,
 }
 
+/// Where a scan sends its pieces: `emit(start, end)` (byte offsets). Closures are sinks; a sink
+/// type with an `#[inline(always)]` method is inlined into the scan loop for certain.
+pub(crate) trait Emit {
+    fn emit(&mut self, a: usize, b: usize);
+}
+
+impl<F: FnMut(usize, usize)> Emit for F {
+    #[inline(always)]
+    fn emit(&mut self, a: usize, b: usize) {
+        self(a, b)
+    }
+}
+
 /// Call `emit(start, end)` on the pieces of `s` under `pattern`, in order, with
 /// `scalar_end(i)` (the end of the piece at start `i`) where the block scan cannot decide.
 ///
@@ -183,26 +196,31 @@ pub(super) fn block_pieces(
     pattern: Pattern,
     s: &[u8],
     scalar_end: impl Fn(usize) -> usize,
-    mut emit: impl FnMut(usize, usize),
+    mut emit: impl Emit,
 ) {
+    // `emit` is inlined only where the block loop emits (nearly every piece); the rare sites
+    // call it through `dyn`, so the loop stays small.
     #[inline(always)]
-    fn emit_piece(
-        pattern: Pattern,
-        s: &[u8],
-        a: usize,
-        b: usize,
-        emit: &mut impl FnMut(usize, usize),
-    ) {
+    fn emit_piece(pattern: Pattern, s: &[u8], a: usize, b: usize, emit: &mut impl Emit) {
         if pattern == Pattern::Llama3 && b - a > 3 && s[a].is_ascii_digit() {
-            let mut x = a;
-            while b - x > 3 {
-                emit(x, x + 3);
-                x += 3;
-            }
-            emit(x, b);
+            emit_digits(a, b, emit);
         } else {
-            emit(a, b);
+            emit.emit(a, b);
         }
+    }
+    /// A digit run in threes (Llama-3's `\p{N}{1,3}`).
+    #[inline(never)]
+    fn emit_digits(a: usize, b: usize, emit: &mut dyn Emit) {
+        let mut x = a;
+        while b - x > 3 {
+            emit.emit(x, x + 3);
+            x += 3;
+        }
+        emit.emit(x, b);
+    }
+    #[inline(never)]
+    fn emit_rare(a: usize, b: usize, emit: &mut dyn Emit) {
+        emit.emit(a, b);
     }
     let len = s.len();
     let mut i = 0;
@@ -238,7 +256,7 @@ pub(super) fn block_pieces(
         }
         if trusted < 2 {
             let j = scalar_end(i);
-            emit(i, j);
+            emit_rare(i, j, &mut emit);
             i = j;
             continue;
         }
@@ -253,7 +271,7 @@ pub(super) fn block_pieces(
         if ap != 0 {
             if ap & 1 != 0 {
                 let j = scalar_end(i);
-                emit(i, j);
+                emit_rare(i, j, &mut emit);
                 i = j;
                 continue;
             }
@@ -272,12 +290,16 @@ pub(super) fn block_pieces(
         }
         debug_assert_eq!(k, last);
         if n <= 64 && trusted >= n && !cut {
-            emit_piece(pattern, s, i + last, len, &mut emit);
+            if pattern == Pattern::Llama3 && len - (i + last) > 3 && s[i + last].is_ascii_digit() {
+                emit_digits(i + last, len, &mut emit);
+            } else {
+                emit_rare(i + last, len, &mut emit);
+            }
             return;
         }
         if last == 0 {
             let j = scalar_end(i);
-            emit(i, j);
+            emit_rare(i, j, &mut emit);
             i = j;
         } else {
             i += last;
