@@ -88,7 +88,10 @@ def test_build_with_a_real_server_to_finished_shards(tmp_path: Path, llama_serve
     assert abs(code_target - 200) <= 1
     assert abs(sources["code"]["train_tokens"] - code_target) <= max(1, SHARE_TOLERANCE * code_target)
     generated = {s: v for s, v in sources.items() if s in ("textbook", "exercises", "stories")}
-    assert generated and abs(sum(v["train_tokens"] for v in generated.values()) - 800) <= len(generated)
+    # Whole documents land each source within 0.5% of its target (a cut only when they cannot),
+    # so the generated sum is as close as its sources together: 803 of 800 is a pass.
+    generated_sum = sum(v["train_tokens"] for v in generated.values())
+    assert generated and abs(generated_sum - 800) <= max(len(generated), SHARE_TOLERANCE * 800)
     for info in generated.values():  # each within 0.5% of its target (or on it, with a cut)
         assert abs(info["train_tokens"] - info["target_tokens"]) <= max(
             1, SHARE_TOLERANCE * info["target_tokens"]
