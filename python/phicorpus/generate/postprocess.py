@@ -120,21 +120,29 @@ def _words(text: str) -> list[str]:
 
 
 def _grams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return list(zip(*(words[i:] for i in range(n)), strict=False))
 
 
 def restated_share(answer: str, prompt: str, n: int = RESTATE_N) -> float:
     """Share of the answer's word n-grams that are in the prompt (1.0: it only restates it)."""
-    grams = _grams(_words(answer), n)
+    return _restated(_words(answer), prompt, n)
+
+
+def _restated(words: Sequence[str], prompt: str, n: int = RESTATE_N) -> float:
+    grams = _grams(words, n)
     if not grams:
         return 0.0
     source = set(_grams(_words(prompt), n))
-    return sum(g in source for g in grams) / len(grams)
+    return sum(g in source for g in grams) / len(grams) if source else 0.0
 
 
 def repeated_share(text: str, n: int = REPEAT_N) -> float:
     """Share of the word n-grams that repeat an earlier one (a degenerate loop is near 1)."""
-    grams = _grams(_words(text), n)
+    return _repeated(_words(text), n)
+
+
+def _repeated(words: Sequence[str], n: int = REPEAT_N) -> float:
+    grams = _grams(words, n)
     if not grams:
         return 0.0
     return 1.0 - len(set(grams)) / len(grams)
@@ -142,7 +150,10 @@ def repeated_share(text: str, n: int = REPEAT_N) -> float:
 
 def english_share(text: str) -> float:
     """Share of the words that are common English function words (English prose: 0.3-0.5)."""
-    words = _words(text)
+    return _english(_words(text))
+
+
+def _english(words: Sequence[str]) -> float:
     return sum(w in ENGLISH for w in words) / len(words) if words else 0.0
 
 
@@ -192,9 +203,10 @@ def process_output(
         return Processed(clean, "content-filter")
     if not clean:
         return Processed(clean, "empty")
-    if prompt and restated_share(clean, prompt) > RESTATE_SHARE:
+    words_ = _words(clean)  # once for every gate below
+    if prompt and _restated(words_, prompt) > RESTATE_SHARE:
         return Processed(clean, "restates-prompt")
-    if repeated_share(clean) > REPEAT_SHARE:
+    if _repeated(words_) > REPEAT_SHARE:
         return Processed(clean, "repetitive")
     if answer_format == ANSWER_PYTHON_TESTS or (answer_format is None and fmt == "exercises"):
         exercise = parse_exercise(clean)
@@ -208,7 +220,7 @@ def process_output(
         return Processed(parsed.document, reason, reasoning=parsed.reasoning, items=parsed.items)
     if len(clean) < min_chars:
         return Processed(clean, "too-short")
-    if len(_words(clean)) >= 40 and english_share(clean) < 0.05:
+    if len(words_) >= 40 and _english(words_) < 0.05:
         return Processed(clean, "wrong-language")
     if fmt == "stories" and words:
         missing = missing_words(clean, words)
