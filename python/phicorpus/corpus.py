@@ -38,6 +38,7 @@ __all__ = [
     "read_text_buffers",
     "read_texts",
     "sha256_file",
+    "stream_text_buffers",
 ]
 
 TMP_SUFFIX = ".tmp"
@@ -280,6 +281,111 @@ def read_text_buffers(
     if data_buf is None:
         return offsets.astype(np.int64), np.zeros(0, dtype=np.uint8)
     return offsets.astype(np.int64), np.frombuffer(data_buf, dtype=np.uint8)
+
+
+#: About how much text :func:`stream_text_buffers` hands over at a time.
+PIECE_BYTES = 1 << 20
+
+
+def stream_text_buffers(
+    corpus: Corpus, file: str, rows: Sequence[int] | None = None, *, depth: int = 2
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]] | None:
+    """:func:`read_text_buffers` in pieces, read ahead: a thread decodes the next Parquet pages
+    while the caller works on the last ones (at most ``depth`` pieces waiting). The pieces, in
+    order, hold the same rows as one :func:`read_text_buffers` call.
+
+    None when the rows must be read whole instead: ``rows`` not increasing, a ``text`` column that
+    is not a string column, or one whose statistics do not rule out nulls. Errors while reading
+    are raised by the iterator, as ``OSError`` / ``pyarrow.ArrowException``.
+    """
+    import queue
+    import threading
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(corpus.absolute(file))
+    meta = pf.metadata
+    names = pf.schema_arrow.names
+    if "text" not in names:
+        return None
+    kind = pf.schema_arrow.field("text").type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return None
+    col = names.index("text")
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_null_count or stats.null_count:
+            return None
+    wanted = None if rows is None else np.asarray(rows, dtype=np.int64)
+    if wanted is not None and wanted.size > 1 and not bool(np.all(wanted[1:] > wanted[:-1])):
+        return None
+    if wanted is not None and wanted.size and (wanted[0] < 0 or wanted[-1] >= meta.num_rows):
+        return None  # the whole-read path reports it
+
+    text_bytes = sum(meta.row_group(g).column(col).total_uncompressed_size for g in range(meta.num_row_groups))
+    batch_rows = max(1, int(meta.num_rows * PIECE_BYTES / max(1, text_bytes)))
+
+    def pieces() -> Iterator[pa.Array]:
+        start = 0
+        for batch in pf.iter_batches(columns=["text"], batch_size=batch_rows, use_threads=False):
+            array, n = batch.column(0), batch.num_rows
+            if wanted is None:
+                yield array
+            else:
+                lo, hi = np.searchsorted(wanted, [start, start + n])
+                local = wanted[lo:hi] - start
+                if len(local) == n:
+                    yield array
+                elif len(local):
+                    yield array.take(pa.array(local))
+            start += n
+
+    slots: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for array in pieces():
+                if not put(("piece", array)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+            return
+        put(("end", None))
+
+    def consume() -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]]:
+        reader = threading.Thread(target=read, name="phicorpus-read-ahead", daemon=True)
+        reader.start()
+        try:
+            while True:
+                what, item = slots.get()
+                if what == "end":
+                    return
+                if what == "error":
+                    assert isinstance(item, BaseException)
+                    raise item
+                assert isinstance(item, pa.Array)
+                width = np.int64 if pa.types.is_large_string(item.type) else np.int32
+                _, offsets_buf, data_buf = item.buffers()
+                offsets = np.frombuffer(offsets_buf, dtype=width)[item.offset : item.offset + len(item) + 1]
+                data = np.zeros(0, np.uint8) if data_buf is None else np.frombuffer(data_buf, dtype=np.uint8)
+                yield offsets.astype(np.int64), data
+        finally:
+            stop.set()
+            reader.join()
+
+    return consume()
 
 
 def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> list[str]:

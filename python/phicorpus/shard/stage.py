@@ -39,7 +39,7 @@ from phicorpus.corpus import (
 from phicorpus.mix import SHARE_TOLERANCE, MixPlan
 from phicorpus.shard import trainers
 from phicorpus.stage import Executor, UnitResult, WorkUnit, clear_markers, marker_path, run_stage
-from phicorpus.tokenize.stage import TokenCaches, load_tokenizer
+from phicorpus.tokenize.stage import TokenCaches, cached_tokenizer
 
 __all__ = ["MANIFEST_FORMAT", "PLANS_DIR", "ShardStage", "check_build_files", "shard_bounds", "write_build"]
 
@@ -292,8 +292,8 @@ def _write_build_once(
 ) -> dict[str, Any]:
     """One pass of :func:`write_build`; ``force``: do not trust a done stage (shards were bad)."""
     build_dir = corpus.build_dir(name)
-    tok = load_tokenizer(tokenizer_path)
     tok_sha = sha256_file(tokenizer_path)
+    tok = cached_tokenizer(tokenizer_path, tok_sha)  # the tokenize stage's, when it ran here
     dtype = shard_format.dtype_for_vocab(tok.max_id)
     readers = [prefix for source in plan.order for prefix, _ in caches.shards[source]]
     cache_shas = {prefix: sha256_file(corpus.absolute(prefix + ".idx")) for prefix in readers}
@@ -401,7 +401,7 @@ def _write_build_once(
     # What trainers read besides the shards (phicorpus.shard.trainers), written before the manifest
     # that marks the build finished.
     assert tok.eos_id is not None  # load_tokenizer refuses a tokenizer without one
-    eos_token = trainers.eos_token_of(tokenizer_path.read_bytes(), tok.eos_id)
+    eos_token = tok.id_to_token(tok.eos_id) or trainers.eos_token_of(tokenizer_path.read_bytes(), tok.eos_id)
     manifest["megatron"] = trainers.megatron_section(manifest, eos_token)
     extras = {
         build_dir / trainers.TOKENIZER_CONFIG: (

@@ -20,10 +20,9 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from phicorpus.corpus import (
     read_texts,
     remove_stale_temporaries,
     sha256_file,
+    stream_text_buffers,
 )
 from phicorpus.mix import SourcePool
 from phicorpus.stage import Executor, UnitResult, WorkUnit, digest_lines, run_stage
@@ -88,11 +88,19 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return tok
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_tokenizer(path: str, sha256: str) -> Tokenizer:
-    """One loaded tokenizer per worker process and file content."""
-    del sha256  # part of the cache key only
-    return load_tokenizer(path)
+_LOADED: dict[str, Tokenizer] = {}
+
+
+def cached_tokenizer(path: str | Path, sha256: str) -> Tokenizer:
+    """One loaded tokenizer per process and file content (``sha256`` of the file at ``path``):
+    the tokenize units and the shard writer share it instead of parsing the file again."""
+    tok = _LOADED.get(sha256)
+    if tok is None:
+        tok = load_tokenizer(path)
+        if len(_LOADED) >= 4:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[sha256] = tok
+    return tok
 
 
 def read_rows(corpus: Corpus, rows: Sequence[tuple[str, int]]) -> list[str]:
@@ -125,6 +133,15 @@ def _read_file_buffers(
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
     try:
         return read_text_buffers(corpus, file, rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
+
+
+def _stream_file_buffers(
+    corpus: Corpus, file: str, rows: Sequence[int]
+) -> Iterator[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] | None:
+    try:
+        return stream_text_buffers(corpus, file, rows)
     except (OSError, pa.ArrowException) as exc:
         raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
 
@@ -286,18 +303,26 @@ class TokenizeStage:
 
     def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
         params = unit.params
-        tok = _cached_tokenizer(str(corpus.absolute(params["tokenizer"])), params["tokenizer_sha256"])
+        tok = cached_tokenizer(corpus.absolute(params["tokenizer"]), params["tokenizer_sha256"])
         eos = tok.eos_id
         dtype = shard_format.dtype_for_vocab(tok.max_id)
         file, rows = unit.inputs[0], params["rows"]
-        # The encoder reads the Arrow buffers of the text column: no Python str per document.
-        buffers = _read_file_buffers(corpus, file, rows) if tok.core is not None else None
-        texts = _read_file_rows(corpus, file, rows) if buffers is None else []
+        # The encoder reads the Arrow buffers of the text column (no Python str per document),
+        # piece by piece while a thread decodes the next Parquet pages.
+        stream = _stream_file_buffers(corpus, file, rows) if tok.core is not None else None
+        buffers = _read_file_buffers(corpus, file, rows) if tok.core is not None and stream is None else None
+        texts = _read_file_rows(corpus, file, rows) if stream is None and buffers is None else []
         prefix = corpus.absolute(params["out"])
         prefix.parent.mkdir(parents=True, exist_ok=True)
 
         def fill(writer: Any) -> None:
-            if buffers is not None:
+            if stream is not None:
+                try:
+                    for offsets, data in stream:
+                        writer.add_utf8(offsets, data, tok.core, False, self.threads or None)
+                except (OSError, pa.ArrowException) as exc:
+                    raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
+            elif buffers is not None:
                 writer.add_utf8(buffers[0], buffers[1], tok.core, False, self.threads or None)
             elif tok.core is not None:
                 writer.add_texts(texts, tok.core, False, self.threads or None)
