@@ -102,6 +102,29 @@ fn next_uid() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Whether the CPU has BMI1/BMI2/LZCNT/POPCNT and AVX2 (checked once; std caches it).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_bmi() -> bool {
+    std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2")
+        && std::is_x86_feature_detected!("lzcnt")
+        && std::is_x86_feature_detected!("popcnt")
+        && std::is_x86_feature_detected!("avx2")
+}
+
+/// The scan-and-encode loop compiled with the bit instructions of current x86 CPUs (`tzcnt`,
+/// `blsr`, `lzcnt`, shifts by register without flags) and VEX-encoded vector code: the loop
+/// walks start bits one by one, and these make each step shorter.
+///
+/// # Safety
+/// The CPU must have the features named (see [`has_bmi`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2,lzcnt,popcnt,avx2")]
+unsafe fn split_ranges_bmi(splitter: &Splitter, segment: &str, sink: RangeEncoder<'_>) {
+    splitter.split_ranges(segment, sink);
+}
+
 impl Tokenizer {
     /// Load a `tokenizer.json`. Fails with [`Error::Io`] if it cannot be read,
     /// [`Error::Format`] if it is not a valid tokenizer file, and [`Error::Unsupported`] if it uses
@@ -212,15 +235,19 @@ impl Tokenizer {
             // Each piece is looked up as the splitter finds it: no list of pieces in between.
             let bytes = segment.as_bytes();
             out.reserve(segment.len() / 2 + 4);
-            self.splitter.split_ranges(
-                segment,
-                RangeEncoder {
-                    bpe: &self.bpe,
-                    text: bytes,
-                    cache,
-                    out,
-                },
-            );
+            let sink = RangeEncoder {
+                bpe: &self.bpe,
+                text: bytes,
+                cache,
+                out,
+            };
+            #[cfg(target_arch = "x86_64")]
+            if has_bmi() {
+                // SAFETY: the CPU has the features `split_ranges_bmi` is compiled for.
+                unsafe { split_ranges_bmi(&self.splitter, segment, sink) };
+                return;
+            }
+            self.splitter.split_ranges(segment, sink);
         }
     }
 
