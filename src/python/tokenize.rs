@@ -7,7 +7,7 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{as_strs, extract_texts, run_chunked};
+use super::{as_strs, extract_texts, text_chunks};
 use crate::parallel;
 use crate::tokenize::Tokenizer;
 
@@ -81,35 +81,23 @@ impl PyBpeTokenizer {
         let strings = extract_texts(texts)?;
         let strs = as_strs(&strings)?;
         let tok = &*self.inner;
-        let parts = run_chunked(py, &strs, |chunk| {
-            parallel::install(num_threads, || tok.encode_groups(chunk, add_special_tokens))
-        })?;
-        let total: usize = parts.iter().map(|(ids, _)| ids.len()).sum();
-        let mut offsets = Vec::with_capacity(strs.len() + 1);
-        offsets.push(0i64);
-        let mut at = 0i64;
-        for (_, lens) in &parts {
-            for &len in lens {
-                at += len as i64;
-                offsets.push(at);
-            }
+        let mut ids: Vec<u32> = Vec::new();
+        let mut offsets: Vec<i64> = Vec::with_capacity(strs.len() + 1);
+        offsets.push(0);
+        for range in text_chunks(&strs) {
+            let chunk = &strs[range];
+            py.detach(|| {
+                parallel::install(num_threads, || {
+                    tok.encode_flat_into(chunk, add_special_tokens, &mut ids, &mut offsets)
+                })
+            });
+            py.check_signals()?;
         }
         let ids = if uint16 {
-            let mut out: Vec<u16> = Vec::with_capacity(total);
-            py.detach(|| {
-                for (ids, _) in &parts {
-                    out.extend(ids.iter().map(|&i| i as u16));
-                }
-            });
+            let out: Vec<u16> = py.detach(|| ids.iter().map(|&i| i as u16).collect());
             out.into_pyarray(py).into_any()
         } else {
-            let mut out: Vec<u32> = Vec::with_capacity(total);
-            py.detach(|| {
-                for (ids, _) in &parts {
-                    out.extend_from_slice(ids);
-                }
-            });
-            out.into_pyarray(py).into_any()
+            ids.into_pyarray(py).into_any()
         };
         Ok((ids, offsets.into_pyarray(py)))
     }

@@ -102,6 +102,29 @@ fn next_uid() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Whether the CPU has BMI1/BMI2/LZCNT/POPCNT and AVX2 (checked once; std caches it).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_bmi() -> bool {
+    std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2")
+        && std::is_x86_feature_detected!("lzcnt")
+        && std::is_x86_feature_detected!("popcnt")
+        && std::is_x86_feature_detected!("avx2")
+}
+
+/// The scan-and-encode loop compiled with the bit instructions of current x86 CPUs (`tzcnt`,
+/// `blsr`, `lzcnt`, shifts by register without flags) and VEX-encoded vector code: the loop
+/// walks start bits one by one, and these make each step shorter.
+///
+/// # Safety
+/// The CPU must have the features named (see [`has_bmi`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2,lzcnt,popcnt,avx2")]
+unsafe fn split_ranges_bmi(splitter: &Splitter, segment: &str, sink: RangeEncoder<'_>) {
+    splitter.split_ranges(segment, sink);
+}
+
 impl Tokenizer {
     /// Load a `tokenizer.json`. Fails with [`Error::Io`] if it cannot be read,
     /// [`Error::Format`] if it is not a valid tokenizer file, and [`Error::Unsupported`] if it uses
@@ -212,15 +235,19 @@ impl Tokenizer {
             // Each piece is looked up as the splitter finds it: no list of pieces in between.
             let bytes = segment.as_bytes();
             out.reserve(segment.len() / 2 + 4);
-            self.splitter.split_ranges(
-                segment,
-                RangeEncoder {
-                    bpe: &self.bpe,
-                    text: bytes,
-                    cache,
-                    out,
-                },
-            );
+            let sink = RangeEncoder {
+                bpe: &self.bpe,
+                text: bytes,
+                cache,
+                out,
+            };
+            #[cfg(target_arch = "x86_64")]
+            if has_bmi() {
+                // SAFETY: the CPU has the features `split_ranges_bmi` is compiled for.
+                unsafe { split_ranges_bmi(&self.splitter, segment, sink) };
+                return;
+            }
+            self.splitter.split_ranges(segment, sink);
         }
     }
 
@@ -251,6 +278,59 @@ impl Tokenizer {
             }
         }
         (ids, offsets)
+    }
+
+    /// Encode `texts` on the current rayon pool, appending their ids to `ids` and, for each
+    /// text, the end of its ids in `ids` to `ends`.
+    ///
+    /// On one thread the ids go straight into `ids` (no group buffers, no copy); on more the
+    /// groups of [`Self::encode_groups`] are copied into `ids` in parallel, so the fresh pages
+    /// of the output are touched by all threads.
+    pub fn encode_flat_into(
+        &self,
+        texts: &[&str],
+        add_special_tokens: bool,
+        ids: &mut Vec<u32>,
+        ends: &mut Vec<i64>,
+    ) {
+        ends.reserve(texts.len());
+        if rayon::current_num_threads() <= 1 {
+            let size: usize = texts.iter().map(|t| t.len()).sum();
+            ids.reserve(size / 3 + 8);
+            for t in texts {
+                self.encode_into(t, add_special_tokens, ids);
+                ends.push(ids.len() as i64);
+            }
+            return;
+        }
+        let parts = self.encode_groups(texts, add_special_tokens);
+        let total: usize = parts.iter().map(|(part, _)| part.len()).sum();
+        let start = ids.len();
+        let mut at = start as i64;
+        for (_, lens) in &parts {
+            for &len in lens {
+                at += len as i64;
+                ends.push(at);
+            }
+        }
+        ids.reserve(total);
+        let mut spare = &mut ids.spare_capacity_mut()[..total];
+        let mut dests = Vec::with_capacity(parts.len());
+        for (part, _) in &parts {
+            let (head, rest) = spare.split_at_mut(part.len());
+            dests.push(head);
+            spare = rest;
+        }
+        dests
+            .into_par_iter()
+            .zip(parts.par_iter())
+            .for_each(|(dest, (part, _))| {
+                for (d, &s) in dest.iter_mut().zip(part) {
+                    d.write(s);
+                }
+            });
+        // SAFETY: the `total` ids after `start` were all written just above.
+        unsafe { ids.set_len(start + total) };
     }
 
     /// Encode `texts` in parallel groups; each group gives its ids and the number of ids of each
@@ -358,6 +438,27 @@ mod tests {
         let (ids, offsets) = tok.encode_batch(&["the", "", " the"], true);
         assert_eq!(ids, [116, 257, 258]);
         assert_eq!(offsets, [0, 2, 2, 3]);
+    }
+
+    #[test]
+    fn flat_matches_batch_on_any_thread_count() {
+        let tok = tiny(GPT2, r#""post_processor":null,"#);
+        let texts: Vec<String> = (0..3000)
+            .map(|i| "the x<|endoftext|> the ".repeat(i % 7) + &"t".repeat(i % 5))
+            .collect();
+        let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (want, offsets) = tok.encode_batch(&strs, true);
+        for threads in [1, 2, 3] {
+            let mut ids = vec![7];
+            let mut ends = vec![1];
+            crate::parallel::install(Some(threads), || {
+                tok.encode_flat_into(&strs[..1000], true, &mut ids, &mut ends);
+                tok.encode_flat_into(&strs[1000..], true, &mut ids, &mut ends);
+            });
+            assert_eq!(ids[1..], want[..], "{threads} threads");
+            let shifted: Vec<i64> = offsets.iter().map(|o| o + 1).collect();
+            assert_eq!(ends, shifted, "{threads} threads");
+        }
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //!   the run's last char to the next piece; the end of the text counts as whitespace here).
 //!
 //! Two things break locality, and the block stops before them: a non-ASCII byte (its class
-//! needs Unicode tables) and an apostrophe at a start (a contraction `'s` makes the next start
-//! two bytes on, whatever follows). The caller runs its scalar scanner over one piece there and
+//! needs Unicode tables) and an apostrophe at a start that leads a contraction (`'s` makes the
+//! next start two bytes on, whatever follows; an apostrophe before other chars is an ordinary
+//! other-char, like a closing quote in code). The caller runs its scalar scanner over one piece there and
 //! comes back. Each block re-anchors at its last start, whose end lies beyond the block.
 
 /// Class masks of 64 bytes: bit `k` describes byte `k`.
@@ -161,6 +162,24 @@ pub(super) fn llama3_starts(m: &Masks, next_ws: bool) -> u64 {
     1 | letter | digit | oth | run_first | after_last_nl | before_non_ws
 }
 
+/// Whether the apostrophe at `s[at]` may begin a contraction match (`'s 't 're 've 'm 'll 'd`,
+/// case-insensitive for Llama-3). A non-ASCII byte after it counts as one (Llama-3 folds `ſ`
+/// to `s`; the scalar scanner decides there).
+#[inline(always)]
+fn leads_contraction(pattern: Pattern, s: &[u8], at: usize) -> bool {
+    let byte = |k: usize| s.get(at + k).copied().unwrap_or(0);
+    let (mut c1, mut c2) = (byte(1), byte(2));
+    if c1 >= 0x80 {
+        return true;
+    }
+    if pattern == Pattern::Llama3 {
+        c1 = c1.to_ascii_lowercase();
+        c2 = c2.to_ascii_lowercase();
+    }
+    matches!(c1, b's' | b't' | b'm' | b'd')
+        || matches!((c1, c2), (b'r', b'e') | (b'v', b'e') | (b'l', b'l'))
+}
+
 /// Which split a block scan follows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Pattern {
@@ -266,7 +285,12 @@ pub(super) fn block_pieces(
             (1u64 << trusted) - 1
         };
         starts &= keep;
-        let ap = starts & m.apostrophe;
+        let mut ap = starts & m.apostrophe;
+        // Only an apostrophe that leads a contraction breaks locality; any other is an
+        // other-char like the rest, and the start bits already hold for it.
+        while ap != 0 && !leads_contraction(pattern, s, i + ap.trailing_zeros() as usize) {
+            ap &= ap - 1;
+        }
         let mut cut = false;
         if ap != 0 {
             if ap & 1 != 0 {
