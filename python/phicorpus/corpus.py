@@ -324,7 +324,9 @@ def stream_text_buffers(
     if wanted is not None and wanted.size and (wanted[0] < 0 or wanted[-1] >= meta.num_rows):
         return None  # the whole-read path reports it
 
-    text_bytes = sum(meta.row_group(g).column(col).total_uncompressed_size for g in range(meta.num_row_groups))
+    text_bytes = sum(
+        meta.row_group(g).column(col).total_uncompressed_size for g in range(meta.num_row_groups)
+    )
     batch_rows = max(1, int(meta.num_rows * PIECE_BYTES / max(1, text_bytes)))
 
     def pieces() -> Iterator[pa.Array]:
