@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import pyarrow as pa
 
 __all__ = [
     "Corpus",
@@ -265,7 +266,6 @@ def read_text_buffers(
         file: the shard, relative to the corpus (``documents.file``).
         rows: row indexes (``documents.row``); all when ``None``.
     """
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -275,6 +275,15 @@ def read_text_buffers(
     array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if array.null_count or not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return None
+    return _utf8_buffers(array)
+
+
+def _utf8_buffers(array: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """int64 offsets (``len + 1``) and the UTF-8 data of a string array without nulls (views of
+    its Arrow buffers, except the offsets of a 32-bit array, which are widened)."""
+    import numpy as np
+    import pyarrow as pa
+
     width = np.int64 if pa.types.is_large_string(array.type) else np.int32
     _, offsets_buf, data_buf = array.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=width)[array.offset : array.offset + len(array) + 1]
@@ -378,11 +387,7 @@ def stream_text_buffers(
                     assert isinstance(item, BaseException)
                     raise item
                 assert isinstance(item, pa.Array)
-                width = np.int64 if pa.types.is_large_string(item.type) else np.int32
-                _, offsets_buf, data_buf = item.buffers()
-                offsets = np.frombuffer(offsets_buf, dtype=width)[item.offset : item.offset + len(item) + 1]
-                data = np.zeros(0, np.uint8) if data_buf is None else np.frombuffer(data_buf, dtype=np.uint8)
-                yield offsets.astype(np.int64), data
+                yield _utf8_buffers(item)
         finally:
             stop.set()
             reader.join()

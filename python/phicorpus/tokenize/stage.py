@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,18 +90,21 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 
 
 _LOADED: dict[str, Tokenizer] = {}
+_LOADING = threading.Lock()
 
 
 def cached_tokenizer(path: str | Path, sha256: str) -> Tokenizer:
     """One loaded tokenizer per process and file content (``sha256`` of the file at ``path``):
-    the tokenize units and the shard writer share it instead of parsing the file again."""
-    tok = _LOADED.get(sha256)
-    if tok is None:
-        tok = load_tokenizer(path)
-        if len(_LOADED) >= 4:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[sha256] = tok
-    return tok
+    the tokenize units (threads of one process, or tasks of one Ray worker) and the shard writer
+    share it instead of parsing the file again."""
+    with _LOADING:
+        tok = _LOADED.get(sha256)
+        if tok is None:
+            tok = load_tokenizer(path)
+            if len(_LOADED) >= 4:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[sha256] = tok
+        return tok
 
 
 def read_rows(corpus: Corpus, rows: Sequence[tuple[str, int]]) -> list[str]:
@@ -122,7 +126,7 @@ def _read_file_rows(corpus: Corpus, file: str, rows: Sequence[int]) -> list[str]
     try:
         return read_texts(corpus, file, rows)
     except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
+        raise _unreadable(corpus, file, exc) from exc
 
 
 # -- the tokenizer of a build -----------------------------------------------------------------------
@@ -134,7 +138,7 @@ def _read_file_buffers(
     try:
         return read_text_buffers(corpus, file, rows)
     except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
+        raise _unreadable(corpus, file, exc) from exc
 
 
 def _stream_file_buffers(
@@ -143,7 +147,11 @@ def _stream_file_buffers(
     try:
         return stream_text_buffers(corpus, file, rows)
     except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
+        raise _unreadable(corpus, file, exc) from exc
+
+
+def _unreadable(corpus: Corpus, file: str, exc: BaseException) -> CorpusError:
+    return CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}")
 
 
 def prepare_tokenizer(
@@ -321,7 +329,7 @@ class TokenizeStage:
                     for offsets, data in stream:
                         writer.add_utf8(offsets, data, tok.core, False, self.threads or None)
                 except (OSError, pa.ArrowException) as exc:
-                    raise CorpusError(f"{corpus.absolute(file)}: cannot read document text: {exc}") from exc
+                    raise _unreadable(corpus, file, exc) from exc
             elif buffers is not None:
                 writer.add_utf8(buffers[0], buffers[1], tok.core, False, self.threads or None)
             elif tok.core is not None:
