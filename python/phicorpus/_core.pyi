@@ -7,13 +7,14 @@ import numpy.typing as npt
 
 __version__: str
 
+#: Texts of a batch call: str, or an Arrow string array's buffers ``(int64 offsets, uint8 data)``.
+Texts = Iterable[str] | tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]
+
 # -- filter (src/python/filter.rs) ----------------------------------------------------------
 
 SIGNAL_NAMES: tuple[str, ...]
 
-def quality_signal_columns(
-    texts: Iterable[str], num_threads: int | None = None
-) -> dict[str, npt.NDArray[Any]]: ...
+def quality_signal_columns(texts: Texts, num_threads: int | None = None) -> dict[str, npt.NDArray[Any]]: ...
 
 # -- tokenize (src/python/tokenize.rs) --------------------------------------------------------
 
@@ -74,9 +75,10 @@ def exact_hashes(texts: Sequence[str], num_threads: int | None = None) -> npt.ND
 
 CODE_SIGNAL_NAMES: tuple[str, ...]
 
-def code_signal_columns(
-    texts: Iterable[str], num_threads: int | None = None
-) -> dict[str, npt.NDArray[Any]]: ...
+def utf8_stats(
+    datas: list[bytes],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+def code_signal_columns(texts: Texts, num_threads: int | None = None) -> dict[str, npt.NDArray[Any]]: ...
 def edu_train(
     texts: Sequence[str],
     labels: npt.NDArray[np.float32],
@@ -89,7 +91,7 @@ def edu_train(
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.float32], float]: ...
 def edu_score(
-    texts: Sequence[str],
+    texts: Texts,
     weights: npt.NDArray[np.float32],
     bias: float,
     ngram: int = 2,
@@ -106,7 +108,7 @@ class NgramIndex:
     @property
     def ngram(self) -> int: ...
     def query(
-        self, texts: Sequence[str], num_threads: int | None = None
+        self, texts: Texts, num_threads: int | None = None
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
 
 # -- shard (src/python/shard.rs) -------------------------------------------------------------

@@ -23,9 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import numpy as np
     import numpy.typing as npt
     import pyarrow as pa
+
+    #: A string array's Arrow buffers: int64 offsets (``len + 1``) into UTF-8 data.
+    TextBuffers: TypeAlias = tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]
+    #: What the Rust batch calls take: a sequence of str, or :data:`TextBuffers`.
+    Texts: TypeAlias = Sequence[str] | TextBuffers
 
 __all__ = [
     "Corpus",
@@ -36,10 +43,12 @@ __all__ = [
     "file_kind_problem",
     "fsync_dir",
     "publish_bytes",
+    "read_text_array",
     "read_text_buffers",
     "read_texts",
     "sha256_file",
     "stream_text_buffers",
+    "utf8_buffers",
 ]
 
 TMP_SUFFIX = ".tmp"
@@ -266,19 +275,20 @@ def read_text_buffers(
         file: the shard, relative to the corpus (``documents.file``).
         rows: row indexes (``documents.row``); all when ``None``.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     column = pq.read_table(corpus.absolute(file), columns=["text"]).column("text")
     if rows is not None:
-        column = column.take(list(rows))
+        column = column.take(pa.array(np.asarray(rows, dtype=np.int64)))
     array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     if array.null_count or not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return None
-    return _utf8_buffers(array)
+    return utf8_buffers(array)
 
 
-def _utf8_buffers(array: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+def utf8_buffers(array: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
     """int64 offsets (``len + 1``) and the UTF-8 data of a string array without nulls (views of
     its Arrow buffers, except the offsets of a 32-bit array, which are widened)."""
     import numpy as np
@@ -387,7 +397,7 @@ def stream_text_buffers(
                     assert isinstance(item, BaseException)
                     raise item
                 assert isinstance(item, pa.Array)
-                yield _utf8_buffers(item)
+                yield utf8_buffers(item)
         finally:
             stop.set()
             reader.join()
@@ -406,6 +416,20 @@ def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> 
     Raises:
         CorpusError: the file is missing or not Parquet (one line naming it).
     """
+    texts: list[str] = read_text_array(corpus, file, rows).to_pylist()
+    return texts
+
+
+def read_text_array(
+    corpus: Corpus, file: str, rows: Sequence[int] | npt.NDArray[np.int64] | None = None
+) -> pa.Array:
+    """:func:`read_texts` as one Arrow array (no Python object per row): hand it to the Rust
+    calls as :func:`utf8_buffers`.
+
+    Raises:
+        CorpusError: the file is missing or not Parquet (one line naming it).
+    """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -421,6 +445,8 @@ def read_texts(corpus: Corpus, file: str, rows: Sequence[int] | None = None) -> 
             f"{file}: document file {problem}; run phicorpus verify, and re-run the stage that wrote it"
         ) from exc
     if rows is not None:
-        column = column.take(list(rows))
-    texts: list[str] = column.to_pylist()
-    return texts
+        index = np.asarray(rows, dtype=np.int64)
+        # Every row in order (a first run): no copy.
+        if len(index) != len(column) or not np.array_equal(index, np.arange(len(index))):
+            column = column.take(pa.array(index))
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)

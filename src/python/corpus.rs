@@ -4,15 +4,16 @@
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use super::{as_strs, extract_texts, run_chunked};
+use super::{as_strs, extract_texts, run_chunked, Texts};
 use crate::dedup::ngram_index::NgramIndex as CoreIndex;
 use crate::filter::classifier::{self, LinearModel, TrainParams};
 use crate::filter::code::{code_signals_batch, CodeSignals, CODE_SIGNAL_NAMES};
 use crate::parallel::install;
 
-/// `code_signal_columns(texts, num_threads=None) -> dict[str, numpy.ndarray]`.
+/// `code_signal_columns(texts, num_threads=None) -> dict[str, numpy.ndarray]`: the columns of
+/// `CODE_SIGNAL_NAMES` and `n_chars` (code points, int64). `texts`: str or buffers ([`Texts`]).
 #[pyfunction]
 #[pyo3(signature = (texts, num_threads = None))]
 fn code_signal_columns<'py>(
@@ -20,8 +21,8 @@ fn code_signal_columns<'py>(
     texts: &Bound<'py, PyAny>,
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let strings = extract_texts(texts)?;
-    let strs = as_strs(&strings)?;
+    let texts = Texts::extract(texts)?;
+    let strs = texts.strs()?;
     let signals: Vec<CodeSignals> = run_chunked(py, &strs, |chunk| {
         install(num_threads, || code_signals_batch(chunk))
     })?;
@@ -61,6 +62,10 @@ fn code_signal_columns<'py>(
     for (name, col) in CODE_SIGNAL_NAMES.iter().zip(columns) {
         out.set_item(name, col)?;
     }
+    let chars: Vec<i64> = run_chunked(py, &strs, |chunk| {
+        chunk.iter().map(|t| t.chars().count() as i64).collect()
+    })?;
+    out.set_item("n_chars", chars.into_pyarray(py))?;
     Ok(out)
 }
 
@@ -120,8 +125,8 @@ fn edu_score<'py>(
         bias,
         ngram,
     };
-    let strings = extract_texts(texts)?;
-    let strs = as_strs(&strings)?;
+    let texts = Texts::extract(texts)?;
+    let strs = texts.strs()?;
     let scores = run_chunked(py, &strs, |chunk| {
         install(num_threads, || model.score_batch(chunk))
     })?;
@@ -177,8 +182,8 @@ impl NgramIndex {
         texts: &Bound<'py, PyAny>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let strings = extract_texts(texts)?;
-        let strs = as_strs(&strings)?;
+        let texts = Texts::extract(texts)?;
+        let strs = texts.strs()?;
         let found = run_chunked(py, &strs, |chunk| {
             install(num_threads, || self.inner.query(chunk))
         })?;
@@ -197,7 +202,46 @@ impl NgramIndex {
     }
 }
 
+/// `utf8_stats(datas) -> (invalid_at int64 (-1: valid UTF-8), chars int64, newlines int64)`,
+/// one entry per `bytes` of `datas` ([`crate::unicode::utf8_stats`]): the UTF-8 check, `len(str)`
+/// and the newlines of files ingest read, without decoding them to `str`.
+#[pyfunction]
+fn utf8_stats<'py>(py: Python<'py>, datas: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyTuple>> {
+    let mut views: Vec<&[u8]> = Vec::with_capacity(datas.len());
+    let items: Vec<Bound<'py, PyBytes>> = datas
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.cast_into::<PyBytes>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!("datas[{i}] is not bytes"))
+            })
+        })
+        .collect::<PyResult<_>>()?;
+    views.extend(items.iter().map(|b| b.as_bytes()));
+    let stats: Vec<crate::unicode::Utf8Stats> = py.detach(|| {
+        views
+            .iter()
+            .map(|d| crate::unicode::utf8_stats(d))
+            .collect()
+    });
+    let invalid: Vec<i64> = stats
+        .iter()
+        .map(|s| s.invalid_at.map_or(-1, |at| at as i64))
+        .collect();
+    let chars: Vec<i64> = stats.iter().map(|s| s.chars as i64).collect();
+    let newlines: Vec<i64> = stats.iter().map(|s| s.newlines as i64).collect();
+    PyTuple::new(
+        py,
+        [
+            invalid.into_pyarray(py).into_any(),
+            chars.into_pyarray(py).into_any(),
+            newlines.into_pyarray(py).into_any(),
+        ],
+    )
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(utf8_stats, m)?)?;
     m.add_function(wrap_pyfunction!(code_signal_columns, m)?)?;
     m.add_function(wrap_pyfunction!(edu_train, m)?)?;
     m.add_function(wrap_pyfunction!(edu_score, m)?)?;

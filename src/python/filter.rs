@@ -4,11 +4,12 @@ use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::{as_strs, extract_texts, run_chunked};
+use super::{run_chunked, Texts};
 use crate::filter::{compute_batch, Signals, SIGNAL_NAMES};
 
 /// `quality_signal_columns(texts, num_threads=None) -> dict[str, numpy.ndarray]`: one array per
-/// signal (float64 ratios, int64 counts, bool flags), in `SIGNAL_NAMES` order.
+/// signal (float64 ratios, int64 counts, bool flags), in `SIGNAL_NAMES` order. `texts`: a sequence
+/// of str or `(offsets, data)` buffers ([`Texts`]).
 #[pyfunction]
 #[pyo3(signature = (texts, num_threads = None))]
 fn quality_signal_columns<'py>(
@@ -16,8 +17,8 @@ fn quality_signal_columns<'py>(
     texts: &Bound<'py, PyAny>,
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let strings = extract_texts(texts)?;
-    let strs = as_strs(&strings)?;
+    let texts = Texts::extract(texts)?;
+    let strs = texts.strs()?;
     let signals: Vec<Signals> = run_chunked(py, &strs, |chunk| {
         crate::parallel::install(num_threads, || compute_batch(chunk))
     })?;

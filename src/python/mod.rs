@@ -4,9 +4,10 @@
 //! then the batch work runs detached (`py.detach`) on the rayon pool. Long calls work in chunks and
 //! re-attach between them to call `check_signals`, so Ctrl-C interrupts them.
 
+use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyNotImplementedError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use crate::error::Error;
 
@@ -80,6 +81,64 @@ pub(crate) fn as_strs<'a>(strings: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'
             })
         })
         .collect()
+}
+
+/// The texts of a batch call: a sequence of `str`, or the buffers of an Arrow string array as
+/// the tuple `(offsets, data)` (int64 offsets, `n + 1` of them, into UTF-8 `data`, uint8), which
+/// `phicorpus.corpus.read_text_buffers` gives: no Python object per text then.
+pub(crate) enum Texts<'py> {
+    Strs(Vec<Bound<'py, PyString>>),
+    Buffers(PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, u8>),
+}
+
+impl<'py> Texts<'py> {
+    pub(crate) fn extract(texts: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(pair) = texts.cast::<PyTuple>() {
+            if pair.len() == 2 {
+                let (first, second) = (pair.get_item(0)?, pair.get_item(1)?);
+                if !first.is_instance_of::<PyString>() {
+                    let offsets = first.extract::<PyReadonlyArray1<'py, i64>>().map_err(|_| {
+                        pyo3::exceptions::PyTypeError::new_err(
+                            "text buffers: offsets must be a 1-d int64 array",
+                        )
+                    })?;
+                    let data = second.extract::<PyReadonlyArray1<'py, u8>>().map_err(|_| {
+                        pyo3::exceptions::PyTypeError::new_err(
+                            "text buffers: data must be a 1-d uint8 array",
+                        )
+                    })?;
+                    return Ok(Self::Buffers(offsets, data));
+                }
+            }
+        }
+        Ok(Self::Strs(extract_texts(texts)?))
+    }
+
+    /// `&str` views of every text (buffers are checked: offsets in range, each text UTF-8).
+    pub(crate) fn strs(&self) -> PyResult<Vec<&str>> {
+        match self {
+            Self::Strs(strings) => as_strs(strings),
+            Self::Buffers(offsets, data) => utf8_views(offsets.as_slice()?, data.as_slice()?),
+        }
+    }
+}
+
+/// `&str` views of the texts of Arrow-style `offsets` into `data`, each checked to be UTF-8.
+pub(crate) fn utf8_views<'a>(offsets: &[i64], data: &'a [u8]) -> PyResult<Vec<&'a str>> {
+    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for (i, w) in offsets.windows(2).enumerate() {
+        let (a, b) = (w[0], w[1]);
+        if a < 0 || b < a || b as usize > data.len() {
+            return Err(PyValueError::new_err(format!(
+                "text {i}: offsets {a}..{b} are not within the {} bytes of data",
+                data.len()
+            )));
+        }
+        let text = std::str::from_utf8(&data[a as usize..b as usize])
+            .map_err(|e| PyValueError::new_err(format!("text {i} is not valid UTF-8: {e}")))?;
+        out.push(text);
+    }
+    Ok(out)
 }
 
 /// Run `f` over `texts` in the chunks of [`text_chunks`], detached from the interpreter,

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::tokenize::PyBpeTokenizer;
-use super::{as_strs, extract_texts, text_chunks};
+use super::{as_strs, extract_texts, text_chunks, utf8_views};
 use crate::parallel;
 use crate::shard::{DType, ShardReader, ShardWriter};
 
@@ -220,24 +220,6 @@ impl PyShardReader {
     fn document<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
         Ok(self.inner.read(i)?.into_pyarray(py))
     }
-}
-
-/// `&str` views of the texts of Arrow-style `offsets` into `data`, each checked to be UTF-8.
-fn utf8_views<'a>(offsets: &[i64], data: &'a [u8]) -> PyResult<Vec<&'a str>> {
-    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
-    for (i, w) in offsets.windows(2).enumerate() {
-        let (a, b) = (w[0], w[1]);
-        if a < 0 || b < a || b as usize > data.len() {
-            return Err(PyValueError::new_err(format!(
-                "text {i}: offsets {a}..{b} are not within the {} bytes of data",
-                data.len()
-            )));
-        }
-        let text = std::str::from_utf8(&data[a as usize..b as usize])
-            .map_err(|e| PyValueError::new_err(format!("text {i} is not valid UTF-8: {e}")))?;
-        out.push(text);
-    }
-    Ok(out)
 }
 
 impl PyShardWriter {

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,9 @@ import numpy.typing as npt
 from phicorpus import _core
 from phicorpus.catalog import Catalog
 from phicorpus.corpus import Corpus, atomic_path, publish_bytes
+
+if TYPE_CHECKING:
+    from phicorpus.corpus import Texts
 
 __all__ = ["EduModel", "evaluate", "labels_path", "load_labels", "publish_labels", "train_classifier"]
 
@@ -35,8 +38,8 @@ class EduModel:
     ngram: int
     metrics: dict[str, float] = field(default_factory=dict)
 
-    def score(self, texts: Sequence[str], num_threads: int | None = None) -> npt.NDArray[np.float32]:
-        """Predicted edu scores (about 0-5) of ``texts``, in parallel in Rust."""
+    def score(self, texts: Texts, num_threads: int | None = None) -> npt.NDArray[np.float32]:
+        """Predicted edu scores (about 0-5) of ``texts`` (str, or Arrow buffers), in parallel in Rust."""
         return _core.edu_score(texts, self.weights, self.bias, self.ngram, num_threads)
 
     def save(self, path: str | Path) -> None:

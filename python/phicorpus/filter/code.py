@@ -11,14 +11,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from phicorpus import _core
+
+if TYPE_CHECKING:
+    from phicorpus.corpus import Texts
 
 __all__ = ["CODE_REASONS", "CODE_SIGNAL_NAMES", "CodeThresholds", "code_drop_reasons", "code_signals"]
 
@@ -43,11 +46,10 @@ class CodeThresholds:
     min_chars: int = 1
 
 
-def code_signals(texts: Sequence[str], num_threads: int | None = None) -> dict[str, npt.NDArray[Any]]:
-    """The code signal columns of ``texts`` (``CODE_SIGNAL_NAMES`` plus ``n_chars``)."""
-    columns = dict(_core.code_signal_columns(texts, num_threads))
-    columns["n_chars"] = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    return columns
+def code_signals(texts: Texts, num_threads: int | None = None) -> dict[str, npt.NDArray[Any]]:
+    """The code signal columns of ``texts`` (``CODE_SIGNAL_NAMES`` plus ``n_chars``, in code
+    points); ``texts`` a sequence of str or Arrow buffers (:func:`phicorpus.corpus.read_text_buffers`)."""
+    return dict(_core.code_signal_columns(texts, num_threads))
 
 
 def code_drop_reasons(

@@ -58,12 +58,15 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from phicorpus import _core
+
+if TYPE_CHECKING:
+    from phicorpus.corpus import Texts
 
 SIGNAL_NAMES: tuple[str, ...] = tuple(_core.SIGNAL_NAMES)
 """Names of the signal columns, in order."""
@@ -304,14 +307,15 @@ class QualitySignals:
 
 
 def quality_signals(
-    texts: Iterable[str],
+    texts: Texts | Iterable[str],
     thresholds: QualityThresholds | None = None,
     num_threads: int | None = None,
 ) -> QualitySignals:
     """Compute every quality signal of ``texts`` and the drop reason under ``thresholds``.
 
     Args:
-        texts: the documents (a list, or any iterable of str).
+        texts: the documents (a list, or any iterable of str), or the buffers of an Arrow string
+            array (:func:`phicorpus.corpus.read_text_buffers`): no Python str per document.
         thresholds: the rules; paper defaults when ``None``.
         num_threads: worker threads; all cores when ``None``.
 
