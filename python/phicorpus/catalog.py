@@ -588,6 +588,11 @@ class Catalog:
         advice = WRITER_DAMAGED_ADVICE if where == self.corpus.writer_catalog_path else DAMAGED_ADVICE
         return CatalogError(f"{where}: catalog damaged ({first}); {advice}")
 
+    def arrow(self, sql: str, params: Any = None) -> Any:
+        """Run one parameterised statement and fetch its rows as a ``pyarrow.Table`` (no Python
+        object per value; see :meth:`exec`)."""
+        return interruptible(self.con, lambda: self.con.sql(sql, params=params).to_arrow_table())
+
     def exec_one(self, sql: str, params: Any = None) -> tuple[Any, ...] | None:
         """The first row of a statement (all rows are fetched; see :meth:`exec`)."""
         rows = self.exec(sql, params)

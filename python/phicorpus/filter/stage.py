@@ -1,10 +1,13 @@
 """The filter stage: heuristic rules (prose or code rule set by document kind) and the
 educational-value classifier, decisions recorded in the catalog shard by shard.
 
-Each document shard is one unit of work: its documents' signals go to ``quality_signals`` and
-their decisions to ``documents`` (``quality_reason``, ``edu_score``, and ``drop_stage='filter'``
-unless an earlier stage dropped them) together with the drop counts, in one transaction. A
-killed run leaves each shard either fully decided or untouched; the re-run does the rest.
+Each document shard is one unit of work: its text goes to the Rust signals as Arrow buffers (no
+Python str per document), and its signals, rule decisions and edu scores to a Parquet file in
+``cache/filter/``. The driver then records every unit's file in one transaction, which DuckDB reads
+out of core: the signals into ``quality_signals``, the decisions into ``documents``
+(``quality_reason``, ``edu_score``, and ``drop_stage='filter'`` unless an earlier stage dropped
+them), the drop counts. A killed run leaves the catalog as it was; the re-run finds the units done
+by their markers and records them.
 
 With ``min_edu > 0`` the classifier (``FilterConfig.edu_model``) scores every document without a
 score, and documents below ``min_edu`` are dropped with reason ``low_edu_score``. That decision
@@ -18,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -25,20 +29,32 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import FilterConfig
-from phicorpus.corpus import Corpus, CorpusError, atomic_path, read_texts, sha256_file
+from phicorpus.corpus import (
+    Corpus,
+    CorpusError,
+    atomic_path,
+    read_text_array,
+    remove_stale_temporaries,
+    sha256_file,
+    utf8_buffers,
+)
 from phicorpus.destructive import heavy_drop_warnings_from_counts
 from phicorpus.filter.classifier import EduModel
 from phicorpus.filter.code import CodeThresholds, code_drop_reasons, code_signals
 from phicorpus.filter.signals import QualityThresholds, quality_signals
-from phicorpus.stage import Executor, UnitResult, WorkUnit, digest_lines, marker_path, run_stage
+from phicorpus.stage import Executor, UnitResult, WorkUnit, marker_path, run_stage
+
+if TYPE_CHECKING:
+    from phicorpus.corpus import Texts
 
 __all__ = ["CODE_KINDS", "FilterStage", "run_filter"]
 
@@ -131,8 +147,7 @@ class FilterStage:
 
     The driver writes each shard's documents to decide (``cache/filter/<key>-todo.parquet``); a
     unit computes their signals, rule decisions and edu scores into
-    ``cache/filter/<key>.parquet``. Its commit records nothing: :func:`run_filter` records the
-    shards one transaction each, in order.
+    ``cache/filter/<key>.parquet``. Its commit records them all (:func:`_record`).
     """
 
     config: FilterConfig
@@ -142,44 +157,39 @@ class FilterStage:
     skipped: int
     threads: int | None = None
     name: str = "filter"
+    #: The ``stage_runs`` row this run finishes, and whether it judges every document again.
+    run_id: int = 0
+    rules_changed: bool = False
 
     @classmethod
     def plan(cls, corpus: Corpus, catalog: Catalog, config: FilterConfig, threads: int | None) -> FilterStage:
         """The shards with documents to decide (without signals, or without an edu score when the
-        classifier is on), and their todo files."""
+        classifier is on), and their todo files: one query for every shard."""
         model_path = str(corpus.absolute(config.edu_model)) if config.min_edu > 0 else ""
+        files = [str(f) for (f,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path")]
+        todo = catalog.arrow(
+            "SELECT d.file, d.id, d.source, d.kind, d.row::BIGINT AS row, q.id IS NULL AS new_doc "
+            "FROM documents d LEFT JOIN quality_signals q USING (id) "
+            "WHERE d.file IN (SELECT path FROM shards WHERE kind = 'docs') "
+            "AND (q.id IS NULL OR (? AND q.edu_score IS NULL)) ORDER BY d.file, d.row",
+            [bool(model_path)],
+        )
+        by_file = _split_by_file(todo)
+        params = _params(config)
         keys: list[str] = []
         shards: list[str] = []
-        skipped = 0
-        for (file,) in catalog.exec("SELECT path FROM shards WHERE kind = 'docs' ORDER BY path"):
-            todo = catalog.exec(
-                "SELECT d.id, d.source, d.kind, d.row, q.id IS NULL AS new_doc FROM documents d "
-                "LEFT JOIN quality_signals q USING (id) WHERE d.file = ? "
-                "AND (q.id IS NULL OR (? AND q.edu_score IS NULL)) ORDER BY d.row",
-                [file, bool(model_path)],
-            )
-            if not todo:
-                skipped += 1
+        for file in files:
+            table = by_file.get(file)
+            if table is None:
                 continue
-            key = params_hash({"file": file, "params": _params(config), "todo": digest_lines(
-                f"{t[0]}\t{t[2]}\t{t[3]}\t{int(bool(t[4]))}" for t in todo)})  # fmt: skip
+            key = params_hash({"file": file, "params": params, "todo": _table_digest(table)})
             path = corpus.absolute(f"cache/filter/{key}-todo.parquet")
             if not path.is_file():
-                columns = list(zip(*todo, strict=True))
-                table = pa.table(
-                    {
-                        "id": pa.array(columns[0], pa.string()),
-                        "source": pa.array(columns[1], pa.string()),
-                        "kind": pa.array(columns[2], pa.string()),
-                        "row": pa.array(columns[3], pa.int64()),
-                        "new_doc": pa.array([bool(x) for x in columns[4]], pa.bool_()),
-                    }
-                )
                 with atomic_path(path) as tmp:
                     pq.write_table(table, tmp)
             keys.append(key)
-            shards.append(str(file))
-        return cls(config, tuple(keys), tuple(shards), model_path, skipped, threads)
+            shards.append(file)
+        return cls(config, tuple(keys), tuple(shards), model_path, len(files) - len(keys), threads)
 
     def units(self, corpus: Corpus) -> list[WorkUnit]:
         """One unit per shard to decide."""
@@ -190,8 +200,7 @@ class FilterStage:
 
     def run_unit(self, corpus: Corpus, unit: WorkUnit) -> UnitResult:
         """Signals, decisions and edu scores of one shard's documents to decide."""
-        todo_table = pq.read_table(corpus.absolute(unit.inputs[1]))
-        todo = list(zip(*(todo_table.column(c).to_pylist() for c in todo_table.column_names), strict=True))
+        todo = pq.read_table(corpus.absolute(unit.inputs[1]))
         model = _cached_model(self.model_path) if self.model_path else None
         computed = _shard_signals(
             corpus,
@@ -206,12 +215,32 @@ class FilterStage:
         out = f"cache/filter/{unit.key}.parquet"
         with atomic_path(corpus.absolute(out)) as tmp:
             pq.write_table(computed, tmp)
-        new_docs = sum(1 for t in todo if t[4])
-        return UnitResult(unit.key, (out,), {"documents": len(todo), "new_docs": new_docs})
+        new_docs = int(pc.sum(todo.column("new_doc")).as_py() or 0)
+        return UnitResult(unit.key, (out,), {"documents": todo.num_rows, "new_docs": new_docs})
 
     def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
-        """Nothing yet: :func:`run_filter` records the shards."""
+        """Record every unit's signals and decisions and the edu decision, in one transaction,
+        and finish the run."""
+        return _finish(self, catalog, results, [corpus.absolute(r.outputs[0]) for r in results])
+
+
+def _split_by_file(todo: pa.Table) -> dict[str, pa.Table]:
+    """The rows of ``todo`` (sorted by ``file``) per file, without the ``file`` column."""
+    if todo.num_rows == 0:
         return {}
+    files = todo.column("file").combine_chunks()
+    rest = todo.drop_columns(["file"])
+    starts = [0, *(pc.indices_nonzero(pc.not_equal(files[1:], files[:-1])).to_numpy() + 1).tolist()]
+    ends = [*starts[1:], todo.num_rows]
+    return {str(files[a].as_py()): rest.slice(a, b - a) for a, b in zip(starts, ends, strict=True)}
+
+
+def _table_digest(table: pa.Table) -> str:
+    """sha256 of ``table``'s Arrow IPC stream: its values, for a unit key."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
 def run_filter(
@@ -233,14 +262,14 @@ def run_filter(
         if not model_path.is_file():
             raise CorpusError(f"{model_path}: no edu classifier; run `phicorpus classifier train` first")
         model = _cached_model(str(model_path))
-    stats: dict[str, Any] = {"shards": 0, "shards_resumed": 0, "scored": 0, "edu_scored": 0}
-    dropped: Counter[str] = Counter()
     with Catalog.open(corpus) as catalog:
         params = {**_params(config), "input": _input_fingerprint(catalog)}
         if model is not None:
             params["edu_model_sha256"] = sha256_file(corpus.absolute(config.edu_model))
         if catalog.stage_done("filter", params) and not _pending(catalog, model is not None):
-            # Same documents, same parameters, nothing unscored: the decisions stand; write nothing.
+            # Same documents, same parameters, nothing unscored: the decisions stand; write nothing
+            # (what a run killed after its commit left in the cache is garbage).
+            _remove_cache(corpus)
             row = catalog.exec_one(
                 "SELECT stats FROM stage_runs WHERE stage = 'filter' AND params_hash = ? "
                 "AND status = 'done' ORDER BY id DESC LIMIT 1",
@@ -259,47 +288,62 @@ def run_filter(
         catalog.exec(
             "UPDATE stage_runs SET status = 'interrupted' WHERE stage = 'filter' AND status = 'running'"
         )
-        stats["rules_changed"] = _forget_rule_decisions_if_changed(catalog, config)
+        rules_changed = _forget_rule_decisions_if_changed(catalog, config)
+        remove_stale_temporaries(corpus.absolute("cache/filter"))  # a killed plan's todo files
         run = catalog.start_stage("filter", params)
         stage = FilterStage.plan(corpus, catalog, config, num_threads)
-        stats["shards_resumed"] = stage.skipped
-    # The shards' signals are computed on the executor (no catalog open here meanwhile), then
-    # recorded shard by shard, each in one transaction.
-    done = run_stage(stage, corpus, executor)
-    with Catalog.open(corpus) as catalog:
-        for result in done.results:
-            computed = pq.read_table(corpus.absolute(result.outputs[0]))
-            counts = _record_shard(catalog, computed)
-            for (_source, reason), count in counts.items():
-                dropped[reason] += count
-            stats["shards"] += 1
-            stats["scored"] += int(result.stats["new_docs"])
-            stats["edu_scored"] += int(result.stats["documents"]) if model is not None else 0
-        with catalog.transaction():
-            # The edu decision is recomputed for every document from its stored score, so a run
-            # with a lower --min-edu (or none) brings back what a stricter run dropped.
-            restored = catalog.exec_one(
-                "SELECT count(*) FROM documents WHERE drop_stage = 'filter' "
-                "AND drop_reason = 'low_edu_score' AND (? <= 0 OR edu_score >= ?)",
-                [config.min_edu, config.min_edu],
+        stage.run_id = run
+        stage.rules_changed = rules_changed
+    # The shards' signals are computed on the executor (no catalog open here meanwhile); the
+    # commit records them all and finishes the run.
+    stats = run_stage(stage, corpus, executor).stats
+    _remove_cache(corpus)
+    return {k: v for k, v in stats.items() if not k.startswith("units")}
+
+
+def _remove_cache(corpus: Corpus) -> None:
+    """Delete the units' files and markers (the run that needed them has finished)."""
+    shutil.rmtree(corpus.absolute("cache/filter"), ignore_errors=True)
+    shutil.rmtree(marker_path(corpus, "filter", "x").parent, ignore_errors=True)
+
+
+def _finish(
+    stage: FilterStage, catalog: Catalog, results: Sequence[UnitResult], files: list[Path]
+) -> dict[str, Any]:
+    """Record the units' outputs and the edu decision in one transaction, and finish the run."""
+    min_edu = stage.config.min_edu
+    stats: dict[str, Any] = {
+        "shards": len(results),
+        "shards_resumed": stage.skipped,
+        "scored": sum(int(r.stats["new_docs"]) for r in results),
+        "edu_scored": sum(int(r.stats["documents"]) for r in results) if stage.model_path else 0,
+        "rules_changed": stage.rules_changed,
+    }
+    with catalog.transaction():
+        dropped = _record(catalog, files)
+        # The edu decision is recomputed for every document from its stored score, so a run
+        # with a lower --min-edu (or none) brings back what a stricter run dropped.
+        restored = catalog.exec_one(
+            "SELECT count(*) FROM documents WHERE drop_stage = 'filter' "
+            "AND drop_reason = 'low_edu_score' AND (? <= 0 OR edu_score >= ?)",
+            [min_edu, min_edu],
+        )
+        catalog.exec(
+            "UPDATE documents SET drop_stage = NULL, drop_reason = NULL "
+            "WHERE drop_stage = 'filter' AND drop_reason = 'low_edu_score'"
+        )
+        if stage.model_path:
+            late = catalog.exec_one(
+                "SELECT count(*) FROM documents WHERE drop_stage IS NULL AND edu_score < ?", [min_edu]
             )
             catalog.exec(
-                "UPDATE documents SET drop_stage = NULL, drop_reason = NULL "
-                "WHERE drop_stage = 'filter' AND drop_reason = 'low_edu_score'"
+                "UPDATE documents SET drop_stage = 'filter', drop_reason = 'low_edu_score' "
+                "WHERE drop_stage IS NULL AND edu_score < ?",
+                [min_edu],
             )
-            if model is not None:
-                late = catalog.exec(
-                    "SELECT count(*) FROM documents WHERE drop_stage IS NULL AND edu_score < ?",
-                    [config.min_edu],
-                )
-                catalog.exec(
-                    "UPDATE documents SET drop_stage = 'filter', drop_reason = 'low_edu_score' "
-                    "WHERE drop_stage IS NULL AND edu_score < ?",
-                    [config.min_edu],
-                )
-                if late[0][0]:
-                    dropped["low_edu_score"] += int(late[0][0])
-            catalog.recount_drops("filter")
+            if late and late[0]:
+                dropped["low_edu_score"] += int(late[0])
+        catalog.recount_drops("filter")
         if restored and restored[0]:
             stats["restored"] = int(restored[0])
             stats["note"] = (
@@ -318,9 +362,7 @@ def run_filter(
         stats["dropped"] = dict(sorted(dropped.items()))
         kept = catalog.exec_one("SELECT count(*) FROM documents WHERE drop_stage IS NULL")
         stats["kept_total"] = int(kept[0]) if kept else 0
-        catalog.finish_stage(run, stats)
-    shutil.rmtree(corpus.absolute("cache/filter"), ignore_errors=True)
-    shutil.rmtree(marker_path(corpus, stage.name, "x").parent, ignore_errors=True)
+        catalog.finish_stage(stage.run_id, stats)
     return stats
 
 
@@ -360,7 +402,7 @@ def _forget_rule_decisions_if_changed(catalog: Catalog, config: FilterConfig) ->
 def _shard_signals(
     corpus: Corpus,
     file: str,
-    todo: list[tuple[Any, ...]],
+    todo: pa.Table,
     prose: QualityThresholds,
     code: CodeThresholds,
     model: EduModel | None,
@@ -368,24 +410,25 @@ def _shard_signals(
     exempt_kinds: frozenset[str] = frozenset(),
 ) -> pa.Table:
     """The ``quality_signals`` rows of one shard's ``todo`` documents (``id, source, kind, row,
-    new_doc``), with ``source`` and ``new_doc`` appended (worker side: no catalog)."""
-    ids = [t[0] for t in todo]
-    sources = np.array([t[1] for t in todo], dtype=object)
-    is_code = np.array([t[2] in CODE_KINDS for t in todo], dtype=bool)
-    exempt = np.array([t[2] in exempt_kinds for t in todo], dtype=bool)
-    new_doc = np.array([bool(t[4]) for t in todo], dtype=bool)
-    texts = read_texts(corpus, file, [int(t[3]) for t in todo])
-    n = len(texts)
-    reason = np.full(n, "", dtype=object)
+    new_doc``), with ``source`` and ``new_doc`` appended (worker side: no catalog). The text goes
+    to Rust as Arrow buffers."""
+    n = todo.num_rows
+    kinds = todo.column("kind")
+    is_code = _member(kinds, CODE_KINDS)
+    exempt = _member(kinds, exempt_kinds)
+    new_doc = np.asarray(todo.column("new_doc").to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.asarray(todo.column("row").to_numpy(zero_copy_only=False), dtype=np.int64)
+    text = read_text_array(corpus, file, rows)
+    reason = np.full(n, None, dtype=object)
     cols: dict[str, Any] = {name: pa.nulls(n, _QS_SCHEMA.field(name).type) for name in _QS_SCHEMA.names}
-    cols["id"] = pa.array(ids, pa.string())
+    cols["id"] = todo.column("id")
     rule_set = np.where(is_code, "code", np.where(exempt, "none", "prose"))
-    cols["rule_set"] = pa.array(rule_set.tolist(), pa.string())
+    cols["rule_set"] = pa.array(rule_set, pa.string())
     prose_idx = np.flatnonzero(~is_code & ~exempt & new_doc)
     code_idx = np.flatnonzero(is_code & new_doc)
     fill: dict[str, np.ndarray[Any, Any]] = {}
     if len(prose_idx):
-        sig = quality_signals([texts[i] for i in prose_idx], prose, num_threads)
+        sig = quality_signals(_texts(text, prose_idx), prose, num_threads)
         reason[prose_idx] = sig.reason
         for name in (
             "n_chars",
@@ -397,7 +440,7 @@ def _shard_signals(
         ):
             fill.setdefault(name, np.full(n, np.nan))[prose_idx] = sig.columns[name]
     if len(code_idx):
-        csig = code_signals([texts[i] for i in code_idx], num_threads)
+        csig = code_signals(_texts(text, code_idx), num_threads)
         reason[code_idx] = code_drop_reasons(csig, code)
         for name in (
             "n_chars",
@@ -408,9 +451,8 @@ def _shard_signals(
             "code_autogenerated",
         ):
             fill.setdefault(name, np.full(n, np.nan))[code_idx] = csig[name]
-    edu = np.full(n, np.nan)
     if model is not None:
-        edu = model.score(texts, num_threads).astype(np.float64)
+        edu = model.score(_texts(text, None), num_threads).astype(np.float64)
         cols["edu_score"] = pa.array(edu, pa.float64())
     for name, values in fill.items():
         typ = _QS_SCHEMA.field(name).type
@@ -421,63 +463,66 @@ def _shard_signals(
             cols[name] = pa.array(cast, typ, mask=mask)
         else:
             cols[name] = pa.array(values, typ, mask=mask)
-    cols["reason"] = pa.array([r or None for r in reason], pa.string())
+    reason[reason == ""] = None
+    cols["reason"] = pa.array(reason, pa.string())
     table = pa.table(cols, schema=_QS_SCHEMA)
-    table = pa.table(cols, schema=_QS_SCHEMA)
-    return table.append_column("source", pa.array(sources.tolist(), pa.string())).append_column(
-        "new_doc", pa.array(new_doc)
+    return table.append_column("source", todo.column("source")).append_column(
+        "new_doc", todo.column("new_doc")
     )
 
 
-def _record_shard(catalog: Catalog, computed: pa.Table) -> Counter[tuple[str, str]]:
-    """Record one shard's signals and decisions in one transaction (driver side)."""
-    ids = computed.column("id").to_pylist()
-    sources = np.array(computed.column("source").to_pylist(), dtype=object)
-    new_doc = np.asarray(computed.column("new_doc").to_numpy(zero_copy_only=False), dtype=bool)
-    reason = np.array([r or "" for r in computed.column("reason").to_pylist()], dtype=object)
-    table = computed.select(_QS_SCHEMA.names)
-    new_rows = table.filter(pa.array(new_doc))
-    old_rows = table.filter(pa.array(~new_doc))
-    counts: Counter[tuple[str, str]] = Counter()
-    for i in np.flatnonzero(reason != ""):
-        counts[(str(sources[i]), str(reason[i]))] += 1
-    with catalog.transaction():
-        catalog.con.register("_filter_new", new_rows)
-        catalog.con.register("_filter_old", old_rows)
-        try:
-            catalog.exec("INSERT INTO quality_signals BY NAME SELECT * FROM _filter_new")
-            catalog.exec(
-                "UPDATE quality_signals SET edu_score = o.edu_score FROM _filter_old o "
-                "WHERE quality_signals.id = o.id"
-            )
-            catalog.exec(
-                "UPDATE documents SET quality_reason = n.reason FROM _filter_new n WHERE documents.id = n.id"
-            )
-            catalog.exec(
-                "UPDATE documents SET edu_score = t.edu_score FROM "
-                "(SELECT id, edu_score FROM _filter_new UNION ALL SELECT id, edu_score FROM _filter_old) t "
-                "WHERE documents.id = t.id AND t.edu_score IS NOT NULL"
-            )
-            # First stage wins: never overwrite an earlier drop.
-            already = {
-                r[0]
-                for r in catalog.exec(
-                    "SELECT d.id FROM documents d JOIN _filter_new n USING (id) "
-                    "WHERE d.drop_stage IS NOT NULL"
-                )
-            }
-            catalog.exec(
-                "UPDATE documents SET drop_stage = 'filter', drop_reason = n.reason FROM _filter_new n "
-                "WHERE documents.id = n.id AND n.reason IS NOT NULL AND documents.drop_stage IS NULL"
-            )
-        finally:
-            catalog.con.unregister("_filter_new")
-            catalog.con.unregister("_filter_old")
-        by_source: dict[str, Counter[str]] = {}
-        for i in np.flatnonzero(reason != ""):
-            if ids[i] in already:
-                continue
-            by_source.setdefault(str(sources[i]), Counter())[str(reason[i])] += 1
-        for source, reasons in by_source.items():
-            catalog.add_drop_counts("filter", source, reasons)
-    return counts
+def _member(values: pa.ChunkedArray, names: frozenset[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Whether each of ``values`` is one of ``names``, as a NumPy bool array."""
+    if not names:
+        return np.zeros(len(values), dtype=bool)
+    found = pc.is_in(values, value_set=pa.array(sorted(names), pa.string()))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _texts(text: pa.Array, index: np.ndarray[Any, Any] | None) -> Texts:
+    """The texts at ``index`` (all when None): Arrow buffers, or str when the column has nulls
+    or is not a string column (the Rust call then names the row that is not text)."""
+    picked = text if index is None else text.take(pa.array(index, pa.int64()))
+    if picked.null_count == 0 and (pa.types.is_string(picked.type) or pa.types.is_large_string(picked.type)):
+        return utf8_buffers(picked)
+    texts: list[str] = picked.to_pylist()
+    return texts
+
+
+def _record(catalog: Catalog, files: Sequence[Path]) -> Counter[str]:
+    """Record the units' signals and decisions (driver side, inside the caller's transaction);
+    DuckDB reads the units' files out of core. Returns the documents with a rule reason, per
+    reason (those an earlier stage dropped included)."""
+    dropped: Counter[str] = Counter()
+    if not files:
+        return dropped
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+    catalog.exec(f"CREATE OR REPLACE TEMP VIEW _filter_out AS SELECT * FROM read_parquet([{listed}])")
+    columns = ", ".join(_QS_SCHEMA.names)
+    try:
+        for reason, count in catalog.exec(
+            "SELECT reason, count(*) FROM _filter_out WHERE new_doc AND reason IS NOT NULL GROUP BY reason"
+        ):
+            dropped[str(reason)] += int(count)
+        catalog.exec(f"INSERT INTO quality_signals BY NAME SELECT {columns} FROM _filter_out WHERE new_doc")
+        catalog.exec(
+            "UPDATE quality_signals SET edu_score = o.edu_score FROM _filter_out o "
+            "WHERE NOT o.new_doc AND quality_signals.id = o.id"
+        )
+        # First stage wins: an earlier drop is never overwritten.
+        catalog.exec(
+            "UPDATE documents SET quality_reason = n.reason, "
+            "edu_score = coalesce(n.edu_score, documents.edu_score), "
+            "drop_stage = CASE WHEN documents.drop_stage IS NULL AND n.reason IS NOT NULL "
+            "THEN 'filter' ELSE documents.drop_stage END, "
+            "drop_reason = CASE WHEN documents.drop_stage IS NULL AND n.reason IS NOT NULL "
+            "THEN n.reason ELSE documents.drop_reason END "
+            "FROM _filter_out n WHERE n.new_doc AND documents.id = n.id"
+        )
+        catalog.exec(
+            "UPDATE documents SET edu_score = o.edu_score FROM _filter_out o "
+            "WHERE NOT o.new_doc AND o.edu_score IS NOT NULL AND documents.id = o.id"
+        )
+    finally:
+        catalog.exec("DROP VIEW IF EXISTS _filter_out")
+    return dropped
