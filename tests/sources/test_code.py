@@ -82,7 +82,9 @@ def test_datasets_keep_fields_and_report_bad_lines(tmp_path: Path) -> None:
         json.dumps({"content": "fn main() {}\n", "max_stars_repo_path": "m.rs", "language": "Rust",
                     "max_stars_repo_licenses": ["Apache-2.0", "MIT"]}),
     ]  # fmt: skip
-    jsonl.write_bytes(("\n".join(lines) + "\n").encode() + b'{"content": "\xff"}\n')
+    jsonl.write_bytes(
+        ("\n".join(lines) + "\n").encode() + b'{"content": "\xff"}\n{"content": "x = \\udc80"}\n'
+    )
     parquet = tmp_path / "stack.parquet"
     pq.write_table(pa.table({"content": ["int x;\n", None], "lang": ["C", "C"]}), parquet)
     nocontent = tmp_path / "other.parquet"
@@ -92,9 +94,10 @@ def test_datasets_keep_fields_and_report_bad_lines(tmp_path: Path) -> None:
     corpus = Corpus.create(tmp_path / "c")
     stats = ingest_code(corpus, [jsonl, parquet, nocontent, broken], config=IngestConfig())
     assert stats["documents"] == 3
-    assert stats["skipped"] == {"bad_json": 1, "invalid_utf8": 1, "no_content": 3, "unreadable": 1}
+    assert stats["skipped"] == {"bad_json": 1, "invalid_utf8": 2, "no_content": 3, "unreadable": 1}
     assert f"{jsonl}:2: bad_json" in "\n".join(stats["bad"])
     assert f"{jsonl}:5: invalid_utf8" in "\n".join(stats["bad"])
+    assert f"{jsonl}:6: invalid_utf8 (character 4: surrogates not allowed)" in "\n".join(stats["bad"])
     with Catalog.open(corpus, read_only=True) as cat:
         got = cat.exec("SELECT language, license FROM documents ORDER BY language")
     assert got == [("C", None), ("Python", "MIT"), ("Rust", "Apache-2.0,MIT")]

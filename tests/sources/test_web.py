@@ -143,6 +143,7 @@ def test_jsonl_and_parquet_keep_fields_and_name_bad_lines(tmp_path: Path) -> Non
         fh.write(b'{"text": "caf\xe9"}\n')  # line 4: latin-1, not UTF-8
         fh.write(b'{"url": "https://example.com/no-text"}\n')  # line 5
         fh.write(b'["not", "an", "object"]\n')  # line 6
+        fh.write(b'{"text": "lone \\ud800 surrogate"}\n')  # line 7: valid JSON, not encodable text
     parquet = tmp_path / "dclm.parquet"
     pq.write_table(pa.Table.from_pylist(rows[2:]), parquet)
     no_text = tmp_path / "notext.parquet"
@@ -150,9 +151,10 @@ def test_jsonl_and_parquet_keep_fields_and_name_bad_lines(tmp_path: Path) -> Non
     corpus = Corpus.create(tmp_path / "c")
     stats = ingest_web(corpus, [jsonl, parquet, no_text, tmp_path / "missing.jsonl"], config=IngestConfig())
     assert stats["documents"] == 4
-    assert stats["skipped"] == {"bad_json": 2, "invalid_utf8": 1, "no_content": 2, "unreadable": 1}
+    assert stats["skipped"] == {"bad_json": 2, "invalid_utf8": 2, "no_content": 2, "unreadable": 1}
     bad = "\n".join(stats["bad"])
     expected = [f"{jsonl}:3: bad_json", f"{jsonl}:4: invalid_utf8", f"{jsonl}:5: no_content"]
+    expected += [f"{jsonl}:7: invalid_utf8 (character 5: surrogates not allowed)"]
     expected += [f"{jsonl}:6: bad_json", f"{no_text}:0: no_content", "missing.jsonl:0: unreadable"]
     for where in expected:
         assert where in bad

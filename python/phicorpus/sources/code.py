@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from phicorpus import _core
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import IngestConfig
 from phicorpus.corpus import (
@@ -103,19 +104,20 @@ def default_code_paths() -> list[Path]:
     return [Path(sysconfig.get_paths()["stdlib"])]
 
 
-def document_id(source: str, key: str, text: str) -> str:
-    """``<source>/<16 hex>`` from the provenance key and the content (deterministic)."""
+def document_id(source: str, key: str, text: str | bytes) -> str:
+    """``<source>/<16 hex>`` from the provenance key and the content (deterministic); ``text``
+    may be given as its UTF-8 bytes."""
     digest = hashlib.blake2b(digest_size=8)
     digest.update(key.encode("utf-8", "surrogatepass"))
     digest.update(b"\0")
-    digest.update(text.encode("utf-8", "surrogatepass"))
+    digest.update(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
     return f"{source}/{digest.hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
 class _FileItem:
-    path: Path
-    root: Path  # the directory given (a file given alone: its parent); paths are stored relative to it
+    path: str
+    root: str  # the directory given (a file given alone: its parent); paths are stored relative to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,9 @@ class _Skip:
 @dataclass(slots=True)
 class _Doc:
     key: str
-    text: str
+    data: bytes  # the text, UTF-8 (checked): it goes to Parquet without a Python str
+    chars: int  # len(text)
+    lines: int
     path: str | None
     language: str | None
     license: str | None
@@ -141,6 +145,7 @@ def _walk(root: Path, config: IngestConfig) -> Iterator[_FileItem | _Skip]:
     """Files under ``root`` in sorted order; excluded directories yield one skip each."""
     skip_dirs = set(config.skip_dirs)
     extensions = tuple(config.extensions)
+    top = str(root)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         kept = []
@@ -153,7 +158,7 @@ def _walk(root: Path, config: IngestConfig) -> Iterator[_FileItem | _Skip]:
         dirnames[:] = kept
         for name in sorted(filenames):
             if name.endswith(extensions):
-                yield _FileItem(Path(dirpath) / name, root)
+                yield _FileItem(os.path.join(dirpath, name), top)
 
 
 def _items(paths: Sequence[Path], config: IngestConfig) -> Iterator[_FileItem | _Skip | tuple[Path, int]]:
@@ -163,40 +168,77 @@ def _items(paths: Sequence[Path], config: IngestConfig) -> Iterator[_FileItem | 
         elif path.suffix in DATASET_SUFFIXES and file_kind_problem(path) is None:
             yield (path, 0)  # a dataset: its records are expanded when the chunk is processed
         elif (problem := file_kind_problem(path)) is None:
-            yield _FileItem(path, path.parent)
+            yield _FileItem(str(path), str(path.parent))
         else:
             yield _Skip(str(path), 0, "unreadable", problem)
 
 
-def _read_source_file(item: _FileItem, config: IngestConfig) -> _Doc | _Skip:
-    path = item.path
-    name = str(path)
+def _read_bytes(item: _FileItem, config: IngestConfig) -> bytes | _Skip:
+    """The bytes of a directory file, or why it is skipped before its text is looked at."""
+    name = item.path
+    base = os.path.basename(name)
     try:
-        size = path.stat().st_size
-        if size > config.max_file_bytes:
-            return _Skip(name, 0, "oversized", f"{size} bytes > {config.max_file_bytes}")
-        if path.name.endswith(GENERATED_SUFFIXES) or ".generated." in path.name:
-            return _Skip(name, 0, "generated")
-        if ".min." in path.name:
-            return _Skip(name, 0, "minified")
-        data = path.read_bytes()
+        with open(name, "rb", buffering=0) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > config.max_file_bytes:
+                return _Skip(name, 0, "oversized", f"{size} bytes > {config.max_file_bytes}")
+            if base.endswith(GENERATED_SUFFIXES) or ".generated." in base:
+                return _Skip(name, 0, "generated")
+            if ".min." in base:
+                return _Skip(name, 0, "minified")
+            data = fh.readall()
     except OSError as exc:
         return _Skip(name, 0, "unreadable", exc.strerror)
-    if not data.strip():
+    if not data or data.isspace():
         return _Skip(name, 0, "empty")
-    if b"\0" in data[:8192]:
+    if data.find(b"\0", 0, 8192) >= 0:
         return _Skip(name, 0, "binary")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return _Skip(name, line, "invalid_utf8", f"byte {exc.start}: {exc.reason}")
-    lines = text.count("\n") + 1
-    if len(text) / lines > MINIFIED_MEAN_LINE:
-        return _Skip(name, 0, "minified", f"mean line {len(text) // lines} chars")
-    relative = path.relative_to(item.root).as_posix()
-    language = LANGUAGES.get(path.suffix)
-    return _Doc(name, text, relative, language, root_license(item.root), item.root.name, name)
+    return data
+
+
+def _read_source_files(items: Sequence[_FileItem], config: IngestConfig) -> list[_Doc | _Skip]:
+    """The documents of directory files, in order, or why each is skipped. The UTF-8 check and
+    the lengths are one Rust call for all of them (no ``str`` is decoded)."""
+    got = [_read_bytes(item, config) for item in items]
+    datas = [g for g in got if isinstance(g, bytes)]
+    invalid, chars, newlines = (a.tolist() for a in _core.utf8_stats(datas))
+    out: list[_Doc | _Skip] = []
+    k = 0
+    for item, g in zip(items, got, strict=True):
+        if not isinstance(g, bytes):
+            out.append(g)
+            continue
+        bad, n_chars, lines = invalid[k], chars[k], newlines[k] + 1
+        k += 1
+        name = item.path
+        if bad >= 0:
+            try:
+                g.decode("utf-8")
+                raise AssertionError(f"{name}: the UTF-8 checks disagree")  # pragma: no cover
+            except UnicodeDecodeError as exc:
+                line = g.count(b"\n", 0, exc.start) + 1
+                out.append(_Skip(name, line, "invalid_utf8", f"byte {exc.start}: {exc.reason}"))
+            continue
+        if n_chars / lines > MINIFIED_MEAN_LINE:
+            out.append(_Skip(name, 0, "minified", f"mean line {n_chars // lines} chars"))
+            continue
+        root = item.root
+        relative = (
+            name[len(root) + 1 :]
+            if name.startswith(root + os.sep)
+            else Path(name).relative_to(root).as_posix()
+        )
+        base = os.path.basename(name)
+        language = LANGUAGES.get(os.path.splitext(base)[1])
+        out.append(
+            _Doc(name, g, n_chars, lines, relative, language, _license_of(root), os.path.basename(root), name)
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _license_of(root: str) -> str | None:
+    return root_license(Path(root))
 
 
 @functools.lru_cache(maxsize=256)
@@ -237,12 +279,17 @@ def _dataset_record(record: Any, where: str, line: int, config: IngestConfig) ->
         return _Skip(where, line, "no_content", f"no string field {config.content_column!r}")
     if not text.strip():
         return _Skip(where, line, "empty")
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > config.max_record_bytes:
-        return _Skip(where, line, "oversized", _oversized(size, config))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (a JSON "\\ud800" escape): not text
+        return _Skip(where, line, "invalid_utf8", f"character {exc.start}: {exc.reason}")
+    if len(data) > config.max_record_bytes:
+        return _Skip(where, line, "oversized", _oversized(len(data), config))
     return _Doc(
         f"{where}:{line}",
-        text,
+        data,
+        len(text),
+        text.count("\n") + 1,
         _first(record, PATH_FIELDS),
         _first(record, LANG_FIELDS),
         _first(record, LICENSE_FIELDS),
@@ -387,7 +434,7 @@ def ingest_code(
             records += len(docs)
             stats["documents"] += written
             stats["shards_written"] += 1
-            stats["input_bytes"] += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs)
+            stats["input_bytes"] += sum(len(d.data) for d in docs)
             if progress is not None:
                 progress(
                     f"ingest {source!r}: shard {index + 1} written, {stats['documents']:,} new documents, "
@@ -479,11 +526,17 @@ def _mark_interrupted(catalog: Catalog, stage: str) -> None:
 def _resolve(
     chunk: Sequence[_Doc | _Skip | _FileItem], config: IngestConfig
 ) -> tuple[list[_Doc], list[_Skip]]:
+    files = [item for item in chunk if isinstance(item, _FileItem)]
+    read = iter(_read_source_files(files, config))
     docs: list[_Doc] = []
     skips: list[_Skip] = []
     for item in chunk:
-        resolved = _read_source_file(item, config) if isinstance(item, _FileItem) else item
-        (docs if isinstance(resolved, _Doc) else skips).append(resolved)  # type: ignore[arg-type]
+        resolved = next(read) if isinstance(item, _FileItem) else item
+        if isinstance(resolved, _Doc):
+            docs.append(resolved)
+        else:
+            assert isinstance(resolved, _Skip)
+            skips.append(resolved)
     return docs, skips
 
 
@@ -497,11 +550,11 @@ def _write_chunk(
     kind: str,
 ) -> int:
     """Publish one shard, then register it with its documents and skips in one transaction."""
-    ids = [document_id(source, d.key, d.text) for d in docs]
+    ids = [document_id(source, d.key, d.data) for d in docs]
     table = pa.table(
         {
             "id": pa.array(ids, pa.string()),
-            "text": pa.array([d.text for d in docs], pa.string()),
+            "text": _utf8_array([d.data for d in docs]),
             "path": pa.array([d.path for d in docs], pa.string()),
             "language": pa.array([d.language for d in docs], pa.string()),
             "license": pa.array([d.license for d in docs], pa.string()),
@@ -527,9 +580,9 @@ def _write_chunk(
             rel,
             row,
             json.dumps(provenance),
-            len(doc.text),
-            len(doc.text.encode("utf-8", "surrogatepass")),
-            doc.text.count("\n") + 1,
+            doc.chars,
+            len(doc.data),
+            doc.lines,
             doc.language,
             doc.license,
         )
@@ -560,6 +613,14 @@ def _write_chunk(
                 [source, skip.path, skip.line, skip.reason, skip.detail],
             )
     return inserted
+
+
+def _utf8_array(datas: list[bytes]) -> pa.Array | pa.ChunkedArray:
+    """A string array of checked UTF-8 ``datas``: copied as binary, then viewed as string."""
+    binary = pa.array(datas, pa.binary())
+    if isinstance(binary, pa.ChunkedArray):  # over 2 GiB of text: more than one chunk
+        return pa.chunked_array([c.view(pa.string()) for c in binary.chunks], pa.string())
+    return binary.view(pa.string())
 
 
 _DOC_SCHEMA = pa.schema(

@@ -182,7 +182,11 @@ def _record(record: Any, where: str, line: int, fmt: str, config: IngestConfig) 
         return _Skip(where, line, "no_content", "no string field 'text'")
     if not text.strip():
         return _Skip(where, line, "empty")
-    if len(text.encode("utf-8", "surrogatepass")) > config.max_file_bytes:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # a lone surrogate (a JSON "\\ud800" escape): not text
+        return _Skip(where, line, "invalid_utf8", f"character {exc.start}: {exc.reason}")
+    if size > config.max_file_bytes:
         return _Skip(where, line, "oversized", f"{len(text)} chars")
     source_id = _first(record, ID_FIELDS)
     url = _first(record, URL_FIELDS)
