@@ -78,6 +78,12 @@ impl scan::Emit for RangeEncoder<'_> {
     fn emit(&mut self, a: usize, b: usize) {
         self.bpe.encode_range(self.text, a, b, self.cache, self.out);
     }
+
+    #[inline(always)]
+    fn emit_starts(&mut self, base: usize, starts: u64) {
+        self.bpe
+            .encode_starts(self.text, base, starts, self.cache, self.out);
+    }
 }
 
 /// Per-thread state: the pre-token cache of the last tokenizer used on this thread.

@@ -154,7 +154,20 @@ pub(super) fn llama3_starts(m: &Masks, next_ws: bool) -> u64 {
         & !(m.letter << 1)
         & !(plain_ws << 1)
         & !(other << 1 & !(other << 2) & !(m.space << 2));
-    let digit = m.digit & !(m.digit << 1);
+    let d = m.digit;
+    let mut digit = d & !(d << 1);
+    // `\p{N}{1,3}`: a run of four or more digits has a start every three from its first.
+    let fourth = d & (d << 1) & (d << 2) & (d << 3);
+    if fourth != 0 {
+        let mut at = digit;
+        loop {
+            at = (at << 3) & fourth;
+            if at == 0 {
+                break;
+            }
+            digit |= at;
+        }
+    }
     let oth = other & !(other << 1) & !(m.space << 1);
     let run_first = ws & !(ws << 1);
     let after_last_nl = (last_nl << 1) & ws;
@@ -191,6 +204,20 @@ pub(super) enum Pattern {
 /// type with an `#[inline(always)]` method is inlined into the scan loop for certain.
 pub(crate) trait Emit {
     fn emit(&mut self, a: usize, b: usize);
+
+    /// `emit` on the pieces from each set bit of `starts` (bit `k`: byte `base + k`; bit 0 is
+    /// set) to the next; not on the piece at the last set bit.
+    #[inline(always)]
+    fn emit_starts(&mut self, base: usize, mut starts: u64) {
+        let mut k = 0usize;
+        starts &= starts - 1;
+        while starts != 0 {
+            let next = starts.trailing_zeros() as usize;
+            self.emit(base + k, base + next);
+            k = next;
+            starts &= starts - 1;
+        }
+    }
 }
 
 impl<F: FnMut(usize, usize)> Emit for F {
@@ -219,14 +246,6 @@ pub(super) fn block_pieces(
 ) {
     // `emit` is inlined only where the block loop emits (nearly every piece); the rare sites
     // call it through `dyn`, so the loop stays small.
-    #[inline(always)]
-    fn emit_piece(pattern: Pattern, s: &[u8], a: usize, b: usize, emit: &mut impl Emit) {
-        if pattern == Pattern::Llama3 && b - a > 3 && s[a].is_ascii_digit() {
-            emit_digits(a, b, emit);
-        } else {
-            emit.emit(a, b);
-        }
-    }
     /// A digit run in threes (Llama-3's `\p{N}{1,3}`).
     #[inline(never)]
     fn emit_digits(a: usize, b: usize, emit: &mut dyn Emit) {
@@ -304,15 +323,8 @@ pub(super) fn block_pieces(
             cut = true;
         }
         let last = 63 - starts.leading_zeros() as usize;
-        let mut k = 0usize;
-        starts &= starts - 1;
-        while starts != 0 {
-            let next_start = starts.trailing_zeros() as usize;
-            emit_piece(pattern, s, i + k, i + next_start, &mut emit);
-            k = next_start;
-            starts &= starts - 1;
-        }
-        debug_assert_eq!(k, last);
+        // Llama-3's digit runs are cut in threes by the start bits already.
+        emit.emit_starts(i, starts);
         if n <= 64 && trusted >= n && !cut {
             if pattern == Pattern::Llama3 && len - (i + last) > 3 && s[i + last].is_ascii_digit() {
                 emit_digits(i + last, len, &mut emit);
