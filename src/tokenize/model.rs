@@ -117,47 +117,67 @@ struct HotSlot {
     ids: u64,
 }
 
-/// A direct-mapped table of the short pieces that encode to one or two ids (nearly all pieces
-/// of real text): one multiply to find the slot, one compare of the key to hit. A piece whose
-/// slot is taken by another stays in [`ShortTable`] only.
+/// The two slots of [`HotTable`] a key may take (half a cache line).
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct HotPair([HotSlot; 2]);
+
+/// A two-way set-associative table of the short pieces that encode to one or two ids (nearly
+/// all pieces of real text): one multiply to find the pair, a compare of the key with each
+/// slot to hit. A piece whose pair is full stays in [`ShortTable`] only.
 struct HotTable {
-    slots: Box<[HotSlot; HOT_SLOTS]>,
+    pairs: Box<[HotPair; HOT_SLOTS / 2]>,
 }
+
+const HOT_EMPTY_PAIR: HotPair = HotPair(
+    [HotSlot {
+        key: HOT_EMPTY,
+        ids: 0,
+    }; 2],
+);
 
 impl HotTable {
     fn new() -> Self {
-        let empty = HotSlot {
-            key: HOT_EMPTY,
-            ids: 0,
-        };
         Self {
-            slots: vec![empty; HOT_SLOTS]
+            pairs: vec![HOT_EMPTY_PAIR; HOT_SLOTS / 2]
                 .into_boxed_slice()
                 .try_into()
-                .unwrap_or_else(|_| unreachable!("HOT_SLOTS slots")),
+                .unwrap_or_else(|_| unreachable!("HOT_SLOTS / 2 pairs")),
         }
     }
 
     #[inline(always)]
     fn index(key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HOT_SLOTS.trailing_zeros())) as usize
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (65 - HOT_SLOTS.trailing_zeros())) as usize
     }
 
-    /// The slot of `key` (of which it may not hold the piece).
+    /// The pair of `key` (of which it may hold the piece).
     #[inline(always)]
-    fn slot(&self, key: u64) -> &HotSlot {
-        &self.slots[Self::index(key) % HOT_SLOTS]
+    fn pair(&self, key: u64) -> &HotPair {
+        &self.pairs[Self::index(key) % (HOT_SLOTS / 2)]
+    }
+
+    /// The ids of the piece `key` as [`HotSlot::ids`] has them, if it is there.
+    #[inline(always)]
+    fn find(&self, key: u64) -> Option<u64> {
+        let [a, b] = &self.pair(key).0;
+        if a.key == key {
+            Some(a.ids)
+        } else if b.key == key {
+            Some(b.ids)
+        } else {
+            None
+        }
     }
 
     /// The ids of the piece `key` (first, second or [`HOT_NONE`]), if it is there.
     #[inline(always)]
     fn get(&self, key: u64) -> Option<(u32, u32)> {
-        let slot = self.slot(key);
-        (slot.key == key).then_some((slot.ids as u32, (slot.ids >> 32) as u32))
+        self.find(key).map(|ids| (ids as u32, (ids >> 32) as u32))
     }
 
     /// Remember that the piece of `n` bytes in the low bytes of `word` has the ids `ids`,
-    /// unless its slot is taken, they are not one or two, or it holds a `0xFF` byte.
+    /// unless its pair is full, they are not one or two, or it holds a `0xFF` byte.
     #[inline]
     fn offer(&mut self, word: u64, n: usize, ids: &[u32]) {
         let (first, second) = match *ids {
@@ -169,8 +189,8 @@ impl HotTable {
             return;
         }
         let key = hot_key(word, n);
-        let slot = &mut self.slots[Self::index(key) % HOT_SLOTS];
-        if slot.key == HOT_EMPTY {
+        let pair = &mut self.pairs[Self::index(key) % (HOT_SLOTS / 2)];
+        if let Some(slot) = pair.0.iter_mut().find(|s| s.key == HOT_EMPTY) {
             *slot = HotSlot {
                 key,
                 ids: first as u64 | (second as u64) << 32,
@@ -179,10 +199,7 @@ impl HotTable {
     }
 
     fn clear(&mut self) {
-        self.slots.fill(HotSlot {
-            key: HOT_EMPTY,
-            ids: 0,
-        });
+        self.pairs.fill(HOT_EMPTY_PAIR);
     }
 }
 
@@ -467,15 +484,14 @@ impl Bpe {
                 // SAFETY: `a + 8 <= text.len()`.
                 let word =
                     u64::from_le(unsafe { text.as_ptr().add(a).cast::<u64>().read_unaligned() });
-                let slot = cache.hot.slot(hot_key(word, n));
-                if slot.key == hot_key(word, n) {
-                    let count = 1 + (slot.ids >> 32 != HOT_NONE as u64) as usize;
+                if let Some(ids) = cache.hot.find(hot_key(word, n)) {
+                    let count = 1 + (ids >> 32 != HOT_NONE as u64) as usize;
                     // SAFETY: two ids past `len` are allocated (`room >= 2`); the `count`
                     // written first become elements when the length is set.
                     unsafe {
                         at.add(len)
                             .cast::<[u32; 2]>()
-                            .write_unaligned([slot.ids as u32, (slot.ids >> 32) as u32]);
+                            .write_unaligned([ids as u32, (ids >> 32) as u32]);
                     }
                     len += count;
                     room -= count;
