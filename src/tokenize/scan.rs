@@ -29,16 +29,59 @@ pub(super) struct Masks {
     pub non_ascii: u64,
 }
 
+/// Which code classifies a block's bytes. [`Simd::Avx512`] only where the CPU has AVX-512BW
+/// (the caller checks; see `simd_level` in the module above).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Simd {
+    /// SSE2 on x86_64 (its baseline), scalar code elsewhere.
+    Base,
+    /// One 64-byte AVX-512BW load, compares straight into bit masks.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
 /// Classes of the 64 bytes at `p`.
 #[inline(always)]
-pub(super) fn classify(p: &[u8; 64]) -> Masks {
-    #[cfg(target_arch = "x86_64")]
-    {
-        classify_sse2(p)
+pub(super) fn classify(simd: Simd, p: &[u8; 64]) -> Masks {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx512` is chosen only where the CPU has AVX-512F and AVX-512BW.
+        Simd::Avx512 => unsafe { classify_avx512(p) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Base => classify_sse2(p),
+        #[cfg(not(target_arch = "x86_64"))]
+        Simd::Base => classify_scalar(p),
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        classify_scalar(p)
+}
+
+/// [`classify`] with AVX-512BW: each class is one or two byte compares into a mask register.
+/// Inlined into a function compiled with `avx512f,avx512bw`, it is a handful of instructions.
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX-512BW.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn classify_avx512(p: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees the features; the load reads the 64 bytes of `p`.
+    unsafe {
+        let c = |b: u8| _mm512_set1_epi8(b as i8);
+        let v = _mm512_loadu_si512(p.as_ptr() as *const __m512i);
+        let lower = _mm512_or_si512(v, c(0x20));
+        let letter = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(lower, c(b'a')), c(26));
+        let digit = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, c(b'0')), c(10));
+        let space = _mm512_cmpeq_epi8_mask(v, c(b' '));
+        let ctrl = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, c(9)), c(5));
+        let newline = _mm512_cmpeq_epi8_mask(v, c(b'\n')) | _mm512_cmpeq_epi8_mask(v, c(b'\r'));
+        Masks {
+            letter,
+            digit,
+            space_class: space | ctrl,
+            space,
+            apostrophe: _mm512_cmpeq_epi8_mask(v, c(b'\'')),
+            newline,
+            non_ascii: _mm512_movepi8_mask(v),
+        }
     }
 }
 
@@ -240,6 +283,7 @@ impl<F: FnMut(usize, usize)> Emit for F {
 #[inline(always)]
 pub(super) fn block_pieces(
     pattern: Pattern,
+    simd: Simd,
     s: &[u8],
     scalar_end: impl Fn(usize) -> usize,
     mut emit: impl Emit,
@@ -272,7 +316,7 @@ pub(super) fn block_pieces(
             pad[n..].fill(b' ');
             (pad[..64].try_into().expect("64 bytes"), pad[64])
         };
-        let m = classify(block);
+        let m = classify(simd, block);
         let next_ws = next == b' ' || (9..=13).contains(&next);
         // Starts are trusted where the byte and both neighbours are ASCII and in the text.
         let first_hi = if m.non_ascii != 0 {
@@ -339,6 +383,53 @@ pub(super) fn block_pieces(
             i = j;
         } else {
             i += last;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifiers_agree_with_scalar() {
+        let mut state = 17u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        };
+        let mut blocks: Vec<[u8; 64]> = (0..=255u8)
+            .collect::<Vec<_>>()
+            .chunks(64)
+            .map(|c| c.try_into().unwrap())
+            .collect();
+        blocks.extend((0..2000).map(|_| std::array::from_fn(|_| next())));
+        blocks.extend((0..2000).map(|_| std::array::from_fn(|_| next() & 0x7f)));
+        for b in &blocks {
+            let want = classify_scalar(b);
+            let mut simds = vec![Simd::Base];
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+            {
+                simds.push(Simd::Avx512);
+            }
+            for simd in simds {
+                let got = classify(simd, b);
+                let fields = |m: &Masks| {
+                    [
+                        m.letter,
+                        m.digit,
+                        m.space_class,
+                        m.space,
+                        m.apostrophe,
+                        m.newline,
+                        m.non_ascii,
+                    ]
+                };
+                assert_eq!(fields(&got), fields(&want), "{simd:?} on {b:?}");
+            }
         }
     }
 }
