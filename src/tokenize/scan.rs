@@ -189,9 +189,16 @@ pub(super) fn llama3_starts(m: &Masks, next_ws: bool) -> u64 {
     let absorbed = fill_up(nl, (other << 1) & nl);
     let ws = w & !absorbed;
     let plain_ws = w & !nl;
-    // A newline of a whitespace run with another newline after it in the same run.
-    let later_nl = fill_up(ws.reverse_bits(), (nl & ws).reverse_bits()).reverse_bits();
-    let last_nl = nl & ws & !(later_nl >> 1);
+    let nl_ws = nl & ws;
+    // Most blocks have no whitespace run with two newlines (a blank line): every newline of
+    // a run is then its last, and the bit reversals below are skipped.
+    let last_nl = if fill_up(ws, (nl_ws << 1) & ws) & nl_ws == 0 {
+        nl_ws
+    } else {
+        // A newline of a whitespace run with another newline after it in the same run.
+        let later_nl = fill_up(ws.reverse_bits(), nl_ws.reverse_bits()).reverse_bits();
+        nl_ws & !(later_nl >> 1)
+    };
     let w_next = (w >> 1) | ((next_ws as u64) << 63);
     let letter = m.letter
         & !(m.letter << 1)
