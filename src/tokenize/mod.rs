@@ -78,6 +78,12 @@ impl scan::Emit for RangeEncoder<'_> {
     fn emit(&mut self, a: usize, b: usize) {
         self.bpe.encode_range(self.text, a, b, self.cache, self.out);
     }
+
+    #[inline(always)]
+    fn emit_starts(&mut self, base: usize, starts: u64) {
+        self.bpe
+            .encode_starts(self.text, base, starts, self.cache, self.out);
+    }
 }
 
 /// Per-thread state: the pre-token cache of the last tokenizer used on this thread.
@@ -102,15 +108,29 @@ fn next_uid() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Whether the CPU has BMI1/BMI2/LZCNT/POPCNT and AVX2 (checked once; std caches it).
+/// Which compiled copy of the scan-and-encode loop runs: 0 the baseline one, 1
+/// [`split_ranges_bmi`], 2 [`split_ranges_avx512`]. The best the CPU allows, at most the
+/// `PHICORPUS_TOKENIZE_SIMD` environment variable (read once) where that is set to 0, 1 or 2:
+/// tests run the fallbacks that way.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn has_bmi() -> bool {
-    std::is_x86_feature_detected!("bmi1")
-        && std::is_x86_feature_detected!("bmi2")
-        && std::is_x86_feature_detected!("lzcnt")
-        && std::is_x86_feature_detected!("popcnt")
-        && std::is_x86_feature_detected!("avx2")
+fn simd_level() -> u8 {
+    static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let bmi = std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2")
+            && std::is_x86_feature_detected!("lzcnt")
+            && std::is_x86_feature_detected!("popcnt")
+            && std::is_x86_feature_detected!("avx2");
+        let avx512 = bmi
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw");
+        let best = if avx512 { 2 } else { bmi as u8 };
+        let cap = std::env::var("PHICORPUS_TOKENIZE_SIMD")
+            .ok()
+            .and_then(|v| v.trim().parse::<u8>().ok())
+            .unwrap_or(2);
+        best.min(cap)
+    })
 }
 
 /// The scan-and-encode loop compiled with the bit instructions of current x86 CPUs (`tzcnt`,
@@ -118,11 +138,21 @@ fn has_bmi() -> bool {
 /// walks start bits one by one, and these make each step shorter.
 ///
 /// # Safety
-/// The CPU must have the features named (see [`has_bmi`]).
+/// The CPU must have the features named (see [`simd_level`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi1,bmi2,lzcnt,popcnt,avx2")]
 unsafe fn split_ranges_bmi(splitter: &Splitter, segment: &str, sink: RangeEncoder<'_>) {
-    splitter.split_ranges(segment, sink);
+    splitter.split_ranges(segment, scan::Simd::Base, sink);
+}
+
+/// [`split_ranges_bmi`] with AVX-512BW classifying each block of 64 bytes in one load.
+///
+/// # Safety
+/// The CPU must have the features named (see [`simd_level`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2,lzcnt,popcnt,avx2,avx512f,avx512bw")]
+unsafe fn split_ranges_avx512(splitter: &Splitter, segment: &str, sink: RangeEncoder<'_>) {
+    splitter.split_ranges(segment, scan::Simd::Avx512, sink);
 }
 
 impl Tokenizer {
@@ -242,12 +272,13 @@ impl Tokenizer {
                 out,
             };
             #[cfg(target_arch = "x86_64")]
-            if has_bmi() {
-                // SAFETY: the CPU has the features `split_ranges_bmi` is compiled for.
-                unsafe { split_ranges_bmi(&self.splitter, segment, sink) };
-                return;
+            match simd_level() {
+                // SAFETY: the CPU has the features these are compiled for.
+                2 => return unsafe { split_ranges_avx512(&self.splitter, segment, sink) },
+                1 => return unsafe { split_ranges_bmi(&self.splitter, segment, sink) },
+                _ => {}
             }
-            self.splitter.split_ranges(segment, sink);
+            self.splitter.split_ranges(segment, scan::Simd::Base, sink);
         }
     }
 

@@ -74,71 +74,132 @@ const INLINE_SPILL: u32 = 1 << 31;
 /// Slots of [`HotTable`] (16 bytes each: 1 MiB, within a core's L2 cache).
 const HOT_SLOTS: usize = 1 << 16;
 
-/// Ids up to this bound fit a [`HotSlot`] (the top 4 bits of its first word hold the length).
-const HOT_ID_LIMIT: u32 = 1 << 28;
-/// [`HotSlot::second`] of a piece of one id.
+/// [`HotSlot::ids`]' second id of a piece of one id.
 const HOT_NONE: u32 = u32::MAX;
+/// [`HotSlot::key`] of an empty slot (no piece has it: see [`hot_key`]).
+const HOT_EMPTY: u64 = u64::MAX;
 
-/// One slot of [`HotTable`]: a piece of 1 to 8 bytes (little-endian, high bytes zero), and in
-/// `first` its first id with its length in the top 4 bits (0: empty slot); `second` is its
-/// second id or [`HOT_NONE`].
-#[derive(Clone, Copy, Default)]
+/// `HOT_FILL[n]`: the bits of a `u64` above its first `n` bytes (1 <= n <= 8).
+static HOT_FILL: [u64; 9] = {
+    let mut t = [0u64; 9];
+    let mut n = 1;
+    while n < 8 {
+        t[n] = u64::MAX << (8 * n);
+        n += 1;
+    }
+    t
+};
+
+/// The [`HotTable`] key of a piece of `n` bytes (1 <= n <= 8) whose bytes, little-endian, are
+/// the low `n` bytes of `word`: those bytes with every byte above them `0xFF`. A piece holds no
+/// `0xFF` byte (UTF-8 has none; [`HotTable::offer`] and [`has_ff`] keep other bytes out), so
+/// the key gives the bytes and the length at once, and no key is [`HOT_EMPTY`].
+#[inline(always)]
+fn hot_key(word: u64, n: usize) -> u64 {
+    word | HOT_FILL[n]
+}
+
+/// Whether one of the low `n` bytes of `word` is `0xFF` (1 <= n <= 8).
+#[inline(always)]
+fn has_ff(word: u64, n: usize) -> bool {
+    // Zero bytes of `x`: the `0xFF` bytes among the low `n` of `word`.
+    let x = !word | HOT_FILL[n];
+    x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0
+}
+
+/// One slot of [`HotTable`]: a piece's [`hot_key`] (or [`HOT_EMPTY`]) and its ids, the first
+/// in the low half, the second (or [`HOT_NONE`]) in the high half: one 8-byte copy writes
+/// both.
+#[derive(Clone, Copy)]
 #[repr(C, align(16))]
 struct HotSlot {
     key: u64,
-    first: u32,
-    second: u32,
+    ids: u64,
 }
 
-/// A direct-mapped table of the short pieces that encode to one or two ids (nearly all pieces
-/// of real text): one multiply to find the slot, one compare of the key and length to hit. A
-/// piece whose slot is taken by another stays in [`ShortTable`] only.
+/// The two slots of [`HotTable`] a key may take (half a cache line).
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct HotPair([HotSlot; 2]);
+
+/// A two-way set-associative table of the short pieces that encode to one or two ids (nearly
+/// all pieces of real text): one multiply to find the pair, a compare of the key with each
+/// slot to hit. A piece whose pair is full stays in [`ShortTable`] only.
 struct HotTable {
-    slots: Vec<HotSlot>,
+    pairs: Box<[HotPair; HOT_SLOTS / 2]>,
 }
+
+const HOT_EMPTY_PAIR: HotPair = HotPair(
+    [HotSlot {
+        key: HOT_EMPTY,
+        ids: 0,
+    }; 2],
+);
 
 impl HotTable {
     fn new() -> Self {
         Self {
-            slots: vec![HotSlot::default(); HOT_SLOTS],
+            pairs: vec![HOT_EMPTY_PAIR; HOT_SLOTS / 2]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("HOT_SLOTS / 2 pairs")),
         }
     }
 
     #[inline(always)]
     fn index(key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HOT_SLOTS.trailing_zeros())) as usize
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (65 - HOT_SLOTS.trailing_zeros())) as usize
     }
 
-    /// The ids of the piece `key` of `n` bytes at `index` (first, second or [`HOT_NONE`]), if
-    /// it is there.
+    /// The pair of `key` (of which it may hold the piece).
     #[inline(always)]
-    fn get(&self, key: u64, n: usize, index: usize) -> Option<(u32, u32)> {
-        let slot = &self.slots[index & (HOT_SLOTS - 1)];
-        (slot.key == key && (slot.first >> 28) as usize == n)
-            .then_some((slot.first & (HOT_ID_LIMIT - 1), slot.second))
+    fn pair(&self, key: u64) -> &HotPair {
+        &self.pairs[Self::index(key) % (HOT_SLOTS / 2)]
     }
 
-    /// Remember that the piece `key` of `n` bytes has the ids `ids`, unless its slot is taken
-    /// or they do not fit a slot.
+    /// The ids of the piece `key` as [`HotSlot::ids`] has them, if it is there.
+    #[inline(always)]
+    fn find(&self, key: u64) -> Option<u64> {
+        let [a, b] = &self.pair(key).0;
+        if a.key == key {
+            Some(a.ids)
+        } else if b.key == key {
+            Some(b.ids)
+        } else {
+            None
+        }
+    }
+
+    /// The ids of the piece `key` (first, second or [`HOT_NONE`]), if it is there.
+    #[inline(always)]
+    fn get(&self, key: u64) -> Option<(u32, u32)> {
+        self.find(key).map(|ids| (ids as u32, (ids >> 32) as u32))
+    }
+
+    /// Remember that the piece of `n` bytes in the low bytes of `word` has the ids `ids`,
+    /// unless its pair is full, they are not one or two, or it holds a `0xFF` byte.
     #[inline]
-    fn offer(&mut self, key: u64, n: usize, index: usize, ids: &[u32]) {
+    fn offer(&mut self, word: u64, n: usize, ids: &[u32]) {
         let (first, second) = match *ids {
             [a] => (a, HOT_NONE),
-            [a, b] if b < HOT_ID_LIMIT => (a, b),
+            [a, b] if b != HOT_NONE => (a, b),
             _ => return,
         };
-        let slot = &mut self.slots[index & (HOT_SLOTS - 1)];
-        if slot.first == 0 && first < HOT_ID_LIMIT {
+        if has_ff(word, n) {
+            return;
+        }
+        let key = hot_key(word, n);
+        let pair = &mut self.pairs[Self::index(key) % (HOT_SLOTS / 2)];
+        if let Some(slot) = pair.0.iter_mut().find(|s| s.key == HOT_EMPTY) {
             *slot = HotSlot {
                 key,
-                first: first | (n as u32) << 28,
-                second,
+                ids: first as u64 | (second as u64) << 32,
             };
         }
     }
 
     fn clear(&mut self) {
-        self.slots.fill(HotSlot::default());
+        self.pairs.fill(HOT_EMPTY_PAIR);
     }
 }
 
@@ -378,28 +439,77 @@ impl Bpe {
     ) {
         let n = b - a;
         if n.wrapping_sub(1) < 8 {
-            let key = load_u64(text, a, n);
-            if let Some((first, second)) = cache.hot.get(key, n, HotTable::index(key)) {
-                let len = out.len();
-                if out.capacity() - len >= 2 {
-                    // SAFETY: two ids past `len` are allocated; the one or two written first
-                    // become the vector's new elements.
-                    unsafe {
-                        let p = out.as_mut_ptr().add(len);
-                        p.write(first);
-                        p.add(1).write(second);
-                        out.set_len(len + 1 + (second != HOT_NONE) as usize);
-                    }
-                } else {
+            let word = load_u64(text, a, n);
+            if !has_ff(word, n) {
+                if let Some((first, second)) = cache.hot.get(hot_key(word, n)) {
                     out.push(first);
                     if second != HOT_NONE {
                         out.push(second);
                     }
+                    return;
                 }
-                return;
             }
         }
         self.encode_range_cold(text, a, b, cache, out);
+    }
+
+    /// Append the ids of the pieces of `text` (UTF-8) that start at the set bits of `starts`
+    /// (bit `k`: byte `base + k`; bit 0 set), each ending at the next set bit; the piece at the
+    /// last set bit is not encoded. The loop of [`encode_range`](Self::encode_range) with the
+    /// output's end and the text's bounds checked once per piece, in registers.
+    #[inline(always)]
+    pub(crate) fn encode_starts(
+        &self,
+        text: &[u8],
+        base: usize,
+        mut starts: u64,
+        cache: &mut PieceCache,
+        out: &mut Vec<u32>,
+    ) {
+        debug_assert!(starts & 1 != 0);
+        // A piece at `a < limit` has 8 bytes to load.
+        let limit = text.len().saturating_sub(7);
+        let mut len = out.len();
+        let mut room = out.capacity() - len;
+        let mut at = out.as_mut_ptr();
+        let mut k = 0usize;
+        starts &= starts - 1;
+        while starts != 0 {
+            let e = starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            let a = base + k;
+            let n = e - k;
+            k = e;
+            if n.wrapping_sub(1) < 8 && a < limit && room >= 2 {
+                // SAFETY: `a + 8 <= text.len()`.
+                let word =
+                    u64::from_le(unsafe { text.as_ptr().add(a).cast::<u64>().read_unaligned() });
+                if let Some(ids) = cache.hot.find(hot_key(word, n)) {
+                    let count = 1 + (ids >> 32 != HOT_NONE as u64) as usize;
+                    // SAFETY: two ids past `len` are allocated (`room >= 2`); the `count`
+                    // written first become elements when the length is set.
+                    unsafe {
+                        at.add(len)
+                            .cast::<[u32; 2]>()
+                            .write_unaligned([ids as u32, (ids >> 32) as u32]);
+                    }
+                    len += count;
+                    room -= count;
+                    continue;
+                }
+            }
+            // SAFETY: the ids up to `len` were written above or by earlier calls.
+            unsafe { out.set_len(len) };
+            self.encode_range_cold(text, a, a + n, cache, out);
+            if out.capacity() - out.len() < 2 {
+                out.reserve(64);
+            }
+            len = out.len();
+            room = out.capacity() - len;
+            at = out.as_mut_ptr();
+        }
+        // SAFETY: as above.
+        unsafe { out.set_len(len) };
     }
 
     #[inline(never)]
@@ -424,8 +534,7 @@ impl Bpe {
             _ => self.encode_long(piece, cache, out),
         }
         if n <= 8 {
-            let key = load_u64(text, a, n);
-            cache.hot.offer(key, n, HotTable::index(key), &out[first..]);
+            cache.hot.offer(load_u64(text, a, n), n, &out[first..]);
         }
     }
 
@@ -695,6 +804,41 @@ mod tests {
             if round == 1 {
                 cache.clear();
             }
+        }
+    }
+
+    #[test]
+    fn hot_keys_tell_lengths_apart() {
+        for n in 1..=8usize {
+            let word = 0x7766_5544_3322_1100u64 | 0x0101_0101_0101_0101;
+            let key = hot_key(word, n);
+            assert_ne!(key, HOT_EMPTY);
+            assert_eq!(
+                key & (u64::MAX >> (64 - 8 * n)),
+                word & (u64::MAX >> (64 - 8 * n))
+            );
+            if n < 8 {
+                assert_eq!(key >> (8 * n), u64::MAX >> (8 * n));
+                assert_ne!(key, hot_key(word & (u64::MAX >> (64 - 8 * n)), n + 1));
+            }
+            assert!(!has_ff(word, n));
+            for at in 0..n {
+                assert!(has_ff(word | 0xFF << (8 * at), n), "n {n} at {at}");
+            }
+            if n < 8 {
+                assert!(!has_ff(word | 0xFF << (8 * n), n));
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_with_ff_bytes_skip_the_hot_table() {
+        let bpe = toy();
+        let mut cache = PieceCache::default();
+        for piece in [&b"a"[..], b"a\xff", b"ab", b"ab\xff", b"a", b"ab"] {
+            let mut out = Vec::new();
+            bpe.encode_piece(piece, &mut cache, &mut out);
+            assert_eq!(out, enc(&bpe, piece), "{piece:?}");
         }
     }
 

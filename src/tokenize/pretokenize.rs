@@ -41,16 +41,23 @@ impl Splitter {
 
     /// Call `emit.emit(start, end)` on the byte range of each piece of `s`, in order.
     #[inline(always)]
-    pub(crate) fn split_ranges(&self, s: &str, mut emit: impl super::scan::Emit) {
+    pub(crate) fn split_ranges(
+        &self,
+        s: &str,
+        simd: super::scan::Simd,
+        mut emit: impl super::scan::Emit,
+    ) {
         match self {
             Self::Gpt2 => super::scan::block_pieces(
                 super::scan::Pattern::Gpt2,
+                simd,
                 s.as_bytes(),
                 |i| gpt2_end(s, i),
                 emit,
             ),
             Self::Llama3 => super::scan::block_pieces(
                 super::scan::Pattern::Llama3,
+                simd,
                 s.as_bytes(),
                 |i| llama3_end(s, i),
                 emit,
@@ -79,6 +86,7 @@ impl Splitter {
                 let mut emit = emit;
                 super::scan::block_pieces(
                     super::scan::Pattern::Gpt2,
+                    super::scan::Simd::Base,
                     s.as_bytes(),
                     |i| gpt2_end(s, i),
                     // SAFETY: the block scanner cuts only before ASCII bytes, at the end, or
@@ -90,6 +98,7 @@ impl Splitter {
                 let mut emit = emit;
                 super::scan::block_pieces(
                     super::scan::Pattern::Llama3,
+                    super::scan::Simd::Base,
                     s.as_bytes(),
                     |i| llama3_end(s, i),
                     // SAFETY: as for GPT-2.
@@ -457,6 +466,39 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    /// The pieces of `s` by `split_ranges` with each classifier the CPU has.
+    fn pieces_each_simd(splitter: &Splitter, s: &str) -> Vec<Vec<String>> {
+        let mut simds = vec![super::super::scan::Simd::Base];
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+            simds.push(super::super::scan::Simd::Avx512);
+        }
+        simds
+            .into_iter()
+            .map(|simd| {
+                let mut out = Vec::new();
+                splitter.split_ranges(s, simd, |a: usize, b: usize| out.push(s[a..b].to_string()));
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_scanners_agree_on_each_simd() {
+        for splitter in [Splitter::Gpt2, Splitter::Llama3] {
+            for s in random_texts(23, 2000)
+                .iter()
+                .map(String::as_str)
+                .chain(TRICKY.iter().copied())
+            {
+                let want = pieces(&splitter, s);
+                for got in pieces_each_simd(&splitter, s) {
+                    assert_eq!(got, want, "{splitter:?} on {s:?}");
+                }
+            }
+        }
     }
 
     #[test]

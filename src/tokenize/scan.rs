@@ -29,16 +29,59 @@ pub(super) struct Masks {
     pub non_ascii: u64,
 }
 
+/// Which code classifies a block's bytes. [`Simd::Avx512`] only where the CPU has AVX-512BW
+/// (the caller checks; see `simd_level` in the module above).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Simd {
+    /// SSE2 on x86_64 (its baseline), scalar code elsewhere.
+    Base,
+    /// One 64-byte AVX-512BW load, compares straight into bit masks.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
 /// Classes of the 64 bytes at `p`.
 #[inline(always)]
-pub(super) fn classify(p: &[u8; 64]) -> Masks {
-    #[cfg(target_arch = "x86_64")]
-    {
-        classify_sse2(p)
+pub(super) fn classify(simd: Simd, p: &[u8; 64]) -> Masks {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Simd::Avx512` is chosen only where the CPU has AVX-512F and AVX-512BW.
+        Simd::Avx512 => unsafe { classify_avx512(p) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Base => classify_sse2(p),
+        #[cfg(not(target_arch = "x86_64"))]
+        Simd::Base => classify_scalar(p),
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        classify_scalar(p)
+}
+
+/// [`classify`] with AVX-512BW: each class is one or two byte compares into a mask register.
+/// Inlined into a function compiled with `avx512f,avx512bw`, it is a handful of instructions.
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX-512BW.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn classify_avx512(p: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees the features; the load reads the 64 bytes of `p`.
+    unsafe {
+        let c = |b: u8| _mm512_set1_epi8(b as i8);
+        let v = _mm512_loadu_si512(p.as_ptr() as *const __m512i);
+        let lower = _mm512_or_si512(v, c(0x20));
+        let letter = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(lower, c(b'a')), c(26));
+        let digit = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, c(b'0')), c(10));
+        let space = _mm512_cmpeq_epi8_mask(v, c(b' '));
+        let ctrl = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, c(9)), c(5));
+        let newline = _mm512_cmpeq_epi8_mask(v, c(b'\n')) | _mm512_cmpeq_epi8_mask(v, c(b'\r'));
+        Masks {
+            letter,
+            digit,
+            space_class: space | ctrl,
+            space,
+            apostrophe: _mm512_cmpeq_epi8_mask(v, c(b'\'')),
+            newline,
+            non_ascii: _mm512_movepi8_mask(v),
+        }
     }
 }
 
@@ -146,15 +189,35 @@ pub(super) fn llama3_starts(m: &Masks, next_ws: bool) -> u64 {
     let absorbed = fill_up(nl, (other << 1) & nl);
     let ws = w & !absorbed;
     let plain_ws = w & !nl;
-    // A newline of a whitespace run with another newline after it in the same run.
-    let later_nl = fill_up(ws.reverse_bits(), (nl & ws).reverse_bits()).reverse_bits();
-    let last_nl = nl & ws & !(later_nl >> 1);
+    let nl_ws = nl & ws;
+    // Most blocks have no whitespace run with two newlines (a blank line): every newline of
+    // a run is then its last, and the bit reversals below are skipped.
+    let last_nl = if fill_up(ws, (nl_ws << 1) & ws) & nl_ws == 0 {
+        nl_ws
+    } else {
+        // A newline of a whitespace run with another newline after it in the same run.
+        let later_nl = fill_up(ws.reverse_bits(), nl_ws.reverse_bits()).reverse_bits();
+        nl_ws & !(later_nl >> 1)
+    };
     let w_next = (w >> 1) | ((next_ws as u64) << 63);
     let letter = m.letter
         & !(m.letter << 1)
         & !(plain_ws << 1)
         & !(other << 1 & !(other << 2) & !(m.space << 2));
-    let digit = m.digit & !(m.digit << 1);
+    let d = m.digit;
+    let mut digit = d & !(d << 1);
+    // `\p{N}{1,3}`: a run of four or more digits has a start every three from its first.
+    let fourth = d & (d << 1) & (d << 2) & (d << 3);
+    if fourth != 0 {
+        let mut at = digit;
+        loop {
+            at = (at << 3) & fourth;
+            if at == 0 {
+                break;
+            }
+            digit |= at;
+        }
+    }
     let oth = other & !(other << 1) & !(m.space << 1);
     let run_first = ws & !(ws << 1);
     let after_last_nl = (last_nl << 1) & ws;
@@ -191,6 +254,20 @@ pub(super) enum Pattern {
 /// type with an `#[inline(always)]` method is inlined into the scan loop for certain.
 pub(crate) trait Emit {
     fn emit(&mut self, a: usize, b: usize);
+
+    /// `emit` on the pieces from each set bit of `starts` (bit `k`: byte `base + k`; bit 0 is
+    /// set) to the next; not on the piece at the last set bit.
+    #[inline(always)]
+    fn emit_starts(&mut self, base: usize, mut starts: u64) {
+        let mut k = 0usize;
+        starts &= starts - 1;
+        while starts != 0 {
+            let next = starts.trailing_zeros() as usize;
+            self.emit(base + k, base + next);
+            k = next;
+            starts &= starts - 1;
+        }
+    }
 }
 
 impl<F: FnMut(usize, usize)> Emit for F {
@@ -213,20 +290,13 @@ impl<F: FnMut(usize, usize)> Emit for F {
 #[inline(always)]
 pub(super) fn block_pieces(
     pattern: Pattern,
+    simd: Simd,
     s: &[u8],
     scalar_end: impl Fn(usize) -> usize,
     mut emit: impl Emit,
 ) {
     // `emit` is inlined only where the block loop emits (nearly every piece); the rare sites
     // call it through `dyn`, so the loop stays small.
-    #[inline(always)]
-    fn emit_piece(pattern: Pattern, s: &[u8], a: usize, b: usize, emit: &mut impl Emit) {
-        if pattern == Pattern::Llama3 && b - a > 3 && s[a].is_ascii_digit() {
-            emit_digits(a, b, emit);
-        } else {
-            emit.emit(a, b);
-        }
-    }
     /// A digit run in threes (Llama-3's `\p{N}{1,3}`).
     #[inline(never)]
     fn emit_digits(a: usize, b: usize, emit: &mut dyn Emit) {
@@ -253,7 +323,7 @@ pub(super) fn block_pieces(
             pad[n..].fill(b' ');
             (pad[..64].try_into().expect("64 bytes"), pad[64])
         };
-        let m = classify(block);
+        let m = classify(simd, block);
         let next_ws = next == b' ' || (9..=13).contains(&next);
         // Starts are trusted where the byte and both neighbours are ASCII and in the text.
         let first_hi = if m.non_ascii != 0 {
@@ -304,15 +374,8 @@ pub(super) fn block_pieces(
             cut = true;
         }
         let last = 63 - starts.leading_zeros() as usize;
-        let mut k = 0usize;
-        starts &= starts - 1;
-        while starts != 0 {
-            let next_start = starts.trailing_zeros() as usize;
-            emit_piece(pattern, s, i + k, i + next_start, &mut emit);
-            k = next_start;
-            starts &= starts - 1;
-        }
-        debug_assert_eq!(k, last);
+        // Llama-3's digit runs are cut in threes by the start bits already.
+        emit.emit_starts(i, starts);
         if n <= 64 && trusted >= n && !cut {
             if pattern == Pattern::Llama3 && len - (i + last) > 3 && s[i + last].is_ascii_digit() {
                 emit_digits(i + last, len, &mut emit);
@@ -327,6 +390,53 @@ pub(super) fn block_pieces(
             i = j;
         } else {
             i += last;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifiers_agree_with_scalar() {
+        let mut state = 17u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        };
+        let mut blocks: Vec<[u8; 64]> = (0..=255u8)
+            .collect::<Vec<_>>()
+            .chunks(64)
+            .map(|c| c.try_into().unwrap())
+            .collect();
+        blocks.extend((0..2000).map(|_| std::array::from_fn(|_| next())));
+        blocks.extend((0..2000).map(|_| std::array::from_fn(|_| next() & 0x7f)));
+        for b in &blocks {
+            let want = classify_scalar(b);
+            let mut simds = vec![Simd::Base];
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+            {
+                simds.push(Simd::Avx512);
+            }
+            for simd in simds {
+                let got = classify(simd, b);
+                let fields = |m: &Masks| {
+                    [
+                        m.letter,
+                        m.digit,
+                        m.space_class,
+                        m.space,
+                        m.apostrophe,
+                        m.newline,
+                        m.non_ascii,
+                    ]
+                };
+                assert_eq!(fields(&got), fields(&want), "{simd:?} on {b:?}");
+            }
         }
     }
 }

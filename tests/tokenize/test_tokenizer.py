@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -274,3 +275,32 @@ def test_added_token_options_match_tokenizers(gpt2_path: Path, tmp_path: Path) -
             assert ours.decode(ids, skip_special_tokens=skip) == hf.decode(
                 ids.tolist(), skip_special_tokens=skip
             )
+
+
+@pytest.mark.parametrize("level", ["0", "1"])
+def test_fallback_scan_loops_give_the_same_ids(tokenizer_path: Path, corpus: list[str], level: str) -> None:
+    """The scan-and-encode loop's baseline and BMI/AVX2 copies (``PHICORPUS_TOKENIZE_SIMD``
+    caps the copy a process runs; it is read once, so each runs in a fresh process) give the ids
+    the best copy gives in this one."""
+    import subprocess
+    import sys
+
+    texts = [*CASES, *corpus[:8]]
+    want = [Tokenizer.from_file(tokenizer_path).encode(t).tolist() for t in texts]
+    script = (
+        "import json, sys\n"
+        "from phicorpus.tokenize import Tokenizer\n"
+        "tok = Tokenizer.from_file(sys.argv[1])\n"
+        "texts = json.load(sys.stdin)\n"
+        "print(json.dumps([tok.encode(t).tolist() for t in texts]))\n"
+    )
+    env = {**os.environ, "PHICORPUS_TOKENIZE_SIMD": level}
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(tokenizer_path)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(run.stdout) == want
