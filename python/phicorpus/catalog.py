@@ -51,7 +51,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -685,6 +685,30 @@ class Catalog:
         finally:
             self.con.unregister("_phicorpus_new_documents")
         return int(n[0]) if n else 0
+
+    def insert_skips(self, source: str, skips: Iterable[tuple[str, int, str, str | None]]) -> None:
+        """Record skipped inputs ``(path, line, reason, detail)`` of ``source`` in ``ingest_skips``
+        in one statement (a row-at-a-time upsert costs milliseconds each); a skip already recorded
+        at the same place is replaced, the last one given wins."""
+        import pyarrow as pa
+
+        unique = {(path, line): (reason, detail) for path, line, reason, detail in skips}
+        if not unique:
+            return
+        table = pa.table(
+            {
+                "source": pa.array([source] * len(unique), pa.string()),
+                "path": pa.array([k[0] for k in unique], pa.string()),
+                "line": pa.array([k[1] for k in unique], pa.int64()),
+                "reason": pa.array([v[0] for v in unique.values()], pa.string()),
+                "detail": pa.array([v[1] for v in unique.values()], pa.string()),
+            }
+        )
+        self.con.register("_phicorpus_new_skips", table)
+        try:
+            self.exec("INSERT OR REPLACE INTO ingest_skips BY NAME SELECT * FROM _phicorpus_new_skips")
+        finally:
+            self.con.unregister("_phicorpus_new_skips")
 
     # -- published files ----------------------------------------------------------------------
 

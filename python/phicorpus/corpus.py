@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     Texts: TypeAlias = Sequence[str] | TextBuffers
 
 __all__ = [
+    "DISTINCT_COLUMNS",
     "Corpus",
     "CorpusError",
     "atomic_path",
@@ -49,6 +50,7 @@ __all__ = [
     "sha256_file",
     "stream_text_buffers",
     "utf8_buffers",
+    "write_documents",
 ]
 
 TMP_SUFFIX = ".tmp"
@@ -206,6 +208,20 @@ def fsync_dir(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: Document columns whose values are nearly all distinct: Parquet's dictionary encoding would hash
+#: every value before giving up on them (a quarter of the write time of a text shard).
+DISTINCT_COLUMNS = frozenset({"id", "text", "path", "url", "source_id"})
+
+
+def write_documents(table: pa.Table, path: str | Path) -> None:
+    """Write a document shard: zstd Parquet, dictionary encoding only for the columns that repeat
+    (``source``, ``language``, ...). ``path`` is usually an :func:`atomic_path` temporary."""
+    import pyarrow.parquet as pq
+
+    repeating = [name for name in table.column_names if name not in DISTINCT_COLUMNS]
+    pq.write_table(table, path, compression="zstd", use_dictionary=repeating)
 
 
 @contextlib.contextmanager

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -48,6 +49,7 @@ from phicorpus.corpus import (
     cheap_file_problem,
     file_kind_problem,
     remove_stale_temporaries,
+    write_documents,
 )
 
 __all__ = [
@@ -562,7 +564,7 @@ def _write_chunk(
         }
     )
     with atomic_path(shard) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        write_documents(table, tmp)
     rel = corpus.relative(shard)
     seen: set[str] = set()
     rows: dict[str, list[Any]] = {k: [] for k in (
@@ -606,21 +608,20 @@ def _write_chunk(
             source=source, stage="ingest",
         )  # fmt: skip
         inserted = catalog.insert_documents(new_docs) if new_docs.num_rows else 0
-        for skip in skips:
-            catalog.exec(
-                "INSERT OR REPLACE INTO ingest_skips (source, path, line, reason, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [source, skip.path, skip.line, skip.reason, skip.detail],
-            )
+        catalog.insert_skips(source, ((s.path, s.line, s.reason, s.detail) for s in skips))
     return inserted
 
 
-def _utf8_array(datas: list[bytes]) -> pa.Array | pa.ChunkedArray:
-    """A string array of checked UTF-8 ``datas``: copied as binary, then viewed as string."""
-    binary = pa.array(datas, pa.binary())
-    if isinstance(binary, pa.ChunkedArray):  # over 2 GiB of text: more than one chunk
-        return pa.chunked_array([c.view(pa.string()) for c in binary.chunks], pa.string())
-    return binary.view(pa.string())
+def _utf8_array(datas: list[bytes]) -> pa.Array:
+    """A string array of checked UTF-8 ``datas``: one join into an exactly sized buffer and the
+    offsets from the lengths (a builder appending item by item regrows and copies its buffer)."""
+    lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
+    offsets = np.zeros(len(datas) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = pa.py_buffer(b"".join(datas))
+    if offsets[-1] <= np.iinfo(np.int32).max:
+        return pa.StringArray.from_buffers(len(datas), pa.py_buffer(offsets.astype(np.int32)), data)
+    return pa.LargeStringArray.from_buffers(len(datas), pa.py_buffer(offsets), data)
 
 
 _DOC_SCHEMA = pa.schema(

@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from phicorpus.catalog import Catalog, params_hash
 from phicorpus.config import IngestConfig
-from phicorpus.corpus import Corpus, atomic_path, remove_stale_temporaries
+from phicorpus.corpus import Corpus, atomic_path, remove_stale_temporaries, write_documents
 from phicorpus.sources.code import IngestError, document_id, skip_summary
 
 __all__ = ["BAD_INPUT_REASONS", "WEB_SCHEMA", "default_web_paths", "extract_main_text", "ingest_web"]
@@ -480,7 +480,7 @@ def _write_chunk(
         schema=WEB_SCHEMA,
     )
     with atomic_path(shard) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        write_documents(table, tmp)
     rel = corpus.relative(shard)
     names = ("id", "source", "kind", "file", "row", "provenance", "chars", "bytes", "lines", "language")
     rows: dict[str, list[Any]] = {k: [] for k in names}
@@ -507,23 +507,7 @@ def _write_chunk(
             new_docs = new_docs.filter(pa.array([i not in existing for i in rows["id"]]))
         catalog.register_shard(shard, "docs", rows=len(docs), source=source, stage="ingest-web")
         inserted = catalog.insert_documents(new_docs) if new_docs.num_rows else 0
-        if skips:
-            # one statement for the whole chunk: a row-at-a-time upsert costs milliseconds each
-            unique = {(s.path, s.line): s for s in skips}
-            table = pa.table(
-                {
-                    "source": [source] * len(unique),
-                    "path": [k[0] for k in unique],
-                    "line": [k[1] for k in unique],
-                    "reason": [s.reason for s in unique.values()],
-                    "detail": [s.detail for s in unique.values()],
-                }
-            )
-            catalog.con.register("_web_skips", table)
-            try:
-                catalog.exec("INSERT OR REPLACE INTO ingest_skips BY NAME SELECT * FROM _web_skips")
-            finally:
-                catalog.con.unregister("_web_skips")
+        catalog.insert_skips(source, ((s.path, s.line, s.reason, s.detail) for s in skips))
     return inserted
 
 
