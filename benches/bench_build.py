@@ -13,6 +13,13 @@ per stage with one Rust thread (so the figures are per core):
   ``tofile`` of the ids, i.e. the bare tokenize-and-dump a build does at the least; and our own
   encoder alone on the same documents (one thread, fresh instance): the build's kernel.
 
+- filter: the filter stage (plan, Arrow buffers to the Rust signals, rule decisions, Parquet per
+  shard, one catalog transaction) against the signals alone on the same documents, one thread
+  (goal: >= 0.8 of them);
+- ingest: ``ingest_code`` of a directory tree (this Python's stdlib and ``/usr/include``) with a
+  warm page cache, in MB of kept text per CPU-second (goal: 100 MB/s per core), against the bare
+  walk-and-read of the same files (the floor no ingest can beat).
+
 The dataloader line compares :class:`phicorpus.loader.TokenDataset` (shuffled packed 2048-token
 samples, int64 inputs and labels) with a bare ``np.memmap`` read of the same windows.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -37,10 +45,15 @@ import pyarrow.parquet as pq
 
 from common import DATA_DIR, load_corpus, mbytes, report
 from phicorpus.catalog import Catalog
-from phicorpus.corpus import Corpus, atomic_path, sha256_file
+from phicorpus.config import FilterConfig, IngestConfig
+from phicorpus.corpus import Corpus, atomic_path, sha256_file, utf8_buffers
+from phicorpus.filter.code import code_signals
+from phicorpus.filter.signals import quality_signals
+from phicorpus.filter.stage import run_filter
 from phicorpus.loader import TokenDataset
 from phicorpus.mix import MixPlan
 from phicorpus.shard.stage import write_build
+from phicorpus.sources.code import ingest_code
 from phicorpus.stage import LocalExecutor
 from phicorpus.tokenize import train_tokenizer
 from phicorpus.tokenize.stage import tokenize_sources
@@ -52,11 +65,16 @@ BENCH_MB = float(os.environ.get("PHICORPUS_BENCH_MB", "50"))
 PER_FILE = 2_000
 
 
-def _write_sources(corpus: Corpus, docs: list[str]) -> None:
+def _by_source(docs: list[str]) -> dict[str, list[str]]:
     by_source: dict[str, list[str]] = {"code": [], "textbook": []}
     for d in docs:
         looks_python = d.lstrip().startswith(('"""', "#", "import ", "from ", "'''"))
         by_source["code" if looks_python else "textbook"].append(d)
+    return by_source
+
+
+def _write_sources(corpus: Corpus, docs: list[str]) -> None:
+    by_source = _by_source(docs)
     with Catalog.open(corpus) as catalog:
         for source, texts in by_source.items():
             catalog.ensure_source(source, "bench", "benches/common.py corpus")
@@ -197,6 +215,58 @@ def main() -> None:
         report(
             "loader: TokenDataset samples", n_tok / t_ds / 1e6, n_tok / t_mm / 1e6, "bare np.memmap", "Mtok/s"
         )
+
+        _bench_filter(corpus, docs, mb)
+    _bench_ingest()
+
+
+def _bench_filter(corpus: Corpus, docs: list[str], mb: float) -> None:
+    """The filter stage against its kernels: the prose signals on the textbook documents and the
+    code signals on the code ones, one thread, from the same Arrow buffers the stage hands them."""
+    by_source = _by_source(docs)
+    prose = utf8_buffers(pa.array(by_source["textbook"], pa.string()))
+    code = utf8_buffers(pa.array(by_source["code"], pa.string()))
+    start = time.perf_counter()
+    quality_signals(prose, num_threads=1)
+    code_signals(code, 1)
+    t_signals = time.perf_counter() - start
+    start = time.perf_counter()
+    stats = run_filter(corpus, FilterConfig(), num_threads=1, executor=LocalExecutor(workers=1))
+    t_stage = time.perf_counter() - start
+    print(f"  filter    {mb / t_stage:8.1f} MB/s   ({t_stage:.2f} s, {stats['scored']:,} documents judged)")
+    report("build: filter stage vs signals (1 core)", mb / t_stage, mb / t_signals, "signals alone")
+
+
+def _bench_ingest() -> None:
+    """``ingest_code`` of a directory tree with a warm page cache, MB of kept text per CPU-second;
+    the peer is the bare walk-and-read of the same files (which also warms the cache)."""
+    roots = [Path(sysconfig.get_paths()["stdlib"]), Path("/usr/include")]
+    roots = [r for r in roots if r.is_dir()]
+    read_bytes, t_read = 0, 0.0
+    for _ in range(2):  # the first pass warms the cache, the second is the timed floor
+        start_cpu, read_bytes = time.process_time(), 0
+        for root in roots:
+            for dirpath, _dirs, files in os.walk(root):
+                for name in files:
+                    try:
+                        with open(os.path.join(dirpath, name), "rb") as fh:
+                            read_bytes += len(fh.read())
+                    except OSError:
+                        pass
+        t_read = time.process_time() - start_cpu
+    with tempfile.TemporaryDirectory(prefix="phicorpus-bench-") as tmp:
+        corpus = Corpus.create(Path(tmp) / "corpus")
+        start_cpu, start = time.process_time(), time.perf_counter()
+        stats = ingest_code(corpus, roots, config=IngestConfig(), source="code")
+        cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start
+    kept = stats["bytes"] / 1e6
+    where = " + ".join(str(r) for r in roots)
+    print(
+        f"ingest: {where}: {read_bytes / 1e6:.1f} MB read, {stats['total_documents']:,} files kept "
+        f"({kept:.1f} MB), {cpu:.2f} CPU-s, {wall:.2f} s wall ({kept / wall:.1f} MB/s)",
+        flush=True,
+    )
+    report("ingest: directory tree (MB per CPU-s)", kept / cpu, read_bytes / 1e6 / t_read, "walk + read only")
 
 
 if __name__ == "__main__":

@@ -480,9 +480,11 @@ def _member(values: pa.ChunkedArray, names: frozenset[str]) -> np.ndarray[Any, n
 
 
 def _texts(text: pa.Array, index: np.ndarray[Any, Any] | None) -> Texts:
-    """The texts at ``index`` (all when None): Arrow buffers, or str when the column has nulls
-    or is not a string column (the Rust call then names the row that is not text)."""
-    picked = text if index is None else text.take(pa.array(index, pa.int64()))
+    """The texts at ``index`` (increasing positions; all when None): Arrow buffers, or str when
+    the column has nulls or is not a string column (the Rust call then names the row that is not
+    text). When every position is asked for, the array itself, not a copy."""
+    whole = index is None or len(index) == len(text)
+    picked = text if whole else text.take(pa.array(index, pa.int64()))
     if picked.null_count == 0 and (pa.types.is_string(picked.type) or pa.types.is_large_string(picked.type)):
         return utf8_buffers(picked)
     texts: list[str] = picked.to_pylist()
