@@ -3,23 +3,13 @@
 
 use std::time::Instant;
 
-use phicorpus::tokenize::Tokenizer;
+#[path = "common/mod.rs"]
+mod common;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let tok = Tokenizer::from_file(&args[1]).expect("tokenizer");
-    let mb: f64 = args.get(3).map_or(10.0, |s| s.parse().unwrap());
+    let (tok, docs) = common::load(&args, 10.0);
     let rounds: usize = args.get(4).map_or(3, |s| s.parse().unwrap());
-    let mut docs: Vec<String> = Vec::new();
-    let mut total = 0usize;
-    for line in std::fs::read_to_string(&args[2]).expect("corpus").lines() {
-        let d: String = serde_json::from_str(line).expect("json line");
-        total += d.len();
-        if total as f64 > mb * 1e6 {
-            break;
-        }
-        docs.push(d);
-    }
     let strs: Vec<&str> = docs.iter().map(String::as_str).collect();
     let size = strs.iter().map(|s| s.len()).sum::<usize>() as f64 / 1e6;
     let run = |label: &str| {

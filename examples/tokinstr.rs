@@ -3,23 +3,13 @@
 //! and prints the id count; run under `valgrind --tool=cachegrind` with WARM 0 and 1, the
 //! difference is one warm pass.
 
-use phicorpus::tokenize::Tokenizer;
+#[path = "common/mod.rs"]
+mod common;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let tok = Tokenizer::from_file(&args[1]).expect("tokenizer");
-    let mb: f64 = args.get(3).map_or(5.0, |s| s.parse().unwrap());
+    let (tok, docs) = common::load(&args, 5.0);
     let warm: usize = args.get(4).map_or(1, |s| s.parse().unwrap());
-    let mut docs: Vec<String> = Vec::new();
-    let mut total = 0usize;
-    for line in std::fs::read_to_string(&args[2]).expect("corpus").lines() {
-        let d: String = serde_json::from_str(line).expect("json line");
-        total += d.len();
-        if total as f64 > mb * 1e6 {
-            break;
-        }
-        docs.push(d);
-    }
     let mut out = Vec::new();
     let mut n = 0usize;
     for _ in 0..=warm {
