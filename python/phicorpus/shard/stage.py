@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from phicorpus import shard as shard_format
-from phicorpus.catalog import Catalog, params_hash
+from phicorpus.catalog import Catalog, ShardRecord, params_hash
 from phicorpus.corpus import (
     Corpus,
     CorpusError,
@@ -179,22 +179,16 @@ class ShardStage:
         )
 
     def commit(self, corpus: Corpus, catalog: Catalog, results: Sequence[UnitResult]) -> dict[str, Any]:
+        records = [
+            ShardRecord(rel, kind, None, "build", sha, int(size), int(s["documents"]), int(s["tokens"]))
+            for s, outputs in ((r.stats, r.outputs) for r in results)
+            for rel, kind, sha, size in (
+                (outputs[0], "tokens-bin", s["sha256"], s["bytes"]),
+                (outputs[1], "tokens-idx", s["idx_sha256"], s["idx_bytes"]),
+            )
+        ]
         with catalog.transaction():
-            for result in results:
-                s = result.stats
-                for rel, kind, sha, size in (
-                    (result.outputs[0], "tokens-bin", s["sha256"], s["bytes"]),
-                    (result.outputs[1], "tokens-idx", s["idx_sha256"], s["idx_bytes"]),
-                ):
-                    catalog.register_shard(
-                        corpus.absolute(rel),
-                        kind,
-                        sha256=sha,
-                        size=int(size),
-                        rows=int(s["documents"]),
-                        tokens=int(s["tokens"]),
-                        stage="build",
-                    )
+            catalog.register_shards(records)
         return {"shards": len(results), "tokens": sum(int(r.stats["tokens"]) for r in results)}
 
 
@@ -414,18 +408,14 @@ def _write_build_once(
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     publish_bytes(manifest_path, data)
     with Catalog.open(corpus) as catalog, catalog.transaction():
-        for path, blob in extras.items():
-            catalog.register_shard(
-                path, "build-file", sha256=hashlib.sha256(blob).hexdigest(), size=len(blob), stage="build"
-            )
-        catalog.register_shard(
-            manifest_path,
-            "manifest",
-            sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            rows=splits["train"]["documents"],
-            tokens=train_total,
-            stage="build",
+
+        def record(path: Path, kind: str, blob: bytes, rows: int | None, tokens: int | None) -> ShardRecord:
+            sha = hashlib.sha256(blob).hexdigest()
+            return ShardRecord(corpus.relative(path), kind, None, "build", sha, len(blob), rows, tokens)
+
+        catalog.register_shards(
+            [record(path, "build-file", blob, None, None) for path, blob in extras.items()]
+            + [record(manifest_path, "manifest", data, splits["train"]["documents"], train_total)]
         )
         catalog.finish_stage(run, {"train_tokens": train_total, "valid_tokens": splits["valid"]["tokens"]})
     return manifest

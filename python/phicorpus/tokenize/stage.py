@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from phicorpus import shard as shard_format
-from phicorpus.catalog import Catalog, kept_documents, params_hash
+from phicorpus.catalog import Catalog, ShardRecord, kept_documents, params_hash
 from phicorpus.corpus import (
     Corpus,
     CorpusError,
@@ -365,23 +365,24 @@ class TokenizeStage:
         with catalog.transaction():
             all_ids: list[str] = []
             all_lengths: list[np.ndarray[Any, Any]] = []
+            records: list[ShardRecord] = []
             for result in results:
                 source, ids = self._unit_ids[result.key]
                 bin_rel, idx_rel = result.outputs
                 lengths = unit_lengths(corpus, result)
                 for rel, kind in ((bin_rel, "token-cache-bin"), (idx_rel, "token-cache-idx")):
-                    catalog.register_shard(
-                        corpus.absolute(rel),
-                        kind,
-                        rows=len(ids),
-                        tokens=int(lengths.sum()),
-                        source=source,
-                        stage="build",
+                    path = corpus.absolute(rel)
+                    sha = result.hashes.get(rel) or sha256_file(path)  # the unit hashed what it wrote
+                    records.append(
+                        ShardRecord(
+                            rel, kind, source, "build", sha, path.stat().st_size, len(ids), int(lengths.sum())
+                        )
                     )
                 all_ids.extend(ids)
                 all_lengths.append(lengths)
                 documents += len(ids)
                 tokens += int(lengths.sum())
+            catalog.register_shards(records)
             if all_ids:
                 update = pa.table(
                     {
